@@ -1,0 +1,134 @@
+"""Adapters to lightningd and the plugins beside it (sling, clboss, bookkeeper).
+
+Every external call goes through `call_with_retry`: a timeout per attempt and a bounded retry on
+transport faults (tenacity). A JSON-RPC error answer is a definite answer and is never retried.
+
+pyln's LightningRpc opens a socket per call with no timeout, so a wedged lightningd would hang an io
+thread forever; `SocketRpc` speaks the same JSON-RPC framing with a socket timeout instead.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from typing import Any, Protocol
+
+import tenacity
+from pyln.client import RpcError
+
+OPTIONAL_PLUGINS = ("sling", "clboss", "bookkeeper")
+
+
+class RpcClient(Protocol):
+    def call(self, method: str, params: dict | list | None = None) -> dict: ...
+
+
+class SocketRpc:
+    """Minimal JSON-RPC 2.0 client for lightningd's unix socket, with a timeout."""
+
+    _ids = iter(range(1, 1 << 62))
+    _lock = threading.Lock()
+
+    def __init__(self, path: str, timeout: float = 15.0):
+        self.path = path
+        self.timeout = timeout
+
+    def call(self, method: str, params: dict | list | None = None) -> dict:
+        with self._lock:
+            req_id = f"cl-revenue-ops:{method}#{next(self._ids)}"
+        if isinstance(params, dict):
+            params = {k: v for k, v in params.items() if v is not None}
+        request = {"jsonrpc": "2.0", "id": req_id, "method": method, "params": params or {}}
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(self.timeout)
+            sock.connect(self.path)
+            sock.sendall(json.dumps(request).encode())
+            reply = self._read(sock)
+        if "error" in reply:
+            raise RpcError(method, params or {}, reply["error"])
+        return reply["result"]
+
+    @staticmethod
+    def _read(sock: socket.socket) -> dict:
+        """lightningd ends every reply with a blank line; JSON strings can never contain one raw."""
+        buf = b""
+        while b"\n\n" not in buf:
+            chunk = sock.recv(65536)
+            if not chunk:
+                if buf.strip():
+                    break
+                raise ConnectionError("lightningd closed the RPC connection")
+            buf += chunk
+        return json.loads(buf.split(b"\n\n", 1)[0])
+
+
+def plugin_group(method: str) -> str:
+    """Which dependency answers a method: the health of that one degrades when it fails."""
+    if method.startswith("sling-"):
+        return "sling"
+    if method.startswith("clboss-"):
+        return "clboss"
+    if method.startswith("bkpr-"):
+        return "bookkeeper"
+    return "lightningd"
+
+
+def is_unknown_command(err: RpcError) -> bool:
+    error = err.error if isinstance(err.error, dict) else {}
+    return error.get("code") == -32601 or "Unknown command" in str(error.get("message", ""))
+
+
+def call_with_retry(client: RpcClient, method: str, params: dict | list | None,
+                    attempts: int = 3, backoff: float = 0.2) -> tuple[Any, float]:
+    """Call with bounded retries on transport faults; returns (result, seconds of the last attempt)."""
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential(multiplier=backoff, max=2.0) if backoff > 0 else tenacity.wait_none(),
+        retry=tenacity.retry_if_exception_type((OSError, TimeoutError, ConnectionError)),
+        reraise=True)
+    for attempt in retrying:
+        with attempt:
+            started = time.monotonic()
+            result = client.call(method, params)
+            return result, time.monotonic() - started
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def installed_plugins(plugin_list: dict) -> dict[str, bool]:
+    """From `plugin list`: which optional plugins run (by file name, as cl-hive detects us)."""
+    names = [p.get("name", "").rsplit("/", 1)[-1].lower() for p in plugin_list.get("plugins", [])
+             if p.get("active", True)]
+    return {dep: any(dep in n for n in names) for dep in OPTIONAL_PLUGINS}
+
+
+def parse_channel(ch: dict, connected: bool | None = None) -> dict:
+    """listpeerchannels entry → ChannelView fields (msat as int)."""
+    local = ch.get("updates", {}).get("local", {})
+    htlcs = ch.get("htlcs", [])
+    return {
+        "scid": ch.get("short_channel_id", ""),
+        "peer_id": ch["peer_id"],
+        "channel_id": ch.get("channel_id", ""),
+        "state": ch["state"],
+        "opener": ch.get("opener", "local"),
+        "capacity_msat": int(ch.get("total_msat", 0)),
+        "local_msat": int(ch.get("to_us_msat", 0)),
+        "spendable_msat": int(ch.get("spendable_msat", 0)),
+        "receivable_msat": int(ch.get("receivable_msat", 0)),
+        "fee_base_msat": int(local.get("fee_base_msat", ch.get("fee_base_msat", 0))),
+        "fee_ppm": int(local.get("fee_proportional_millionths", ch.get("fee_proportional_millionths", 0))),
+        "htlc_count": len(htlcs),
+        "htlc_value_msat": sum(int(h.get("amount_msat", 0)) for h in htlcs),
+        "max_accepted_htlcs": int(ch.get("max_accepted_htlcs", 483)),
+        "peer_connected": bool(ch.get("peer_connected", True) if connected is None else connected),
+    }
+
+
+def sat_per_vb(feerates: dict) -> float | None:
+    """The opening estimate of `feerates perkb` in sat/vB (reference §5.3.1); None when unknown."""
+    perkb = feerates.get("perkb", {})
+    for key in ("opening", "mutual_close", "unilateral_close", "floor"):
+        if perkb.get(key):
+            return perkb[key] / 1000.0
+    return None

@@ -1,0 +1,316 @@
+"""SQLite persistence: schema, forward-only migrations (PRAGMA user_version), queries.
+
+One Store is owned by the actor-loop thread only, so it needs no locking. Writes that belong together
+run in one explicit transaction (`with store.tx():`), so a crash never leaves half of them applied.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from revops.model import Forward
+
+# Each entry migrates the schema from version i to i+1. Never edit a shipped entry: append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE forwards (
+        in_channel TEXT NOT NULL, in_htlc_id INTEGER NOT NULL, out_channel TEXT,
+        in_msat INTEGER NOT NULL, out_msat INTEGER, fee_msat INTEGER, status TEXT NOT NULL,
+        received_time REAL NOT NULL, resolved_time REAL, updated_index INTEGER,
+        failcode INTEGER, failreason TEXT,
+        PRIMARY KEY (in_channel, in_htlc_id));
+    CREATE INDEX forwards_out_time ON forwards(out_channel, received_time);
+    CREATE INDEX forwards_in_time ON forwards(in_channel, received_time);
+    CREATE INDEX forwards_time ON forwards(received_time);
+    CREATE TABLE channel_actors (
+        scid TEXT PRIMARY KEY, peer_id TEXT NOT NULL, state_json TEXT NOT NULL,
+        updated_at INTEGER NOT NULL, closed_at INTEGER);
+    CREATE TABLE fee_decisions (
+        id INTEGER PRIMARY KEY, scid TEXT NOT NULL, at INTEGER NOT NULL,
+        old_fee_ppm INTEGER NOT NULL, new_fee_ppm INTEGER NOT NULL, branch TEXT NOT NULL,
+        reason TEXT NOT NULL, inputs_json TEXT NOT NULL, broadcast INTEGER NOT NULL,
+        outcome TEXT NOT NULL);
+    CREATE INDEX fee_decisions_scid_at ON fee_decisions(scid, at);
+    CREATE TABLE policies (
+        peer_id TEXT NOT NULL, channel_id TEXT NOT NULL DEFAULT '',
+        strategy TEXT NOT NULL, rebalance_mode TEXT NOT NULL, fee_ppm_target INTEGER,
+        fee_min_ppm INTEGER, fee_max_ppm INTEGER, tags_json TEXT NOT NULL DEFAULT '[]',
+        expires_at INTEGER, updated_at INTEGER NOT NULL,
+        PRIMARY KEY (peer_id, channel_id));
+    CREATE TABLE config_overrides (
+        key TEXT PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+    CREATE TABLE feerate_samples (at INTEGER PRIMARY KEY, sat_per_vb REAL NOT NULL);
+    CREATE TABLE budget_reservations (
+        id TEXT PRIMARY KEY, scid TEXT NOT NULL, reserved_msat INTEGER NOT NULL,
+        spent_msat INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL,
+        created_at INTEGER NOT NULL, settled_at INTEGER);
+    CREATE INDEX budget_status_time ON budget_reservations(status, created_at);
+    CREATE TABLE sling_jobs (
+        scid TEXT PRIMARY KEY, job_json TEXT NOT NULL, status TEXT NOT NULL,
+        created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+    CREATE TABLE rebalances (
+        id TEXT PRIMARY KEY, to_channel TEXT NOT NULL, from_channels TEXT NOT NULL,
+        amount_sat INTEGER NOT NULL, max_fee_msat INTEGER NOT NULL, fee_msat INTEGER,
+        moved_msat INTEGER, status TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL,
+        created_at INTEGER NOT NULL, finished_at INTEGER);
+    CREATE TABLE financial_snapshots (
+        at INTEGER PRIMARY KEY, data_json TEXT NOT NULL);
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used safely; the message says why and what to do."""
+
+
+def _forward_row(f: Forward) -> tuple:
+    return (f.in_channel, f.in_htlc_id, f.out_channel, f.in_msat, f.out_msat, f.fee_msat, f.status,
+            f.received_time, f.resolved_time, f.updated_index, f.failcode, f.failreason)
+
+
+class Store:
+    def __init__(self, path: str):
+        self.path = path
+        parent = os.path.dirname(os.path.abspath(path))
+        os.makedirs(parent, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot open database {path}: {e}. The file was left untouched; "
+                             "move it aside or restore a backup, then start again") from e
+        self._in_tx = False
+
+    # -- schema ---------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"database {self.path} has schema version {version}, newer than this "
+                             f"plugin understands ({SCHEMA_VERSION}); refusing to touch it")
+        for target in range(version, SCHEMA_VERSION):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in MIGRATIONS[target].split(";"):
+                    if stmt.strip():
+                        self.db.execute(stmt)
+                self.db.execute(f"PRAGMA user_version={target + 1}")
+                self.db.execute("COMMIT")
+            except Exception:
+                self.db.execute("ROLLBACK")
+                raise
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[None]:
+        """One atomic unit of writes (nested calls join the outer transaction)."""
+        if self._in_tx:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._in_tx = True
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        finally:
+            self._in_tx = False
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.db.close()
+
+    # -- meta -----------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.db.execute("INSERT INTO meta(key, value) VALUES(?, ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, str(value)))
+
+    # -- forwards -------------------------------------------------------------------------------
+    def insert_forward(self, f: Forward) -> bool:
+        """Store one final forward; True only the first time this forward is seen."""
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO forwards VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", _forward_row(f))
+        if f.updated_index is not None:
+            self._bump_updated_index(f.updated_index)
+        return cur.rowcount == 1
+
+    def insert_forwards(self, forwards: Iterable[Forward]) -> list[Forward]:
+        """Store many; returns those that were new."""
+        with self.tx():
+            return [f for f in forwards if self.insert_forward(f)]
+
+    def _bump_updated_index(self, idx: int) -> None:
+        self.db.execute(
+            "INSERT INTO meta(key, value) VALUES('forwards_updated_index', ?) ON CONFLICT(key) DO UPDATE "
+            "SET value=MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))", (str(idx),))
+
+    def forwards_updated_index(self) -> int:
+        return int(self.get_meta("forwards_updated_index", "0") or 0)
+
+    def forward_count(self, status: str | None = None) -> int:
+        if status is None:
+            return self.db.execute("SELECT COUNT(*) FROM forwards").fetchone()[0]
+        return self.db.execute("SELECT COUNT(*) FROM forwards WHERE status=?", (status,)).fetchone()[0]
+
+    def daily_buckets(self, scids: Iterable[str] | None, now: int, days: int) -> dict[str, list[dict]]:
+        """Per channel, settled flow per day age (0 = last 24 h): in/out/fee msat and counts."""
+        since = now - days * 86400
+        out: dict[str, dict[int, dict]] = {}
+        wanted = set(scids) if scids is not None else None
+
+        def bucket(scid: str, age: int) -> dict | None:
+            if wanted is not None and scid not in wanted:
+                return None
+            return out.setdefault(scid, {}).setdefault(
+                age, {"day_age": age, "in_msat": 0, "out_msat": 0, "fee_msat": 0, "forwards": 0})
+
+        age_sql = "CAST((? - received_time) / 86400 AS INTEGER)"
+        for row in self.db.execute(
+                f"SELECT out_channel, {age_sql} AS age, SUM(out_msat), SUM(fee_msat), COUNT(*) FROM forwards "
+                "WHERE status='settled' AND received_time > ? GROUP BY out_channel, age", (now, since)):
+            b = bucket(row[0], row[1])
+            if b is not None:
+                b["out_msat"] += row[2]
+                b["fee_msat"] += row[3]
+                b["forwards"] += row[4]
+        for row in self.db.execute(
+                f"SELECT in_channel, {age_sql} AS age, SUM(in_msat) FROM forwards "
+                "WHERE status='settled' AND received_time > ? GROUP BY in_channel, age", (now, since)):
+            b = bucket(row[0], row[1])
+            if b is not None:
+                b["in_msat"] += row[2]
+        return {scid: [by_age[a] for a in sorted(by_age)] for scid, by_age in out.items()}
+
+    def channel_earnings(self, scid: str, since: float) -> tuple[int, int]:
+        """(fee msat earned as outgoing channel, settled forwards out) since a time."""
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(fee_msat), 0), COUNT(*) FROM forwards "
+            "WHERE status='settled' AND out_channel=? AND received_time >= ?", (scid, since)).fetchone()
+        return row[0], row[1]
+
+    def has_routed_out(self, scid: str) -> bool:
+        return self.db.execute("SELECT 1 FROM forwards WHERE status='settled' AND out_channel=? LIMIT 1",
+                               (scid,)).fetchone() is not None
+
+    def revenue_msat(self, since: float, until: float | None = None) -> tuple[int, int]:
+        """(fees earned msat, settled forwards) in [since, until)."""
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(fee_msat), 0), COUNT(*) FROM forwards WHERE status='settled' "
+            "AND received_time >= ? AND received_time < ?", (since, until if until is not None else 1e18)
+        ).fetchone()
+        return row[0], row[1]
+
+    # -- channel actor state --------------------------------------------------------------------
+    def save_actor_states(self, states: Mapping[str, tuple[str, dict]], now: int) -> None:
+        with self.tx():
+            self.db.executemany(
+                "INSERT INTO channel_actors(scid, peer_id, state_json, updated_at, closed_at) "
+                "VALUES(?,?,?,?,NULL) ON CONFLICT(scid) DO UPDATE SET peer_id=excluded.peer_id, "
+                "state_json=excluded.state_json, updated_at=excluded.updated_at, closed_at=NULL",
+                [(scid, peer, json.dumps(state, sort_keys=True), now) for scid, (peer, state) in states.items()])
+
+    def load_actor_states(self) -> dict[str, dict]:
+        return {r["scid"]: json.loads(r["state_json"]) for r in
+                self.db.execute("SELECT scid, state_json FROM channel_actors WHERE closed_at IS NULL")}
+
+    def mark_closed(self, scid: str, now: int) -> None:
+        self.db.execute("UPDATE channel_actors SET closed_at=? WHERE scid=?", (now, scid))
+
+    # -- fee decisions --------------------------------------------------------------------------
+    def record_decision(self, d: Any, outcome: str) -> None:
+        self.db.execute(
+            "INSERT INTO fee_decisions(scid, at, old_fee_ppm, new_fee_ppm, branch, reason, inputs_json, "
+            "broadcast, outcome) VALUES (?,?,?,?,?,?,?,?,?)",
+            (d.scid, d.at, d.old_fee_ppm, d.new_fee_ppm, d.branch, d.reason,
+             json.dumps(d.inputs, sort_keys=True, default=str), int(d.broadcast), outcome))
+
+    def decisions(self, scid: str | None = None, limit: int = 50) -> list[dict]:
+        sql = "SELECT * FROM fee_decisions"
+        args: tuple = ()
+        if scid is not None:
+            sql += " WHERE scid=?"
+            args = (scid,)
+        sql += " ORDER BY id DESC LIMIT ?"
+        rows = self.db.execute(sql, args + (limit,)).fetchall()
+        return [{**dict(r), "inputs": json.loads(r["inputs_json"]), "broadcast": bool(r["broadcast"])}
+                for r in rows]
+
+    def fee_updates_per_channel_day(self) -> dict[str, dict[int, int]]:
+        out: dict[str, dict[int, int]] = {}
+        for r in self.db.execute("SELECT scid, at / 86400 AS day, COUNT(*) FROM fee_decisions "
+                                 "WHERE outcome='applied' GROUP BY scid, day"):
+            out.setdefault(r[0], {})[r[1]] = r[2]
+        return out
+
+    # -- policies -------------------------------------------------------------------------------
+    def load_policies(self) -> list[dict]:
+        rows = self.db.execute("SELECT * FROM policies ORDER BY peer_id, channel_id").fetchall()
+        return [{**dict(r), "tags": json.loads(r["tags_json"])} for r in rows]
+
+    def save_policy(self, p: Mapping[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO policies(peer_id, channel_id, strategy, rebalance_mode, fee_ppm_target, fee_min_ppm, "
+            "fee_max_ppm, tags_json, expires_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(peer_id, channel_id) DO UPDATE SET strategy=excluded.strategy, "
+            "rebalance_mode=excluded.rebalance_mode, fee_ppm_target=excluded.fee_ppm_target, "
+            "fee_min_ppm=excluded.fee_min_ppm, fee_max_ppm=excluded.fee_max_ppm, tags_json=excluded.tags_json, "
+            "expires_at=excluded.expires_at, updated_at=excluded.updated_at",
+            (p["peer_id"], p.get("channel_id") or "", p["strategy"], p["rebalance_mode"], p.get("fee_ppm_target"),
+             p.get("fee_min_ppm"), p.get("fee_max_ppm"), json.dumps(list(p.get("tags", ()))),
+             p.get("expires_at"), p["updated_at"]))
+
+    def delete_policy(self, peer_id: str, channel_id: str | None) -> bool:
+        cur = self.db.execute("DELETE FROM policies WHERE peer_id=? AND channel_id=?", (peer_id, channel_id or ""))
+        return cur.rowcount > 0
+
+    # -- config overrides -----------------------------------------------------------------------
+    def load_overrides(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in self.db.execute("SELECT key, value FROM config_overrides")}
+
+    def config_version(self) -> int:
+        return self.db.execute("SELECT COALESCE(MAX(version), 0) FROM config_overrides").fetchone()[0]
+
+    def save_override(self, key: str, value: str, now: int) -> int:
+        """Write and read back one override; returns its version. Raises StoreError on mismatch."""
+        with self.tx():
+            version = self.config_version() + 1
+            self.db.execute("INSERT INTO config_overrides(key, value, version, updated_at) VALUES (?,?,?,?) "
+                            "ON CONFLICT(key) DO UPDATE SET value=excluded.value, version=excluded.version, "
+                            "updated_at=excluded.updated_at", (key, value, version, now))
+            back = self.db.execute("SELECT value FROM config_overrides WHERE key=?", (key,)).fetchone()
+            if back is None or back[0] != value:
+                raise StoreError(f"read-back of config override {key} did not match what was written")
+        return version
+
+    def delete_override(self, key: str) -> bool:
+        return self.db.execute("DELETE FROM config_overrides WHERE key=?", (key,)).rowcount > 0
+
+    # -- feerate samples ------------------------------------------------------------------------
+    def add_feerate_sample(self, at: int, sat_per_vb: float) -> float:
+        """Store a sample, drop those older than 48 h, return the mean of the last 24 h before it."""
+        with self.tx():
+            mean = self.db.execute("SELECT AVG(sat_per_vb) FROM feerate_samples WHERE at >= ? AND at < ?",
+                                   (at - 86400, at)).fetchone()[0]
+            self.db.execute("INSERT OR REPLACE INTO feerate_samples(at, sat_per_vb) VALUES (?,?)", (at, sat_per_vb))
+            self.db.execute("DELETE FROM feerate_samples WHERE at < ?", (at - 2 * 86400,))
+        return float(mean) if mean is not None else sat_per_vb
