@@ -821,6 +821,8 @@ class StandinLightningd:
             alt = os.path.join(self.lightning_dir, "plugins", path)
             if os.access(alt, os.X_OK):
                 path = alt
+            elif not os.path.exists(path) and os.path.basename(path) in ("sling", "clboss"):
+                return self._node_plugin_command(params)  # emulated by the node
             else:
                 err = os.strerror(13 if os.path.exists(path) else 2)
                 raise _rpc_error("plugin", params, JSONRPC2_INVALID_PARAMS, f"{path} is not executable: {err}")
@@ -858,20 +860,30 @@ class StandinLightningd:
         return self._emulated_plugin_entries() + [p.list_entry() for p in self.plugins()]
 
     def _emulated_plugin_entries(self) -> List[dict]:
-        """Plugins the SimNode emulates in-process (sling, clboss, bookkeeper), if it tells which."""
+        """What the node itself lists: lightningd's built-in plugins and the emulated sling,
+        clboss and bookkeeper (SimNode answers `plugin list`); or, for a node without
+        that, its ``installed_plugins()``."""
         node = self._node
-        names: Iterable[str] = ()
         with self.lock:
-            for attr in ("installed_plugins", "plugins_installed"):
-                v = getattr(node, attr, None)
-                if callable(v):
-                    v = v()
-                if v is not None:
-                    names = [n for n in (v.items() if isinstance(v, dict) else ((n, True) for n in v)) if n[1]]
-                    names = [n[0] for n in names]
-                    break
-        return [{"name": f"/usr/local/libexec/c-lightning/plugins/{n}", "active": True, "dynamic": n != "bookkeeper"}
-                for n in names]
+            try:
+                res = node.call("plugin", {"subcommand": "list"})
+                if isinstance(res, dict) and isinstance(res.get("plugins"), list):
+                    return list(res["plugins"])
+            except RpcError:
+                pass
+            v = getattr(node, "installed_plugins", None)
+            v = v() if callable(v) else v
+        names = [n for n, on in (v or {}).items() if on]
+        return [{"name": f"/usr/local/libexec/c-lightning/plugins/{n}", "active": True,
+                 "dynamic": n != "bookkeeper"} for n in names]
+
+    def _node_plugin_command(self, params: Mapping[str, Any]) -> Any:
+        """`plugin start|stop` for a plugin the node emulates (e.g. `plugin stop sling`)."""
+        with self.lock:
+            res = self._node.call("plugin", dict(params))
+        if isinstance(res, dict) and res.get("command") == "start":
+            res = {"command": "start", "plugins": self._plugin_list()}
+        return res
 
     def stop_plugin(self, name: str) -> dict:
         return self._plugin_stop({"subcommand": "stop", "plugin": name})
@@ -882,6 +894,10 @@ class StandinLightningd:
             raise _rpc_error("plugin", params, JSONRPC2_INVALID_PARAMS, "missing required parameter: plugin")
         p = self.find_plugin(name)
         if p is None:
+            try:
+                return self._node_plugin_command(params)
+            except RpcError:
+                pass
             raise _rpc_error("plugin", params, JSONRPC2_INVALID_PARAMS, f"Could not find plugin {name}")
         if not p.dynamic:
             raise _rpc_error("plugin", params, JSONRPC2_INVALID_PARAMS, f"{name} cannot be managed when lightningd is up")
@@ -962,6 +978,10 @@ class StandinLightningd:
         if not hooked:
             return
         hp = _htlc_params(fe)
+        ch = getattr(self._node, "channels", {}).get(fe.get("in_channel")) if isinstance(
+            getattr(self._node, "channels", None), dict) else None
+        if ch is not None and isinstance(getattr(ch, "peer_id", None), str):
+            hp["peer_id"] = ch.peer_id
         for p in hooked:
             def on_reply(resp: dict, p: Plugin = p) -> None:
                 res = resp.get("result") or {}
@@ -1201,12 +1221,14 @@ class StandinLightningd:
         entries = []
         names = list(self._builtin)
         node_methods = getattr(self._node, "methods", None)
-        if callable(node_methods):
-            try:
-                with self.lock:
-                    names += list(node_methods())
-            except Exception:
-                pass
+        if node_methods is None:  # SimNode keeps its handler table at module level
+            node_methods = getattr(sys.modules.get(type(self._node).__module__), "_HANDLERS", None)
+        try:
+            with self.lock:
+                nm = node_methods() if callable(node_methods) else node_methods
+            names += [n for n in (nm or ()) if n not in names]
+        except Exception:
+            pass
         for n in names:
             entries.append({"command": n, "category": "developer" if n.startswith("dev-") else "utility"})
         for p in self.plugins():
