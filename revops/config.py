@@ -1,0 +1,488 @@
+"""Plugin options, their defaults and ranges, validation and hot-swap (revenue-config).
+
+One table (OPTIONS) drives everything: option registration, start-up parsing, runtime overrides,
+resets, the public dump and the docs. Pure logic: the store persists overrides, the RPC layer turns
+ConfigError into JSON-RPC errors; nothing here does I/O.
+
+Every Config is complete and consistent: a value that fails its type, range or a cross-field rule is
+never applied (fixes reference defects 18 and "min > max accepted").
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from typing import Any, Callable
+
+import attrs
+
+Scalar = int | float | bool | str
+PREFIX = "revenue-ops-"
+DB_FILE_NAME = "revenue_ops.db"
+
+
+class ConfigError(ValueError):
+    """A bad option or config value; names the field, its option and what is allowed."""
+
+    def __init__(self, field: str, option_name: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.option_name = option_name
+        self.message = message
+
+
+@attrs.frozen
+class Option:
+    """One plugin option and the Config field it sets."""
+
+    name: str
+    field: str
+    default: Scalar
+    type: type
+    bounds: tuple[int | float, int | float] | None = None   # inclusive
+    choices: tuple[str, ...] | None = None
+    pattern: str | None = None                             # free-form strings: full-match regex
+    mutable: bool = True
+    description: str = ""
+
+    @property
+    def allowed(self) -> str:
+        """Human text of the allowed values, used in every error message and in the docs."""
+        if self.type is bool:
+            return "true|false (also 1/0, yes/no, on/off)"
+        if self.bounds is not None:
+            return f"{self.type.__name__} in [{_fmt(self.bounds[0])}, {_fmt(self.bounds[1])}]"
+        if self.choices is not None:
+            return "one of: " + ", ".join(self.choices)
+        return f"string matching {self.pattern}"
+
+    @property
+    def lightningd_type(self) -> str:
+        """opt_type to register with pyln: lightningd checks ints and bools itself; floats are strings."""
+        return {int: "int", bool: "bool"}.get(self.type, "string")
+
+
+def _fmt(x: int | float) -> str:
+    return f"{x:,}" if isinstance(x, int) else repr(x)
+
+
+def _int(suffix: str, field: str, default: int, lo: int, hi: int, desc: str, mutable: bool = True) -> Option:
+    return Option(PREFIX + suffix, field, default, int, bounds=(lo, hi), mutable=mutable, description=desc)
+
+
+def _float(suffix: str, field: str, default: float, lo: float, hi: float, desc: str) -> Option:
+    return Option(PREFIX + suffix, field, default, float, bounds=(lo, hi), description=desc)
+
+
+def _bool(suffix: str, field: str, default: bool, desc: str, mutable: bool = True) -> Option:
+    return Option(PREFIX + suffix, field, default, bool, mutable=mutable, description=desc)
+
+
+_HOST = r"[A-Za-z0-9.:\-]{1,253}"
+_DAY = 86_400
+_BTC = 100_000_000
+
+OPTIONS: tuple[Option, ...] = (
+    # --- reference §3.1 (baseline options), same names, defaults and meaning ---
+    Option(PREFIX + "db-path", "db_path", "", str, pattern=r"[^\x00]*", mutable=False,
+           description="SQLite file; empty = revenue_ops.db inside the node's network directory "
+                       "(the init lightning-dir); '~' is expanded"),
+    _int("flow-interval", "flow_interval", 3600, 60, _DAY, "flow analysis period, seconds"),
+    _int("fee-interval", "fee_interval", 1800, 60, _DAY, "fee cycle period, seconds"),
+    _int("rebalance-interval", "rebalance_interval", 900, 60, _DAY, "rebalance cycle period, seconds"),
+    _int("target-flow", "target_flow", 100_000, 0, 10 * _BTC,
+         "legacy PID flow target, sats/day; only displayed by revenue-status"),
+    _int("min-fee-ppm", "min_fee_ppm", 10, 5, 100_000, "fee floor, ppm (must be <= max-fee-ppm)"),
+    _int("max-fee-ppm", "max_fee_ppm", 5000, 1, 100_000, "fee ceiling, ppm"),
+    _int("rebalance-min-profit", "rebalance_min_profit", 10, 0, 1_000_000,
+         "minimum expected profit of a rebalance, sats (used when rebalance-min-profit-ppm is 0)"),
+    _int("flow-window-days", "flow_window_days", 7, 1, 90, "flow analysis window, days"),
+    _bool("clboss-enabled", "clboss_enabled", True,
+          "tell clboss to stop managing fees/balance of peers we manage (clboss-unmanage)"),
+    Option(PREFIX + "rebalancer", "rebalancer_plugin", "sling", str, choices=("sling",), mutable=False,
+           description="rebalancer plugin; only sling is supported"),
+    _int("daily-budget-sats", "daily_budget_sats", 5000, 0, 10_000_000,
+         "rolling 24 h budget for rebalance fees, sats (the floor when proportional budget is on)"),
+    _int("min-wallet-reserve", "min_wallet_reserve", 1_000_000, 0, _BTC,
+         "confirmed on-chain + channel local balance must stay >= this, sats, or no rebalance starts"),
+    _bool("proportional-budget", "enable_proportional_budget", False,
+          "budget = max(daily-budget-sats, trailing 24 h routing revenue x proportional-budget-pct)"),
+    _float("proportional-budget-pct", "proportional_budget_pct", 0.05, 0.0, 1.0,
+           "share of trailing 24 h routing revenue usable as rebalance budget"),
+    _bool("dry-run", "dry_run", False, "log decisions instead of acting", mutable=False),
+    _float("htlc-congestion-threshold", "htlc_congestion_threshold", 0.8, 0.0, 1.0,
+           "HTLC-slot utilisation at which a channel counts as congested"),
+    _bool("enable-reputation", "enable_reputation", True, "weight forwarded volume by peer reputation"),
+    _float("reputation-decay", "reputation_decay", 0.98, 0.0, 1.0,
+           "reputation multiplier per flow cycle (0.98^24 = 0.61 per day at hourly cycles)"),
+    _bool("enable-prometheus", "enable_prometheus", False, "start the Prometheus exporter",
+          mutable=False),
+    _int("prometheus-port", "prometheus_port", 9800, 1, 65_535, "Prometheus exporter port", mutable=False),
+    _bool("enable-kelly", "enable_kelly", False, "scale each rebalance's fee budget by the Kelly criterion"),
+    _float("kelly-fraction", "kelly_fraction", 0.5, 0.0, 1.0, "fraction of full Kelly (0.5 = half Kelly)"),
+    _bool("vegas-reflex", "enable_vegas_reflex", True, "raise the fee floor during mempool fee spikes"),
+    _float("vegas-decay", "vegas_decay_rate", 0.85, 0.0, 1.0, "per-cycle decay of the Vegas intensity"),
+    _bool("scarcity-pricing", "enable_scarcity_pricing", True, "fee premium when local balance is low"),
+    _float("scarcity-threshold", "scarcity_threshold", 0.35, 0.0, 1.0,
+           "local-balance ratio below which the scarcity premium starts"),
+    _int("hive-fee-ppm", "hive_fee_ppm", 0, 0, 100_000, "fee charged on channels of hive-strategy peers, ppm"),
+    _int("hive-rebalance-tolerance", "hive_rebalance_tolerance", 50, 0, 100_000,
+         "expected loss accepted when filling a hive peer's channel, sats"),
+    _int("rpc-timeout-seconds", "rpc_timeout_seconds", 15, 1, 300, "hard timeout of one lightningd call, s"),
+    _int("rpc-circuit-breaker-seconds", "rpc_circuit_breaker_seconds", 60, 0, 3600,
+         "how long calls are refused after a timeout, s"),
+    # --- added by the reference after the baseline ---
+    _int("reservation-timeout-hours", "reservation_timeout_hours", 4, 1, 24,
+         "an active budget reservation older than this is released, hours"),
+    # --- reference §3.2 internal fields: here they are options too, so start-up and runtime agree ---
+    _float("source-threshold", "source_threshold", 0.5, 0.0, 1.0,
+           "flow ratio above which a channel is a source (draining)"),
+    _float("sink-threshold", "sink_threshold", -0.5, -1.0, 0.0,
+           "flow ratio below which a channel is a sink (filling)"),
+    _int("base-fee-msat", "base_fee_msat", 0, 0, 1_000_000, "base fee written with every fee update, msat"),
+    _int("rebalance-min-profit-ppm", "rebalance_min_profit_ppm", 0, 0, 100_000,
+         "minimum expected profit per rebalanced amount, ppm; 0 = use rebalance-min-profit"),
+    _int("rebalance-max-amount", "rebalance_max_amount", 5_000_000, 1_000, _BTC,
+         "largest rebalance, sats"),
+    _int("rebalance-min-amount", "rebalance_min_amount", 50_000, 1_000, _BTC,
+         "smallest rebalance worth doing, sats (must be <= rebalance-max-amount)"),
+    _float("low-liquidity-threshold", "low_liquidity_threshold", 0.2, 0.0, 1.0,
+           "local ratio below which a channel needs filling (must be < high-liquidity-threshold)"),
+    _float("high-liquidity-threshold", "high_liquidity_threshold", 0.8, 0.0, 1.0,
+           "local ratio above which a channel can be drained"),
+    _int("rebalance-cooldown-hours", "rebalance_cooldown_hours", 24, 0, 720,
+         "no new rebalance into a channel within this many hours of the last one"),
+    _int("inbound-fee-estimate-ppm", "inbound_fee_estimate_ppm", 500, 0, 100_000,
+         "assumed cost of routing into a channel when no history exists, ppm"),
+    _int("estimated-open-cost-sats", "estimated_open_cost_sats", 5000, 0, 10_000_000,
+         "assumed channel open cost when bookkeeper has none, sats"),
+    _int("max-concurrent-jobs", "max_concurrent_jobs", 5, 1, 50, "sling jobs running at once"),
+    _int("sling-job-timeout-seconds", "sling_job_timeout_seconds", 7200, 60, _DAY,
+         "a sling job is stopped after this long, s"),
+    _int("sling-chunk-size-sats", "sling_chunk_size_sats", 500_000, 1, 50_000_000,
+         "amount one sling job moves, sats"),
+    _int("sling-max-hops", "sling_max_hops", 5, 2, 20, "sling route length limit"),
+    _int("sling-parallel-jobs", "sling_parallel_jobs", 1, 1, 10, "sling's own parallel payments per job"),
+    _float("sling-target-sink", "sling_target_sink", 0.35, 0.1, 0.9, "sling target local ratio, sink channels"),
+    _float("sling-target-balanced", "sling_target_balanced", 0.5, 0.1, 0.9,
+           "sling target local ratio, balanced channels"),
+    _float("sling-target-source", "sling_target_source", 0.65, 0.1, 0.9,
+           "sling target local ratio, source channels"),
+    _int("sling-outppm-fallback", "sling_outppm_fallback", 500, 0, 10_000,
+         "sling outppm when no source candidate is known, ppm"),
+    # --- new in this implementation ---
+    _int("max-updates-per-day", "max_fee_updates_per_day", 2, 1, 48,
+         "fee broadcasts per channel per 24 h (gossip budget)"),
+    _float("gossip-hysteresis", "gossip_hysteresis", 0.05, 0.0, 0.5,
+           "a new fee is broadcast only if it differs from the current one by >= this fraction"),
+    _int("rollback-min-forwards", "rollback_min_forwards", 5, 1, 1000,
+         "forwards needed before a fee change may be judged (and rolled back)"),
+    _float("rollback-drop", "rollback_drop", 0.30, 0.05, 0.95,
+           "roll a fee change back when the revenue rate fell by at least this fraction"),
+    Option(PREFIX + "prometheus-address", "prometheus_address", "127.0.0.1", str, pattern=_HOST,
+           mutable=False,
+           description="exporter bind address; a non-loopback address is allowed but logged as a warning "
+                       "(/metrics has no authentication)"),
+    _float("rebalance-channel-cap-pct", "channel_cap_pct", 0.5, 0.0, 1.0,
+           "never spend on one channel more than this share of its trailing 30-day net earnings"),
+    _int("pingpong-hours", "pingpong_hours", 48, 0, 720,
+         "a channel filled (drained) is not drained (filled) again within this many hours; 0 = off"),
+    _int("hive-daily-push-sats", "hive_daily_push_sats", 50_000_000, 0, 10 * _BTC,
+         "sats cl-hive may push through revenue-rebalance per UTC day"),
+    _int("hive-push-max-sats", "hive_push_max_sats", 10_000_000, 0, 10 * _BTC,
+         "sats one cl-hive push may move (must be <= hive-daily-push-sats)"),
+    _bool("stop-jobs-on-shutdown", "stop_jobs_on_shutdown", False,
+          "stop the sling jobs this plugin started when it shuts down"),
+)
+
+_BY_FIELD: dict[str, Option] = {o.field: o for o in OPTIONS}
+_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+
+MUTABLE_KEYS: tuple[str, ...] = tuple(sorted(o.field for o in OPTIONS if o.mutable))
+IMMUTABLE_KEYS: tuple[str, ...] = tuple(sorted(o.field for o in OPTIONS if not o.mutable))
+
+
+@attrs.frozen
+class Config:
+    """A complete, validated configuration. Build it only with parse_options / with_override /
+    with_default / apply_overrides, which guarantee ranges and cross-field rules."""
+
+    db_path: str
+    flow_interval: int
+    fee_interval: int
+    rebalance_interval: int
+    target_flow: int
+    min_fee_ppm: int
+    max_fee_ppm: int
+    rebalance_min_profit: int
+    flow_window_days: int
+    clboss_enabled: bool
+    rebalancer_plugin: str
+    daily_budget_sats: int
+    min_wallet_reserve: int
+    enable_proportional_budget: bool
+    proportional_budget_pct: float
+    dry_run: bool
+    htlc_congestion_threshold: float
+    enable_reputation: bool
+    reputation_decay: float
+    enable_prometheus: bool
+    prometheus_port: int
+    enable_kelly: bool
+    kelly_fraction: float
+    enable_vegas_reflex: bool
+    vegas_decay_rate: float
+    enable_scarcity_pricing: bool
+    scarcity_threshold: float
+    hive_fee_ppm: int
+    hive_rebalance_tolerance: int
+    rpc_timeout_seconds: int
+    rpc_circuit_breaker_seconds: int
+    reservation_timeout_hours: int
+    source_threshold: float
+    sink_threshold: float
+    base_fee_msat: int
+    rebalance_min_profit_ppm: int
+    rebalance_max_amount: int
+    rebalance_min_amount: int
+    low_liquidity_threshold: float
+    high_liquidity_threshold: float
+    rebalance_cooldown_hours: int
+    inbound_fee_estimate_ppm: int
+    estimated_open_cost_sats: int
+    max_concurrent_jobs: int
+    sling_job_timeout_seconds: int
+    sling_chunk_size_sats: int
+    sling_max_hops: int
+    sling_parallel_jobs: int
+    sling_target_sink: float
+    sling_target_balanced: float
+    sling_target_source: float
+    sling_outppm_fallback: int
+    max_fee_updates_per_day: int
+    gossip_hysteresis: float
+    rollback_min_forwards: int
+    rollback_drop: float
+    prometheus_address: str
+    channel_cap_pct: float
+    pingpong_hours: int
+    hive_daily_push_sats: int
+    hive_push_max_sats: int
+    stop_jobs_on_shutdown: bool
+    version: int = 0
+
+
+@attrs.frozen
+class Constraint:
+    """lower must be <= upper (< when strict)."""
+
+    lower: str
+    upper: str
+    strict: bool = False
+
+    def holds(self, cfg: Config) -> bool:
+        lo, hi = getattr(cfg, self.lower), getattr(cfg, self.upper)
+        return lo < hi if self.strict else lo <= hi
+
+    def message(self, cfg: Config) -> str:
+        op = "<" if self.strict else "<="
+        lo, hi = _BY_FIELD[self.lower], _BY_FIELD[self.upper]
+        return (f"{lo.name} ({self.lower}={getattr(cfg, self.lower)}) must be {op} "
+                f"{hi.name} ({self.upper}={getattr(cfg, self.upper)})")
+
+
+CONSTRAINTS: tuple[Constraint, ...] = (
+    Constraint("min_fee_ppm", "max_fee_ppm"),
+    Constraint("low_liquidity_threshold", "high_liquidity_threshold", strict=True),
+    Constraint("sink_threshold", "source_threshold", strict=True),
+    Constraint("sling_target_sink", "sling_target_balanced"),
+    Constraint("sling_target_balanced", "sling_target_source"),
+    Constraint("rebalance_min_amount", "rebalance_max_amount"),
+    Constraint("hive_push_max_sats", "hive_daily_push_sats"),
+)
+
+# --- coercion: one function per type, chosen by the table ---
+
+_MISSING = object()
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+_INT_RE = re.compile(r"[+-]?\d+")
+
+
+def _to_int(v: Any) -> int:
+    if isinstance(v, bool):
+        raise ValueError
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, str) and _INT_RE.fullmatch(v.strip()):
+        return int(v.strip())
+    raise ValueError
+
+
+def _to_float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise ValueError
+    f = float(v.strip() if isinstance(v, str) else v)
+    if f != f or f in (float("inf"), float("-inf")):
+        raise ValueError
+    return f
+
+
+def _to_bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
+    if isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE:
+        return v.strip().lower() in _TRUE
+    raise ValueError
+
+
+def _to_str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError
+    return v.strip()
+
+
+_COERCERS: dict[type, Callable[[Any], Scalar]] = {int: _to_int, float: _to_float, bool: _to_bool, str: _to_str}
+
+
+def option_for(key: str) -> Option:
+    """The option for a config field name or a plugin option name."""
+    opt = _BY_FIELD.get(key) or _BY_NAME.get(key)
+    if opt is None:
+        raise ConfigError(key, None, f"Unknown config key: {key!r} (revenue-config list-mutable lists "
+                                     f"the keys that can be changed)")
+    return opt
+
+
+def _check_value(opt: Option, value: Scalar) -> bool:
+    if opt.bounds is not None:
+        return opt.bounds[0] <= value <= opt.bounds[1]
+    if opt.choices is not None:
+        return value in opt.choices
+    if opt.pattern is not None:
+        return re.fullmatch(opt.pattern, value) is not None
+    return True
+
+
+def coerce(key: str, raw: Any) -> Scalar:
+    """Convert a raw value (as lightningd or lightning-cli sends it) to the field's type and check range."""
+    opt = option_for(key)
+    try:
+        value = _COERCERS[opt.type](raw)
+    except (ValueError, TypeError):
+        raise ConfigError(opt.field, opt.name,
+                          f"Invalid value {raw!r} for {opt.name} ({opt.field}): expected {opt.allowed}") from None
+    if not _check_value(opt, value):
+        raise ConfigError(opt.field, opt.name,
+                          f"Value {raw!r} out of range for {opt.name} ({opt.field}): expected {opt.allowed}")
+    return value
+
+
+def default_value(key: str) -> Scalar:
+    return option_for(key).default
+
+
+def _violations(cfg: Config) -> list[Constraint]:
+    return [c for c in CONSTRAINTS if not c.holds(cfg)]
+
+
+def _checked(cfg: Config, changed: str | None = None) -> Config:
+    """cfg if every cross-field rule holds, else ConfigError naming the changed field (or the first)."""
+    for c in _violations(cfg):
+        field = changed if changed in (c.lower, c.upper) else c.lower
+        raise ConfigError(field, _BY_FIELD[field].name, c.message(cfg))
+    return cfg
+
+
+def parse_options(raw: Mapping[str, Any]) -> Config:
+    """Config from the init options (option name -> value); unknown names ignored, None = default."""
+    values = {o.field: o.default if raw.get(o.name) is None else coerce(o.field, raw[o.name]) for o in OPTIONS}
+    return _checked(Config(**values))
+
+
+def get_value(cfg: Config, key: str) -> Scalar:
+    """Current value of a field (or option name); only table fields are reachable (no methods)."""
+    return getattr(cfg, option_for(key).field)
+
+
+def _set(cfg: Config, key: str, value_of: Callable[[Option], Scalar]) -> Config:
+    opt = option_for(key)
+    if not opt.mutable:
+        raise ConfigError(opt.field, opt.name,
+                          f"Key {opt.field!r} cannot be changed at runtime: set {opt.name} and restart the plugin")
+    new = attrs.evolve(cfg, **{opt.field: value_of(opt), "version": cfg.version + 1})
+    return _checked(new, changed=opt.field)
+
+
+def with_override(cfg: Config, key: str, raw: Any) -> Config:
+    """New Config with key set to raw, checked for type, range and cross-field rules; version + 1."""
+    return _set(cfg, key, lambda opt: coerce(opt.field, raw))
+
+
+def with_default(cfg: Config, key: str, startup: Config | None = None) -> Config:
+    """New Config with key back at its start-up value (startup given) or table default; version + 1.
+
+    Pass the Config parsed from the init options so that memory matches what a restart would give.
+    """
+    return _set(cfg, key, lambda opt: getattr(startup, opt.field) if startup is not None else opt.default)
+
+
+def to_public_dict(cfg: Config) -> dict[str, Scalar]:
+    """Every field and the version, JSON-able."""
+    return {o.field: getattr(cfg, o.field) for o in OPTIONS} | {"version": cfg.version}
+
+
+def apply_overrides(cfg: Config, overrides: Mapping[str, str],
+                    version: int | None = None) -> tuple[Config, list[str]]:
+    """Re-apply stored overrides at start-up. Overrides that are unknown, immutable, out of range, or
+    inconsistent with the others are skipped, each with a warning. `version`: the store's latest override
+    version (defaults to cfg.version + number applied)."""
+    warnings: list[str] = []
+    valid: dict[str, Scalar] = {}
+    raw_of: dict[str, str] = {}
+    for key, raw in sorted(overrides.items()):
+        try:
+            opt = option_for(key)
+            if not opt.mutable:
+                raise ConfigError(opt.field, opt.name, f"{opt.field} cannot be overridden at runtime")
+            valid[opt.field] = coerce(opt.field, raw)
+            raw_of[opt.field] = raw
+        except ConfigError as e:
+            warnings.append(f"Ignoring stored override {key}={raw!r}: {e.message}")
+    while broken := _violations(candidate := attrs.evolve(cfg, **valid)):
+        dropped = [f for c in broken for f in (c.lower, c.upper) if f in valid]
+        if not dropped:
+            _checked(candidate)  # the base itself is inconsistent: raise
+        for c in broken:
+            warnings += [f"Ignoring stored override {f}={raw_of[f]!r}: {c.message(candidate)}"
+                         for f in (c.lower, c.upper) if valid.pop(f, _MISSING) is not _MISSING]
+    final = cfg.version + len(valid) if version is None else version
+    return attrs.evolve(candidate, version=final), warnings
+
+
+def is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def runtime_warnings(cfg: Config) -> list[str]:
+    """Valid but risky settings the runtime should log at start."""
+    warnings = []
+    if not is_loopback(cfg.prometheus_address):
+        warnings.append(f"revenue-ops-prometheus-address={cfg.prometheus_address} is not a loopback address: "
+                        "/metrics (no authentication) will be reachable from other hosts")
+    return warnings
+
+
+def db_file(cfg: Config, lightning_dir: str) -> str:
+    """The SQLite path: db_path ('~' expanded) or revenue_ops.db in the init lightning-dir (network dir)."""
+    return os.path.expanduser(cfg.db_path) if cfg.db_path else os.path.join(lightning_dir, DB_FILE_NAME)
