@@ -1,0 +1,1202 @@
+"""SimNode: one simulated Core Lightning v25.12.1 node and its market.
+
+Answers JSON-RPC calls like lightningd (plus emulated sling / clboss / bookkeeper), emits notifications
+shaped like the captured fixtures, and advances a virtual clock through a heap of timed events.
+See docs/simulator.md.
+"""
+from __future__ import annotations
+
+import bisect
+import copy
+import hashlib
+import heapq
+import json
+import os
+import random
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import attrs
+from pyln.client import RpcError
+
+from . import market as mk
+from .bookkeeper import Bookkeeper
+from .clboss import Clboss
+from .scenario import Scenario
+from .sling import Sling
+
+DAY = 86400
+NORMAL = "CHANNELD_NORMAL"
+AWAITING = "CHANNELD_AWAITING_LOCKIN"
+U32 = 2**32 - 1
+U64MAX = 18446744073709551615
+
+WIRE_TEMPORARY_CHANNEL_FAILURE = (4103, "WIRE_TEMPORARY_CHANNEL_FAILURE")
+WIRE_FEE_INSUFFICIENT = (4108, "WIRE_FEE_INSUFFICIENT")
+WIRE_AMOUNT_BELOW_MINIMUM = (4107, "WIRE_AMOUNT_BELOW_MINIMUM")
+
+COMMIT_WEIGHT = 2905      # weight CLN reserves for the opener's commitment tx fee (anchors, 1 spare HTLC)
+ANCHOR_SAT = 660          # two 330-sat anchor outputs, paid by the opener
+
+
+def _h(*parts: Any) -> str:
+    return hashlib.sha256(":".join(str(p) for p in parts).encode()).hexdigest()
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int((t % 1) * 1000):03d}Z"
+
+
+def cln_fee(base: int, ppm: int, amount_msat: int) -> int:
+    """CLN's forwarding fee: base + floor(ppm * amount / 1e6)."""
+    return base + (ppm * amount_msat) // 1_000_000
+
+
+@attrs.define
+class Ledger:
+    """Ground truth of a run (integer msat for money)."""
+    fees_earned_msat: int = 0
+    forwards_settled: int = 0
+    forwards_failed_liquidity: int = 0
+    forwards_failed_fee: int = 0
+    forwards_failed_downstream: int = 0
+    forwards_failed_other: int = 0
+    payments_priced_out: int = 0
+    payments_no_inbound: int = 0
+    payments_arrived: int = 0
+    volume_settled_msat: int = 0
+    rebalance_cost_msat: int = 0
+    rebalanced_msat: int = 0
+    rebalances_succeeded: int = 0
+    rebalances_failed: int = 0
+    fee_updates: dict = attrs.field(factory=dict)          # scid -> {day_index: count}
+    fees_by_channel_msat: dict = attrs.field(factory=dict)  # scid (outgoing) -> msat
+    volume_out_by_channel_msat: dict = attrs.field(factory=dict)
+
+    def as_dict(self) -> dict:
+        return attrs.asdict(self)
+
+
+@attrs.define(eq=False)
+class Chan:
+    name: str
+    peer_id: str
+    scid: str
+    channel_id: str
+    funding_txid: str
+    funding_outnum: int
+    capacity_msat: int
+    to_us_msat: int
+    opener: str
+    fee_base: int
+    fee_ppm: int
+    htlcmin: int
+    htlcmax: int
+    max_accepted_htlcs: int
+    opened_time: float
+    pushed_msat: int
+    state: str = NORMAL
+    prev_fee: tuple | None = None
+    prev_fee_until: float = 0.0
+    fee_hist_t: list = attrs.field(factory=list)
+    fee_hist_v: list = attrs.field(factory=list)
+    remote_fee_base: int = 1000
+    remote_fee_ppm: int = 100
+    state_changes: list = attrs.field(factory=list)
+    held: list = attrs.field(factory=list)
+    next_in_id: int = 0
+    next_out_id: int = 0
+    stats: dict = attrs.field(factory=lambda: dict.fromkeys(
+        ["in_payments_offered", "in_offered_msat", "in_payments_fulfilled", "in_fulfilled_msat",
+         "out_payments_offered", "out_offered_msat", "out_payments_fulfilled", "out_fulfilled_msat"], 0))
+    min_to_us: int = 0
+    max_to_us: int = 0
+    last_update: int = 0
+    closed_height: int | None = None
+    lockin_at: float | None = None
+
+    @property
+    def reserve(self) -> int:
+        return max(546000, self.capacity_msat // 100 // 1000 * 1000)
+
+    def set_to_us(self, v: int) -> None:
+        self.to_us_msat = v
+        if v < self.min_to_us:
+            self.min_to_us = v
+        if v > self.max_to_us:
+            self.max_to_us = v
+
+
+class SimNode:
+    def __init__(self, scenario: Scenario, seed: int = 0, lightning_dir: str | None = None):
+        self.scenario = sc = scenario
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.lightning_dir = lightning_dir
+        self.now: int = sc.start_time
+        self._t: float = float(sc.start_time)
+        self.ledger = Ledger()
+        self.id = sc.node.id
+        self.blockheight = sc.node.blockheight
+        self.mempool = mk.Mempool(sc.mempool, sc.start_time)
+        self._subs: list[Callable[[str, dict], None]] = []
+        self._heap: list = []
+        self._seq = 0
+        self.channels: dict[str, Chan] = {}        # scid -> Chan (including closed)
+        self.by_name: dict[str, Chan] = {}
+        self.by_chanid: dict[str, Chan] = {}
+        self.peers: dict[str, dict] = {}
+        self.forwards: list[dict] = []             # listforwards entries, by created_index-1
+        self._updated: list[dict] = []             # forwards with updated_index, in order
+        self._updated_index = 0
+        self._payment_n = 0
+        self._scid_tx = 0
+        self._mvt_index = {"chain_mvt": 0, "channel_mvt": 0}
+        self.coin_type = {"bitcoin": "bc", "regtest": "bcrt", "testnet": "tb", "signet": "tbs"}[sc.node.network]
+        self.onchain_msat = 5_000_000_000
+        self.plugins = {"sling": sc.plugins.sling, "clboss": sc.plugins.clboss, "bookkeeper": sc.plugins.bookkeeper}
+        self.extra_plugins: list[dict] = []
+        self.bkpr = Bookkeeper(self)
+        for spec in sc.channels:
+            self._add_channel(spec.name, spec.peer_id, spec.peer_alias, spec.capacity_sat, spec.local_sat, spec.opener,
+                              spec.age_days, spec.max_accepted_htlcs, spec.fee_base_msat, spec.fee_ppm, initial=True)
+        self.streams = mk.demand_streams(sc)
+        self._stream_by_name = {s.name: s for s in self.streams}
+        for i, s in enumerate(self.streams):
+            self._sched_stream(i, float(sc.start_time))
+        for i, sh in enumerate(sc.shifts):
+            self._push(sc.start_time + sh.at_day * DAY, "shift", i)
+        for c in sc.congestion:
+            self._push(sc.start_time + c.at_day * DAY, "cong", c)
+        for d in sc.disconnects:
+            self._push(sc.start_time + d.at_day * DAY, "disc", d)
+        for e in sc.events:
+            self._push(sc.start_time + e.at_day * DAY, "event", e)
+        self._push(self._t + self.rng.expovariate(1.0 / sc.market.block_interval_s), "block", None)
+        self.sling = Sling(self)
+        self.clboss = Clboss(self)
+
+    # ------------------------------------------------------------------ infrastructure
+    def _push(self, t: float, kind: str, data: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (t, self._seq, kind, data))
+
+    def subscribe(self, callback: Callable[[str, dict], None]) -> None:
+        self._subs.append(callback)
+
+    def _emit(self, topic: str, body: dict) -> None:
+        if self._subs:
+            params = {topic: body}
+            for cb in list(self._subs):
+                cb(topic, params)
+
+    def next_event_time(self) -> int | None:
+        while self._heap:
+            t, _s, kind, data = self._heap[0]
+            if kind == "pay" and data[1] != self.streams[data[0]].generation:
+                heapq.heappop(self._heap)
+                continue
+            if kind == "sling" and not self.sling.event_valid(data):
+                heapq.heappop(self._heap)
+                continue
+            return max(self.now, int(-(-t // 1)))
+        return None
+
+    def advance_to(self, t: int) -> None:
+        while self._heap and self._heap[0][0] <= t:
+            et, _s, kind, data = heapq.heappop(self._heap)
+            if et > self._t:
+                self._t = et
+                self.now = int(et)
+            getattr(self, "_ev_" + kind)(data)
+        if t > self._t:
+            self._t = float(t)
+        self.now = max(self.now, int(t))
+
+    def run_days(self, days: float) -> None:
+        self.advance_to(int(self.scenario.start_time + days * DAY))
+
+    @property
+    def day_index(self) -> int:
+        return int((self._t - self.scenario.start_time) // DAY)
+
+    # ------------------------------------------------------------------ channels
+    def _new_scid(self, height: int) -> tuple[str, str, int]:
+        self._scid_tx += 1
+        txid = _h("funding", self.scenario.name, self._scid_tx)
+        return f"{height}x{self._scid_tx}x0", txid, 0
+
+    @staticmethod
+    def channel_id_from(txid: str, outnum: int) -> str:
+        b = bytearray(bytes.fromhex(txid)[::-1])
+        b[30] ^= (outnum >> 8) & 0xFF
+        b[31] ^= outnum & 0xFF
+        return b.hex()
+
+    def _ensure_peer(self, peer_id: str, alias: str) -> dict:
+        p = self.peers.get(peer_id)
+        if p is None:
+            n = len(self.peers)
+            p = {"id": peer_id, "alias": alias, "connected": True, "since": self._t,
+                 "netaddr": f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}:9735", "direction": "in" if n % 2 else "out"}
+            self.peers[peer_id] = p
+        return p
+
+    def _add_channel(self, name, peer_id, alias, cap_sat, local_sat, opener, age_days, max_htlcs, base, ppm,
+                     initial: bool) -> Chan:
+        height = max(1, self.blockheight - int(age_days * 144)) if initial else self.blockheight + 1
+        scid, txid, outnum = self._new_scid(height)
+        cap = cap_sat * 1000
+        local = local_sat * 1000
+        pushed = (cap - local) if opener == "local" else local
+        ch = Chan(name=name, peer_id=peer_id, scid=scid, channel_id=self.channel_id_from(txid, outnum),
+                  funding_txid=txid, funding_outnum=outnum, capacity_msat=cap, to_us_msat=local, opener=opener,
+                  fee_base=base, fee_ppm=ppm, htlcmin=0, htlcmax=cap - cap // 100, max_accepted_htlcs=max_htlcs,
+                  opened_time=self._t - age_days * DAY, pushed_msat=pushed, min_to_us=local, max_to_us=local,
+                  last_update=int(self._t - min(age_days * DAY, 3600)))
+        ch.remote_fee_base = 1000
+        ch.remote_fee_ppm = max(1, int(self.scenario.rebalance.cost_ppm_median * 0.5 *
+                                       (2.718281828 ** (0.7 * self.rng.gauss(0, 1)))))
+        ch.fee_hist_t.append(float("-inf"))
+        ch.fee_hist_v.append((base, ppm))
+        self._ensure_peer(peer_id, alias)
+        self.channels[scid] = ch
+        self.by_name[name] = ch
+        self.by_chanid[ch.channel_id] = ch
+        ts = ch.opened_time
+        ch.state_changes.append({"timestamp": _iso(max(0, ts)), "old_state": AWAITING, "new_state": NORMAL,
+                                 "cause": "user" if opener == "local" else "remote", "message": "Lockin complete"})
+        if not initial:
+            ch.state = AWAITING
+            ch.state_changes = []
+        self.bkpr.channel_opened(ch, initial)
+        return ch
+
+    def spendable_msat(self, ch: Chan) -> int:
+        held = sum(h["amount_msat"] for h in ch.held if h["direction"] == "out")
+        fee = self._commit_fee_msat() if ch.opener == "local" else 0
+        return max(0, ch.to_us_msat - ch.reserve - held - fee)
+
+    def receivable_msat(self, ch: Chan) -> int:
+        held = sum(h["amount_msat"] for h in ch.held if h["direction"] == "in")
+        fee = self._commit_fee_msat() if ch.opener == "remote" else 0
+        return max(0, ch.capacity_msat - ch.to_us_msat - ch.reserve - held - fee)
+
+    def _commit_perkw(self) -> int:
+        return self.mempool.estimates_perkw(self._t)[6]
+
+    def _commit_fee_msat(self) -> int:
+        return (ANCHOR_SAT + -(-COMMIT_WEIGHT * self._commit_perkw() // 1000)) * 1000
+
+    def usable(self, ch: Chan) -> bool:
+        return ch.state == NORMAL and self.peers[ch.peer_id]["connected"]
+
+    def open_channels(self) -> list[Chan]:
+        return [c for c in self.channels.values() if c.state == NORMAL]
+
+    def set_fee(self, ch: Chan, base: int | None, ppm: int | None, enforcedelay: int | None = None) -> bool:
+        nb = ch.fee_base if base is None else base
+        np_ = ch.fee_ppm if ppm is None else ppm
+        if (nb, np_) == (ch.fee_base, ch.fee_ppm):
+            return False
+        if nb > ch.fee_base or np_ > ch.fee_ppm:
+            delay = self.scenario.market.enforcedelay_s if enforcedelay is None else enforcedelay
+            ch.prev_fee = (ch.fee_base, ch.fee_ppm)
+            ch.prev_fee_until = self._t + delay
+        ch.fee_base, ch.fee_ppm = nb, np_
+        ch.fee_hist_t.append(self._t)
+        ch.fee_hist_v.append((nb, np_))
+        ch.last_update = self.now
+        per = self.ledger.fee_updates.setdefault(ch.scid, {})
+        per[self.day_index] = per.get(self.day_index, 0) + 1
+        return True
+
+    def gossip_fee(self, ch: Chan, t: float) -> tuple[int, int]:
+        """Fee the rest of the network believes we charge at time t (gossip lag)."""
+        i = bisect.bisect_right(ch.fee_hist_t, t - self.scenario.market.gossip_delay_s) - 1
+        return ch.fee_hist_v[max(0, i)]
+
+    # ------------------------------------------------------------------ events
+    def _sched_stream(self, i: int, t: float) -> None:
+        s = self.streams[i]
+        nxt = s.next_arrival(self.rng, t)
+        if nxt is not None:
+            self._push(nxt, "pay", (i, s.generation))
+
+    def _ev_pay(self, data) -> None:
+        i, gen = data
+        s = self.streams[i]
+        if gen != s.generation:
+            return
+        self._sched_stream(i, self._t)
+        self._payment(s)
+
+    def _ev_shift(self, i: int) -> None:
+        sh = self.scenario.shifts[i]
+        targets = sh.demand or tuple(d.name for d in self.scenario.demand)
+        for name in targets:
+            s = self._stream_by_name[name]
+            s.market_ppm *= sh.market_ppm_multiplier
+            if sh.rate_multiplier != 1.0:
+                s.rate_per_hour *= sh.rate_multiplier
+                s.generation += 1
+                self._sched_stream(self.streams.index(s), self._t)
+
+    def _ev_block(self, _data) -> None:
+        self.blockheight += 1
+        self._emit("block_added", {"block_added": {"hash": _h("block", self.seed, self.blockheight),
+                                                   "height": self.blockheight}})
+        for ch in list(self.channels.values()):
+            if ch.lockin_at is not None and self.blockheight >= ch.lockin_at:
+                ch.lockin_at = None
+                self._set_state(ch, NORMAL, "user" if ch.opener == "local" else "remote", "Lockin complete")
+            elif ch.closed_height is not None:
+                if ch.state == "CLOSINGD_COMPLETE":
+                    self._set_state(ch, "FUNDING_SPEND_SEEN", "user", "Onchain funding spend")
+                    self._set_state(ch, "ONCHAIN", "user", "Onchain init reply")
+                    self.bkpr.channel_closed(ch)
+                elif ch.state == "ONCHAIN" and self.blockheight >= ch.closed_height + 100:
+                    self._set_state(ch, "CLOSED", "unknown", None)
+        self._push(self._t + self.rng.expovariate(1.0 / self.scenario.market.block_interval_s), "block", None)
+
+    def _ev_cong(self, c) -> None:
+        ch = self.by_name[c.channel]
+        if ch.state != NORMAL:
+            return
+        per = c.value_sat * 1000 // c.slots
+        hs = []
+        for k in range(c.slots):
+            if c.direction == "out":
+                hid = ch.next_out_id
+                ch.next_out_id += 1
+            else:
+                hid = ch.next_in_id
+                ch.next_in_id += 1
+            hs.append({"direction": c.direction, "id": hid, "amount_msat": per,
+                       "expiry": self.blockheight + 144, "payment_hash": _h("cong", ch.scid, hid, self._t),
+                       "state": "SENT_ADD_ACK_REVOCATION" if c.direction == "out" else "RCVD_ADD_ACK_REVOCATION"})
+        ch.held.extend(hs)
+        self._push(self._t + c.duration_hours * 3600, "uncong", (ch, hs))
+
+    def _ev_uncong(self, data) -> None:
+        ch, hs = data
+        ids = {id(h) for h in hs}
+        ch.held = [h for h in ch.held if id(h) not in ids]
+
+    def _ev_disc(self, d) -> None:
+        pid = self.by_name[d.peer].peer_id if d.peer in self.by_name else d.peer
+        if self.peers[pid]["connected"]:
+            self.disconnect_peer(pid)
+            self._push(self._t + d.duration_hours * 3600, "reconn", pid)
+
+    def _ev_reconn(self, pid) -> None:
+        self.connect_peer(pid)
+
+    def _ev_event(self, e) -> None:
+        if e.action == "close":
+            ch = self.by_name[e.channel]
+            if ch.state == NORMAL:
+                self.close_channel(ch.scid)
+        else:
+            self.open_channel(e.peer_id, e.capacity_sat, e.local_sat, e.opener, name=e.channel,
+                              fee_base_msat=e.fee_base_msat, fee_ppm=e.fee_ppm)
+
+    def _ev_sling(self, data) -> None:
+        self.sling.on_event(data)
+
+    def _ev_clboss(self, data) -> None:
+        self.clboss.on_event(data)
+
+    def _ev_call(self, fn) -> None:
+        fn()
+
+    def schedule(self, t: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` at virtual time t (for emulated plugins and tests)."""
+        self._push(t, "call", fn)
+
+    # ------------------------------------------------------------------ payments
+    def _pick(self, candidates: list[Chan], weight: Callable[[Chan], int]) -> Chan | None:
+        ws = [weight(c) for c in candidates]
+        if not candidates or sum(ws) <= 0:
+            return None
+        return self.rng.choices(candidates, ws)[0]
+
+    def _payment(self, s: mk.Stream) -> None:
+        led = self.ledger
+        amount = s.draw_amount_msat(self.rng)
+        tol = s.draw_tolerance_msat(self.rng, amount)
+        if s.drain_side is None:
+            src = self.by_name.get(s.src)
+            dst = self.by_name.get(s.dst)
+        else:
+            fixed = self.by_name.get(s.src or s.dst)
+            if s.counterparts:
+                others = [self.by_name[n] for n in s.counterparts if n in self.by_name]
+            else:
+                others = [c for c in self.channels.values() if c is not fixed]
+            others = [c for c in others if c.state == NORMAL and c is not fixed]
+            if s.drain_side == "out":
+                dst, src = fixed, self._pick(others, lambda c: self.receivable_msat(c) if self.usable(c) else 0)
+            else:
+                src, dst = fixed, self._pick(others, lambda c: self.spendable_msat(c) if self.usable(c) else 0)
+        if src is None or dst is None or dst.state != NORMAL or src.state != NORMAL:
+            led.payments_no_inbound += 1
+            return
+        base, ppm = self.gossip_fee(dst, self._t)
+        believed = cln_fee(base, ppm, amount)
+        if believed > tol:
+            led.payments_priced_out += 1
+            return
+        in_msat = amount + believed
+        if not self.usable(src) or self.receivable_msat(src) < in_msat:
+            led.payments_no_inbound += 1  # the upstream peer cannot send it to us; no HTLC reaches us
+            return
+        led.payments_arrived += 1
+        ok = self._forward(src, dst, amount, in_msat, self._t)
+        if ok == "fee":
+            cur = cln_fee(dst.fee_base, dst.fee_ppm, amount)
+            if cur <= tol and self.receivable_msat(src) >= amount + cur:
+                # the sender learns our new channel_update from the error and retries once
+                self._forward(src, dst, amount, amount + cur, self._t + 0.5)
+
+    def _forward(self, src: Chan, dst: Chan, out_msat: int, in_msat: int, t: float) -> str:
+        """One HTLC arriving on src for dst. Returns 'settled' | 'failed' | 'liquidity' | 'fee' | 'other'."""
+        led = self.ledger
+        self._payment_n += 1
+        phash = _h("pay", self.seed, self._payment_n)
+        in_id = src.next_in_id
+        src.next_in_id += 1
+        created = len(self.forwards) + 1
+        rt = round(t + self.rng.random() * 0.001, 6)
+        paid = in_msat - out_msat
+        need = cln_fee(dst.fee_base, dst.fee_ppm, out_msat)
+        fail = None
+        if paid < need and not (dst.prev_fee is not None and t < dst.prev_fee_until
+                                and paid >= cln_fee(dst.prev_fee[0], dst.prev_fee[1], out_msat)):
+            fail, kind = WIRE_FEE_INSUFFICIENT, "fee"
+        elif out_msat < dst.htlcmin:
+            fail, kind = WIRE_AMOUNT_BELOW_MINIMUM, "other"
+        elif out_msat > dst.htlcmax:
+            fail, kind = WIRE_TEMPORARY_CHANNEL_FAILURE, "other"
+        elif not self.peers[dst.peer_id]["connected"]:
+            fail, kind = WIRE_TEMPORARY_CHANNEL_FAILURE, "liquidity"
+        elif sum(1 for h in dst.held if h["direction"] == "out") >= dst.max_accepted_htlcs:
+            fail, kind = WIRE_TEMPORARY_CHANNEL_FAILURE, "liquidity"
+        elif out_msat > self.spendable_msat(dst):
+            fail, kind = WIRE_TEMPORARY_CHANNEL_FAILURE, "liquidity"
+        src.stats["in_payments_offered"] += 1
+        src.stats["in_offered_msat"] += in_msat
+        if fail is not None:
+            rec = {"created_index": created, "in_channel": src.scid, "in_htlc_id": in_id, "out_channel": dst.scid,
+                   "in_msat": in_msat, "status": "local_failed", "failcode": fail[0], "failreason": fail[1],
+                   "style": "tlv", "received_time": rt}
+            self.forwards.append(rec)
+            if kind == "fee":
+                led.forwards_failed_fee += 1
+            elif kind == "liquidity":
+                led.forwards_failed_liquidity += 1
+            else:
+                led.forwards_failed_other += 1
+            if self._subs:
+                self._emit("forward_event", {"forward_event": {
+                    "created_index": created, "payment_hash": phash, "in_channel": src.scid, "in_htlc_id": in_id,
+                    "out_channel": dst.scid, "in_msat": in_msat, "status": "local_failed", "failcode": fail[0],
+                    "failreason": fail[1], "style": "tlv", "received_time": rt}})
+            return kind
+        out_id = dst.next_out_id
+        dst.next_out_id += 1
+        dst.stats["out_payments_offered"] += 1
+        dst.stats["out_offered_msat"] += out_msat
+        settled = self.rng.random() >= self.scenario.market.downstream_fail_rate
+        resolved = round(rt + self.scenario.market.settle_delay_ms / 1000.0 * (0.5 + self.rng.random()), 6)
+        self._updated_index += 1
+        status = "settled" if settled else "failed"
+        rec = {"created_index": created, "updated_index": self._updated_index, "in_channel": src.scid,
+               "in_htlc_id": in_id, "out_channel": dst.scid, "out_htlc_id": out_id, "in_msat": in_msat,
+               "out_msat": out_msat, "fee_msat": paid, "status": status, "style": "tlv",
+               "received_time": rt, "resolved_time": resolved}
+        self.forwards.append(rec)
+        self._updated.append(rec)
+        if self._subs:
+            base = {"payment_hash": phash, "in_channel": src.scid, "in_htlc_id": in_id, "out_channel": dst.scid,
+                    "in_msat": in_msat, "out_msat": out_msat, "fee_msat": paid}
+            self._emit("forward_event", {"forward_event": {"created_index": created, **base, "status": "offered",
+                                                           "style": "tlv", "received_time": rt}})
+        if settled:
+            src.set_to_us(src.to_us_msat + in_msat)
+            dst.set_to_us(dst.to_us_msat - out_msat)
+            src.stats["in_payments_fulfilled"] += 1
+            src.stats["in_fulfilled_msat"] += in_msat
+            dst.stats["out_payments_fulfilled"] += 1
+            dst.stats["out_fulfilled_msat"] += out_msat
+            led.forwards_settled += 1
+            led.fees_earned_msat += paid
+            led.volume_settled_msat += out_msat
+            led.fees_by_channel_msat[dst.scid] = led.fees_by_channel_msat.get(dst.scid, 0) + paid
+            led.volume_out_by_channel_msat[dst.scid] = led.volume_out_by_channel_msat.get(dst.scid, 0) + out_msat
+        else:
+            led.forwards_failed_downstream += 1
+        if self._subs:
+            self._emit("forward_event", {"forward_event": {"updated_index": self._updated_index, **base,
+                                                           "status": status, "style": "tlv", "received_time": rt,
+                                                           "resolved_time": resolved}})
+        if settled:
+            self.bkpr.routed(src, dst, in_msat, out_msat, paid, phash, int(resolved))
+        return status
+
+    # ------------------------------------------------------------------ rebalancing (used by sling)
+    def rebalance(self, src: Chan, dst: Chan, amount_msat: int, fee_msat: int, label: str = "sling") -> None:
+        """A circular self-payment: src loses amount+fee, dst gains amount."""
+        src.set_to_us(src.to_us_msat - amount_msat - fee_msat)
+        dst.set_to_us(dst.to_us_msat + amount_msat)
+        src.stats["out_payments_offered"] += 1
+        src.stats["out_offered_msat"] += amount_msat + fee_msat
+        src.stats["out_payments_fulfilled"] += 1
+        src.stats["out_fulfilled_msat"] += amount_msat + fee_msat
+        dst.stats["in_payments_offered"] += 1
+        dst.stats["in_offered_msat"] += amount_msat
+        dst.stats["in_payments_fulfilled"] += 1
+        dst.stats["in_fulfilled_msat"] += amount_msat
+        self.ledger.rebalance_cost_msat += fee_msat
+        self.ledger.rebalanced_msat += amount_msat
+        self.ledger.rebalances_succeeded += 1
+        self._payment_n += 1
+        self.bkpr.rebalance(src, dst, amount_msat, fee_msat, _h("reb", self.seed, self._payment_n), self.now)
+
+    # ------------------------------------------------------------------ coin movements
+    def emit_coin_movement(self, mtype: str, body: dict) -> None:
+        self._mvt_index[mtype] += 1
+        if not self._subs:
+            return
+        m = {"version": 2, "coin_type": self.coin_type, "node_id": self.id, "type": mtype,
+             "created_index": self._mvt_index[mtype]}
+        m.update(body)
+        self._emit("coin_movement", {"coin_movement": m})
+
+    # ------------------------------------------------------------------ public actions
+    def _set_state(self, ch: Chan, new: str, cause: str, message: str | None) -> None:
+        old = ch.state
+        ch.state = new
+        ts = _iso(self._t)
+        ch.state_changes.append({"timestamp": ts, "old_state": old, "new_state": new, "cause": cause,
+                                 **({"message": message} if message is not None else {})})
+        self._emit("channel_state_changed", {"channel_state_changed": {
+            "peer_id": ch.peer_id, "channel_id": ch.channel_id,
+            "short_channel_id": ch.scid if new != AWAITING else None, "timestamp": ts, "old_state": old,
+            "new_state": new, "cause": cause, "message": message}})
+
+    def open_channel(self, peer_id: str | None = None, capacity_sat: int = 2_000_000, local_sat: int | None = None,
+                     opener: str = "remote", **kw) -> str:
+        name = kw.get("name") or f"opened{len(self.channels)}"
+        if peer_id is None:
+            peer_id = "02" + _h("newpeer", self.scenario.name, name)
+        if local_sat is None:
+            local_sat = capacity_sat if opener == "local" else 0
+        if opener not in ("local", "remote") or not 0 <= local_sat <= capacity_sat:
+            raise ValueError("bad open_channel arguments")
+        new_peer = peer_id not in self.peers
+        ch = self._add_channel(name, peer_id, kw.get("alias", name), capacity_sat, local_sat, opener, 0.0,
+                               kw.get("max_accepted_htlcs", 483), kw.get("fee_base_msat", 1000),
+                               kw.get("fee_ppm", 10), initial=False)
+        if new_peer:
+            self._emit_connect(peer_id)
+        self._emit("channel_opened", {"channel_opened": {"id": peer_id, "funding_msat": ch.capacity_msat,
+                                                         "funding_txid": ch.funding_txid, "channel_ready": False}})
+        cause = "user" if opener == "local" else "remote"
+        ts = _iso(self._t)
+        ch.state_changes.append({"timestamp": ts, "old_state": "unknown", "new_state": AWAITING, "cause": cause,
+                                 "message": "new channel opened"})
+        self._emit("channel_state_changed", {"channel_state_changed": {
+            "peer_id": peer_id, "channel_id": ch.channel_id, "short_channel_id": None, "timestamp": ts,
+            "old_state": "unknown", "new_state": AWAITING, "cause": cause, "message": "new channel opened"}})
+        ch.lockin_at = self.blockheight + kw.get("confirms", 3)
+        if kw.get("confirms", 3) == 0:
+            ch.lockin_at = None
+            self._set_state(ch, NORMAL, cause, "Lockin complete")
+        if opener == "local":
+            self.onchain_msat -= ch.capacity_msat
+        return ch.scid
+
+    def close_channel(self, scid: str) -> None:
+        ch = self.channels[scid]
+        if ch.state not in (NORMAL, AWAITING):
+            raise ValueError(f"channel {scid} is not open")
+        self._set_state(ch, "CHANNELD_SHUTTING_DOWN", "user", "User or plugin invoked close command")
+        self._set_state(ch, "CLOSINGD_SIGEXCHANGE", "user", "Start closingd")
+        self._set_state(ch, "CLOSINGD_COMPLETE", "user", "Closing complete")
+        ch.closed_height = self.blockheight + 1
+        ch.held = []
+
+    def _emit_connect(self, pid: str) -> None:
+        p = self.peers[pid]
+        host, port = p["netaddr"].rsplit(":", 1)
+        self._emit("connect", {"connect": {"id": pid, "direction": p["direction"],
+                                           "address": {"type": "ipv4", "address": host, "port": int(port)}}})
+
+    def disconnect_peer(self, peer_id: str) -> None:
+        p = self.peers[peer_id]
+        if p["connected"]:
+            p["connected"] = False
+            self._emit("disconnect", {"disconnect": {"id": peer_id}})
+
+    def connect_peer(self, peer_id: str) -> None:
+        p = self.peers[peer_id]
+        if not p["connected"]:
+            p["connected"] = True
+            p["since"] = self._t
+            self._emit_connect(peer_id)
+
+    def set_plugin_installed(self, name: str, installed: bool) -> None:
+        if name not in self.plugins:
+            raise ValueError(f"unknown emulated plugin {name!r}")
+        was = self.plugins[name]
+        self.plugins[name] = installed
+        if name == "sling" and was != installed:
+            (self.sling.start_plugin if installed else self.sling.stop_plugin)()
+        if name == "clboss" and was != installed and installed:
+            self.clboss.start_plugin()
+
+    # ------------------------------------------------------------------ JSON-RPC
+    def call(self, method: str, params: dict | list | None = None) -> dict:
+        return _dispatch(self, method, params)
+
+    def rpc_error(self, method: str, params: Any, code: int, message: str) -> RpcError:
+        return RpcError(method, params if params is not None else {}, {"code": code, "message": message})
+
+    # ------------------------------------------------------------------ helpers for tests/benchmarks
+    def local_balance_total_msat(self) -> int:
+        return sum(c.to_us_msat for c in self.channels.values() if c.closed_height is None)
+
+    def snapshot(self) -> str:
+        return json.dumps(self.ledger.as_dict(), sort_keys=True)
+
+
+# ====================================================================== JSON-RPC layer (lightningd v25.12.1)
+
+INVALID_PARAMS = -32602
+_BADTOK = "invalid token (see logs for details)"
+PLUGIN_DIR = "/usr/local/libexec/c-lightning/plugins"
+_BUILTIN_PLUGINS = [("autoclean", False), ("chanbackup", False), ("bcli", False), ("commando", False),
+                    ("funder", True), ("topology", False), ("exposesecret", True), ("keysend", False),
+                    ("offers", True), ("pay", True), ("recklessrpc", True), ("recover", False),
+                    ("txprepare", True), ("cln-renepay", True), ("cln-xpay", True), ("spenderp", False),
+                    ("cln-askrene", True), ("sql", True)]
+
+
+class _BadParam(Exception):
+    def __init__(self, message: str):
+        self.message = message
+
+
+def _conv(kind: str, name: str, v: Any) -> Any:
+    def bad(desc: str):
+        raise _BadParam(f"{name}: {desc}: {_BADTOK}")
+    if kind == "any":
+        return v
+    if kind == "str":
+        if not isinstance(v, str):
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return str(v)
+            bad("should be a string")
+        return v
+    if kind == "bool":
+        if isinstance(v, bool):
+            return v
+        if v in ("true", "false"):
+            return v == "true"
+        bad("should be 'true' or 'false'")
+    if kind in ("u32", "u64", "u16"):
+        bits = {"u32": 32, "u64": 64, "u16": 16}[kind]
+        if isinstance(v, str) and v.isdigit():
+            v = int(v)
+        if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**bits:
+            return v
+        bad(f"should be an unsigned {bits} bit integer")
+    if kind == "msat":
+        if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+            return v
+        if isinstance(v, str):
+            s = v.strip()
+            try:
+                if s.endswith("msat") and s[:-4].isdigit():
+                    return int(s[:-4])
+                if s.endswith("sat"):
+                    num = s[:-3]
+                    if num.isdigit():
+                        return int(num) * 1000
+                    if "." in num and len(num.split(".")[1]) == 3:
+                        a, b = num.split(".")
+                        return int(a) * 1000 + int(b)
+                if s.endswith("btc"):
+                    a, _, b = s[:-3].partition(".")
+                    if a.isdigit() and (not b or (b.isdigit() and len(b) <= 11)):
+                        return int(a) * 100_000_000_000 + int((b + "0" * 11)[:11])
+                if s.isdigit():
+                    return int(s)
+            except ValueError:
+                pass
+        bad("should be a millisatoshi amount")
+    if kind == "pubkey":
+        if isinstance(v, str) and len(v) == 66 and v[:2] in ("02", "03"):
+            try:
+                bytes.fromhex(v)
+                return v
+            except ValueError:
+                pass
+        bad("should be a node id")
+    if kind == "scid":
+        if isinstance(v, str):
+            parts = v.split("x")
+            if len(parts) == 3 and all(p.isdigit() for p in parts):
+                return v
+        bad("should be a short_channel_id of form NxNxN")
+    if kind.startswith("enum:"):
+        opts = kind[5:].split(",")
+        if v in opts:
+            return v
+        bad("should be one of " + ", ".join(f"'{o}'" for o in opts))
+    raise AssertionError(kind)
+
+
+_PARAMS: dict[str, list[tuple[str, str, bool]]] = {
+    "getinfo": [],
+    "listpeerchannels": [("id", "pubkey", False), ("short_channel_id", "scid", False)],
+    "listpeers": [("id", "pubkey", False), ("level", "str", False)],
+    "listfunds": [("spent", "bool", False)],
+    "listforwards": [("status", "enum:offered,settled,local_failed,failed", False), ("in_channel", "scid", False),
+                     ("out_channel", "scid", False), ("index", "enum:created,updated", False),
+                     ("start", "u64", False), ("limit", "u32", False)],
+    "listchannels": [("short_channel_id", "scid", False), ("source", "pubkey", False),
+                     ("destination", "pubkey", False)],
+    "listnodes": [("id", "pubkey", False)],
+    "feerates": [("style", "enum:perkb,perkw", True)],
+    "setchannel": [("id", "str", True), ("feebase", "msat", False), ("feeppm", "u32", False),
+                   ("htlcmin", "msat", False), ("htlcmax", "msat", False), ("enforcedelay", "u32", False),
+                   ("ignorefeelimits", "bool", False)],
+    "listconfigs": [("config", "str", False)],
+    "plugin": [("subcommand", "enum:start,stop,rescan,startdir,list", True), ("plugin", "str", False),
+               ("options", "any", False)],
+    "listhtlcs": [("id", "str", False), ("index", "enum:created,updated", False), ("start", "u64", False),
+                  ("limit", "u32", False)],
+}
+
+
+def parse_params(method: str, params: dict | list | None, spec: list[tuple[str, str, bool]],
+                 allow_extra: bool = False) -> dict:
+    """Map positional or keyword params onto ``spec`` like lightningd's json_param.c."""
+    if params is None:
+        params = {}
+    out: dict = {}
+    if isinstance(params, list):
+        if len(params) > len(spec) and not allow_extra:
+            raise _BadParam(f"too many parameters: got {len(params)}, expected {len(spec)}")
+        for (name, kind, _req), v in zip(spec, params):
+            if v is not None:
+                out[name] = _conv(kind, name, v)
+    elif isinstance(params, dict):
+        names = {s[0]: s for s in spec}
+        for k, v in params.items():
+            if k not in names:
+                if allow_extra:
+                    out[k] = v
+                    continue
+                raise _BadParam(f"unknown parameter: {k}, this may be caused by a failure to autodetect "
+                                f"key=value-style parameters. Please try using the -k flag and explicit "
+                                f"key=value pairs of parameters.")
+            if v is not None:
+                out[k] = _conv(names[k][1], k, v)
+    else:
+        raise _BadParam("Expected array or object for params")
+    for name, _kind, req in spec:
+        if req and name not in out:
+            raise _BadParam(f"missing required parameter: {name}")
+    return out
+
+
+def _dispatch(node: SimNode, method: str, params: dict | list | None) -> dict:
+    handler = _HANDLERS.get(method)
+    owner = None
+    if handler is None:
+        for prefix, plug in (("bkpr-", "bookkeeper"), ("sling-", "sling"), ("clboss-", "clboss")):
+            if method.startswith(prefix):
+                owner = plug
+                break
+        if owner is not None and node.plugins[owner]:
+            target = {"bookkeeper": node.bkpr, "sling": node.sling, "clboss": node.clboss}[owner]
+            if target.has(method):
+                try:
+                    return target.call(method, params)
+                except _BadParam as e:
+                    raise node.rpc_error(method, params, INVALID_PARAMS, e.message)
+        raise node.rpc_error(method, params, -32601, f"Unknown command '{method}'")
+    try:
+        p = parse_params(method, params, _PARAMS[method])
+        return handler(node, p)
+    except _BadParam as e:
+        raise node.rpc_error(method, params, INVALID_PARAMS, e.message)
+
+
+def _peer_chan_json(node: SimNode, ch: Chan) -> dict:
+    peer = node.peers[ch.peer_id]
+    conn = peer["connected"]
+    perkw = max(253, node._commit_perkw())
+    cap = ch.capacity_msat
+    d: dict = {"peer_id": ch.peer_id, "peer_connected": conn}
+    if conn:
+        d["reestablished"] = True
+    d["channel_type"] = {"bits": [12, 22], "names": ["static_remotekey/even", "anchors/even"]}
+    d["ignore_fee_limits"] = True
+    d["updates"] = {
+        "local": {"htlc_minimum_msat": ch.htlcmin, "htlc_maximum_msat": ch.htlcmax, "cltv_expiry_delta": 34,
+                  "fee_base_msat": ch.fee_base, "fee_proportional_millionths": ch.fee_ppm},
+        "remote": {"htlc_minimum_msat": 0, "htlc_maximum_msat": cap - cap // 100, "cltv_expiry_delta": 80,
+                   "fee_base_msat": ch.remote_fee_base, "fee_proportional_millionths": ch.remote_fee_ppm}}
+    if conn and node._t - peer["since"] >= 60:
+        d["last_stable_connection"] = int(peer["since"]) + 60
+    d["state"] = ch.state
+    d["scratch_txid"] = _h("scratch", ch.scid, ch.to_us_msat)
+    d["last_tx_fee_msat"] = node._commit_fee_msat()
+    d["lost_state"] = False
+    d["feerate"] = {"perkw": perkw, "perkb": perkw * 4}
+    if ch.state in (NORMAL, AWAITING, "CHANNELD_SHUTTING_DOWN") and conn:
+        d["owner"] = "channeld"
+    elif ch.state.startswith("CLOSINGD") and conn:
+        d["owner"] = "closingd"
+    elif ch.state in ("ONCHAIN", "FUNDING_SPEND_SEEN"):
+        d["owner"] = "onchaind"
+    if ch.state != AWAITING:
+        d["short_channel_id"] = ch.scid
+        d["direction"] = 0 if node.id < ch.peer_id else 1
+    d["channel_id"] = ch.channel_id
+    d["funding_txid"] = ch.funding_txid
+    d["funding_outnum"] = ch.funding_outnum
+    d["close_to_addr"] = "bc1p" + _h("addr", ch.scid)[:58]
+    d["close_to"] = "5120" + _h("spk", ch.scid)
+    d["private"] = False
+    d["opener"] = ch.opener
+    if ch.state != AWAITING:
+        d["alias"] = {"local": f"{int(_h('al', ch.scid)[:5], 16)}x{int(_h('al2', ch.scid)[:5], 16)}x1",
+                      "remote": f"{int(_h('ar', ch.scid)[:5], 16)}x{int(_h('ar2', ch.scid)[:5], 16)}x1"}
+    d["features"] = ["option_static_remotekey", "option_anchors"]
+    d["funding"] = {"local_funds_msat": cap if ch.opener == "local" else 0,
+                    "remote_funds_msat": 0 if ch.opener == "local" else cap,
+                    "pushed_msat": ch.pushed_msat, "withheld": False}
+    d["to_us_msat"] = ch.to_us_msat
+    d["min_to_us_msat"] = ch.min_to_us
+    d["max_to_us_msat"] = ch.max_to_us
+    d["total_msat"] = cap
+    d["fee_base_msat"] = ch.fee_base
+    d["fee_proportional_millionths"] = ch.fee_ppm
+    d["dust_limit_msat"] = 546000
+    d["max_total_htlc_in_msat"] = U64MAX
+    d["their_max_htlc_value_in_flight_msat"] = U64MAX
+    d["our_max_htlc_value_in_flight_msat"] = U64MAX
+    d["their_reserve_msat"] = ch.reserve
+    d["our_reserve_msat"] = ch.reserve
+    d["spendable_msat"] = node.spendable_msat(ch)
+    d["receivable_msat"] = node.receivable_msat(ch)
+    d["minimum_htlc_in_msat"] = 0
+    d["minimum_htlc_out_msat"] = ch.htlcmin
+    d["maximum_htlc_out_msat"] = ch.htlcmax
+    d["their_to_self_delay"] = 144
+    d["our_to_self_delay"] = 144
+    d["max_accepted_htlcs"] = ch.max_accepted_htlcs
+    d["state_changes"] = copy.deepcopy(ch.state_changes)
+    d["status"] = [f"{ch.state}:Reconnected, and reestablished.", f"{ch.state}:Channel ready for use."] if conn \
+        else [f"{ch.state}:Peer not connected."]
+    d.update(ch.stats)
+    d["htlcs"] = [dict(h) for h in ch.held]
+    return d
+
+
+def _visible_peer_chans(node: SimNode) -> list[Chan]:
+    return [c for c in node.channels.values() if c.state != "CLOSED"]
+
+
+def _h_getinfo(node: SimNode, p: dict) -> dict:
+    chans = _visible_peer_chans(node)
+    return {
+        "id": node.id, "alias": node.scenario.node.alias, "color": node.scenario.node.color,
+        "num_peers": sum(1 for x in node.peers.values() if x["connected"]),
+        "num_pending_channels": sum(1 for c in chans if c.state == AWAITING),
+        "num_active_channels": sum(1 for c in chans if c.state == NORMAL),
+        "num_inactive_channels": sum(1 for c in chans if c.state not in (NORMAL, AWAITING)),
+        "address": [], "binding": [{"type": "ipv4", "address": "127.0.0.1", "port": 9735}],
+        "version": "v25.12.1", "blockheight": node.blockheight, "network": node.scenario.node.network,
+        "fees_collected_msat": node.ledger.fees_earned_msat,
+        "lightning-dir": os.path.join(node.lightning_dir or "/var/lib/simnode", node.scenario.node.network),
+        "our_features": {"init": "0898880a8a59a1", "node": "8898880a8a59a1", "channel": "",
+                         "invoice": "02000002024100"}}
+
+
+def _h_listpeerchannels(node: SimNode, p: dict) -> dict:
+    if "id" in p and "short_channel_id" in p:
+        raise _BadParam("Cannot specify both short_channel_id and id")
+    out = []
+    for c in _visible_peer_chans(node):
+        if "id" in p and c.peer_id != p["id"]:
+            continue
+        if "short_channel_id" in p and c.scid != p["short_channel_id"]:
+            continue
+        out.append(_peer_chan_json(node, c))
+    return {"channels": out}
+
+
+def _h_listpeers(node: SimNode, p: dict) -> dict:
+    out = []
+    for pid, peer in node.peers.items():
+        if "id" in p and pid != p["id"]:
+            continue
+        n = sum(1 for c in node.channels.values() if c.peer_id == pid and c.state != "CLOSED")
+        if not peer["connected"] and n == 0:
+            continue
+        d = {"id": pid, "connected": peer["connected"], "num_channels": n}
+        if peer["connected"]:
+            d["netaddr"] = [peer["netaddr"]]
+        d["features"] = "0898880a8a59a1"
+        out.append(d)
+    return {"peers": out}
+
+
+def _h_listfunds(node: SimNode, p: dict) -> dict:
+    txid = _h("wallet-utxo", node.scenario.name)
+    outputs = [{"txid": txid, "output": 1, "amount_msat": max(0, node.onchain_msat),
+                "scriptpubkey": "5120" + _h("wspk"), "address": "bc1p" + _h("waddr")[:58], "status": "confirmed",
+                "blockheight": node.scenario.node.blockheight - 1000, "reserved": False}]
+    chans = []
+    for c in node.channels.values():
+        if c.state == "CLOSED":
+            continue
+        d = {"peer_id": c.peer_id, "connected": node.peers[c.peer_id]["connected"], "state": c.state,
+             "channel_id": c.channel_id}
+        if c.state != AWAITING:
+            d["short_channel_id"] = c.scid
+        d.update({"our_amount_msat": c.to_us_msat, "amount_msat": c.capacity_msat, "funding_txid": c.funding_txid,
+                  "funding_output": c.funding_outnum})
+        chans.append(d)
+    return {"outputs": outputs, "channels": chans}
+
+
+def _h_listforwards(node: SimNode, p: dict) -> dict:
+    index = p.get("index")
+    if ("start" in p or "limit" in p) and index is None:
+        raise _BadParam("index: Can only specify start/limit with index")
+    start = p.get("start", 0)
+    if index == "updated":
+        lo = bisect.bisect_left([r["updated_index"] for r in node._updated], start) if start else 0
+        src = node._updated[lo:]
+    elif index == "created":
+        src = node.forwards[max(0, start - 1):]
+    else:
+        src = node.forwards
+    st, ic, oc = p.get("status"), p.get("in_channel"), p.get("out_channel")
+    limit = p.get("limit")
+    out = []
+    for r in src:
+        if st is not None and r["status"] != st:
+            continue
+        if ic is not None and r["in_channel"] != ic:
+            continue
+        if oc is not None and r.get("out_channel") != oc:
+            continue
+        out.append(dict(r))
+        if limit is not None and len(out) >= limit:
+            break
+    return {"forwards": out}
+
+
+def _h_listhtlcs(node: SimNode, p: dict) -> dict:
+    out = []
+    for c in node.channels.values():
+        if "id" in p and p["id"] not in (c.scid, c.channel_id):
+            continue
+        for h in c.held:
+            out.append({"short_channel_id": c.scid, "id": h["id"], "expiry": h["expiry"],
+                        "direction": h["direction"], "amount_msat": h["amount_msat"],
+                        "payment_hash": h["payment_hash"], "state": h["state"]})
+    return {"htlcs": out}
+
+
+def _chan_dir(node: SimNode, ch: Chan, from_us: bool) -> dict:
+    src, dst = (node.id, ch.peer_id) if from_us else (ch.peer_id, node.id)
+    cap = ch.capacity_msat
+    return {"source": src, "destination": dst, "short_channel_id": ch.scid, "direction": 0 if src < dst else 1,
+            "public": True, "amount_msat": cap, "message_flags": 1, "channel_flags": 0 if src < dst else 1,
+            "active": node.peers[ch.peer_id]["connected"],
+            "last_update": ch.last_update if from_us else int(ch.opened_time) + 3600,
+            "base_fee_millisatoshi": ch.fee_base if from_us else ch.remote_fee_base,
+            "fee_per_millionth": ch.fee_ppm if from_us else ch.remote_fee_ppm,
+            "delay": 34 if from_us else 80,
+            "htlc_minimum_msat": ch.htlcmin if from_us else 0,
+            "htlc_maximum_msat": ch.htlcmax if from_us else cap - cap // 100, "features": ""}
+
+
+def _h_listchannels(node: SimNode, p: dict) -> dict:
+    if sum(k in p for k in ("short_channel_id", "source", "destination")) > 1:
+        raise _BadParam("Can only specify one of short_channel_id, source or destination")
+    out = []
+    for c in node.channels.values():
+        if c.state not in (NORMAL, "CHANNELD_SHUTTING_DOWN"):
+            continue
+        if "short_channel_id" in p and c.scid != p["short_channel_id"]:
+            continue
+        for from_us in (True, False):
+            d = _chan_dir(node, c, from_us)
+            if "source" in p and d["source"] != p["source"]:
+                continue
+            if "destination" in p and d["destination"] != p["destination"]:
+                continue
+            out.append(d)
+    return {"channels": out}
+
+
+def _h_listnodes(node: SimNode, p: dict) -> dict:
+    ids = [node.id] + [pid for pid in node.peers
+                       if any(c.peer_id == pid and c.state == NORMAL for c in node.channels.values())]
+    out = []
+    for nid in ids:
+        if "id" in p and p["id"] != nid:
+            continue
+        alias = node.scenario.node.alias if nid == node.id else node.peers[nid]["alias"]
+        out.append({"nodeid": nid, "alias": alias[:32], "color": nid[2:8],
+                    "last_timestamp": node.scenario.start_time - 3600, "features": "8898880a8a59a1",
+                    "addresses": []})
+    return {"nodes": out}
+
+
+def _h_feerates(node: SimNode, p: dict) -> dict:
+    est = node.mempool.estimates_perkw(node._t)
+    kw = {"opening": est[12], "mutual_close": est[100], "unilateral_close": est[6],
+          "unilateral_anchor_close": max(1250, est[100]), "penalty": est[12],
+          "min_acceptable": max(253, est[100] // 2), "max_acceptable": est[2] * 10, "floor": 253}
+    style = p["style"]
+    mul = 4 if style == "perkb" else 1
+    body = {k: v * mul for k, v in kw.items()}
+    body["estimates"] = [{"blockcount": b, "feerate": est[b] * mul, "smoothed_feerate": est[b] * mul}
+                         for b in (2, 6, 12, 100)]
+    return {style: body, "onchain_fee_estimates": {
+        "opening_channel_satoshis": kw["opening"] * 702 // 1000,
+        "mutual_close_satoshis": kw["mutual_close"] * 673 // 1000,
+        "unilateral_close_satoshis": kw["unilateral_anchor_close"] * 1112 // 1000,
+        "unilateral_close_nonanchor_satoshis": kw["unilateral_close"] * 598 // 1000,
+        "htlc_timeout_satoshis": kw["unilateral_close"] * 663 // 1000,
+        "htlc_success_satoshis": kw["unilateral_close"] * 703 // 1000}}
+
+
+def _h_setchannel(node: SimNode, p: dict) -> dict:
+    ident = p["id"]
+    ok_states = (NORMAL, AWAITING)
+    if ident == "all":
+        targets = [c for c in node.channels.values() if c.state in ok_states]
+    elif ident in node.channels:
+        targets = [node.channels[ident]]
+        if targets[0].state not in ok_states:
+            raise _BadParam(f"id: Channel is in state {targets[0].state}: {_BADTOK}")
+    elif ident in node.by_chanid:
+        targets = [node.by_chanid[ident]]
+    elif ident in node.peers:
+        targets = [c for c in node.channels.values() if c.peer_id == ident and c.state in ok_states]
+        if not targets:
+            raise _BadParam(f"id: Could not find any active channels of peer with that id: {_BADTOK}")
+    else:
+        raise _BadParam(f"id: Short channel id not found: {_BADTOK}")
+    if "htlcmin" in p and "htlcmax" in p and p["htlcmin"] > p["htlcmax"]:
+        raise _BadParam("htlcmax: htlcmax cannot be less than htlcmin")
+    out = []
+    for c in targets:
+        node.set_fee(c, p.get("feebase"), p.get("feeppm"), p.get("enforcedelay"))
+        if "htlcmin" in p:
+            c.htlcmin = p["htlcmin"]
+        if "htlcmax" in p:
+            c.htlcmax = min(p["htlcmax"], c.capacity_msat - c.capacity_msat // 100)
+        out.append({"peer_id": c.peer_id, "channel_id": c.channel_id, "short_channel_id": c.scid,
+                    "fee_base_msat": c.fee_base, "fee_proportional_millionths": c.fee_ppm,
+                    "minimum_htlc_out_msat": c.htlcmin, "maximum_htlc_out_msat": c.htlcmax,
+                    "ignore_fee_limits": p.get("ignorefeelimits", True)})
+        if c.state == AWAITING:
+            del out[-1]["short_channel_id"]
+    return {"channels": out}
+
+
+def _configs(node: SimNode) -> dict:
+    net = node.scenario.node.network
+    ld = node.lightning_dir or "/var/lib/simnode"
+    plugins = [x["name"] for x in _plugin_list(node) if x["name"].startswith("/") and not x["name"].startswith(PLUGIN_DIR)]
+    c = {
+        "developer": {"set": False, "source": "default"},
+        "lightning-dir": {"value_str": ld, "source": "cmdline"},
+        "network": {"value_str": net, "source": "default" if net == "bitcoin" else "cmdline"},
+        "mainnet": {"set": net == "bitcoin", "source": "default"},
+        "regtest": {"set": net == "regtest", "source": "default"},
+        "testnet": {"set": net == "testnet", "source": "default"},
+        "signet": {"set": net == "signet", "source": "default"},
+        "rpc-file": {"value_str": "lightning-rpc", "source": "default"},
+        "allow-deprecated-apis": {"value_bool": True, "source": "default"},
+        "alias": {"value_str": node.scenario.node.alias, "source": f"{ld}/config:1"},
+        "rgb": {"value_str": node.scenario.node.color, "source": "default"},
+        "ignore-fee-limits": {"value_bool": False, "source": "default"},
+        "funding-confirms": {"value_int": 3, "source": "default"},
+        "cltv-delta": {"value_int": 34, "source": "default"},
+        "cltv-final": {"value_int": 18, "source": "default"},
+        "fee-base": {"value_int": 1000, "source": "default"},
+        "fee-per-satoshi": {"value_int": 10, "source": "default"},
+        "htlc-minimum-msat": {"value_msat": 0, "source": "default"},
+        "htlc-maximum-msat": {"value_msat": U64MAX, "source": "default"},
+        "max-concurrent-htlcs": {"value_int": 30, "source": "default"},
+        "max-dust-htlc-exposure-msat": {"value_msat": 50000000, "source": "default"},
+        "min-capacity-sat": {"value_int": 10000, "source": "default", "dynamic": True},
+        "commit-fee": {"value_int": 100, "source": "default"},
+        "log-level": {"value_str": "info", "source": "default"},
+    }
+    if plugins:
+        c["plugin"] = {"values_str": plugins, "sources": [f"{ld}/config:2"] * len(plugins)}
+    return c
+
+
+def _h_listconfigs(node: SimNode, p: dict) -> dict:
+    c = _configs(node)
+    if "config" in p:
+        if p["config"] not in c:
+            raise _BadParam(f"config: Unknown config option {p['config']}: {_BADTOK}")
+        return {"configs": {p["config"]: c[p["config"]]}}
+    return {"configs": c}
+
+
+def _plugin_list(node: SimNode) -> list[dict]:
+    out = [{"name": f"{PLUGIN_DIR}/{n}", "active": True, "dynamic": d} for n, d in _BUILTIN_PLUGINS]
+    if node.plugins["bookkeeper"]:
+        out.append({"name": f"{PLUGIN_DIR}/bookkeeper", "active": True, "dynamic": False})
+    if node.plugins["sling"]:
+        out.append({"name": "/usr/local/lib/cln-plugins/sling", "active": True, "dynamic": True})
+    if node.plugins["clboss"]:
+        out.append({"name": "/usr/local/bin/clboss", "active": True, "dynamic": False})
+    out.extend(node.extra_plugins)
+    return out
+
+
+def _h_plugin(node: SimNode, p: dict) -> dict:
+    sub = p["subcommand"]
+    if sub == "list":
+        return {"command": "list", "plugins": _plugin_list(node)}
+    name = os.path.basename(p.get("plugin", ""))
+    if sub in ("start", "stop") and name in ("sling", "clboss"):
+        if sub == "stop":
+            if not node.plugins[name]:
+                raise _BadParam(f"Could not find plugin {name}")
+            node.set_plugin_installed(name, False)
+            return {"command": "stop", "result": f"Successfully stopped {name}."}
+        node.set_plugin_installed(name, True)
+        return {"command": "start", "plugins": _plugin_list(node)}
+    if sub == "stop" and name == "bookkeeper":
+        raise _BadParam(f"bookkeeper cannot be managed when --plugin-dir or --plugin is not dynamic")
+    if "plugin" not in p and sub in ("start", "stop", "startdir"):
+        raise _BadParam("missing required parameter: plugin")
+    raise _BadParam(f"{p.get('plugin')}: plugin not known to the simulated node")
+
+
+_HANDLERS: dict[str, Callable[[SimNode, dict], dict]] = {
+    "getinfo": _h_getinfo, "listpeerchannels": _h_listpeerchannels, "listpeers": _h_listpeers,
+    "listfunds": _h_listfunds, "listforwards": _h_listforwards, "listchannels": _h_listchannels,
+    "listnodes": _h_listnodes, "feerates": _h_feerates, "setchannel": _h_setchannel,
+    "listconfigs": _h_listconfigs, "plugin": _h_plugin, "listhtlcs": _h_listhtlcs,
+}

@@ -1,0 +1,502 @@
+"""Emulated sling (daywalker90/sling v4.1.x): the job API as documented in the reference §12.
+
+Rebalances are not routed through a simulated network: each attempt draws a route cost (ppm) from the
+scenario's ``[rebalance]`` distribution and fails with ``failure_probability``; see docs/simulator.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from .market import draw_rebalance_cost_ppm
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .node import Chan, SimNode
+
+SLING_VERSION = "v4.1.2"
+PLUGIN_ERR = -32600  # cln-plugin (Rust) maps handler errors to this code
+JOB_KEYS = ("scid", "direction", "amount", "maxppm", "outppm", "target", "maxhops", "candidates",
+            "depleteuptopercent", "depleteuptoamount", "paralleljobs")
+
+
+class SlingError(Exception):
+    pass
+
+
+class Sling:
+    METHODS = ("sling-job", "sling-go", "sling-stop", "sling-deletejob", "sling-jobsettings", "sling-stats",
+               "sling-except-peer", "sling-except-chan", "sling-version", "sling-once")
+
+    def __init__(self, node: "SimNode"):
+        self.node = node
+        self.jobs: dict[str, dict] = {}
+        self.running: dict[str, int] = {}  # scid -> generation of its attempt loop
+        self.status: dict[str, str] = {}
+        self.successes: dict[str, list[dict]] = {}
+        self.failures: dict[str, list[dict]] = {}
+        self.except_chans: list[str] = []
+        self.except_peers: list[str] = []
+        self._gen = 0
+        self._load()
+
+    # ------------------------------------------------------------------ persistence
+    def _dir(self) -> str | None:
+        if self.node.lightning_dir is None:
+            return None
+        return os.path.join(self.node.lightning_dir, "sling")
+
+    def _save(self) -> None:
+        d = self._dir()
+        if d is None:
+            return
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "jobs.json"), "w") as f:
+            json.dump(self.jobs, f, sort_keys=True, indent=1)
+        with open(os.path.join(d, "excepts.json"), "w") as f:
+            json.dump({"chans": self.except_chans, "peers": self.except_peers}, f)
+        with open(os.path.join(d, "stats.json"), "w") as f:
+            json.dump({"successes": self.successes, "failures": self.failures}, f)
+
+    def _load(self) -> None:
+        d = self._dir()
+        if d is None:
+            return
+        for name, attr in (("jobs.json", None), ("excepts.json", None), ("stats.json", None)):
+            path = os.path.join(d, name)
+            if not os.path.isfile(path):
+                continue
+            with open(path) as f:
+                data = json.load(f)
+            if name == "jobs.json":
+                self.jobs = data
+            elif name == "excepts.json":
+                self.except_chans, self.except_peers = data["chans"], data["peers"]
+            else:
+                self.successes, self.failures = data["successes"], data["failures"]
+
+    def start_plugin(self) -> None:
+        """Plugin (re)start: jobs come back from disk (or memory) but are not running (no sling-autogo)."""
+        self.running.clear()
+        self.status.clear()
+        if self._dir() is not None:
+            self.jobs, self.successes, self.failures = {}, {}, {}
+            self._load()
+
+    def stop_plugin(self) -> None:
+        self.running.clear()
+        self.status.clear()
+
+    # ------------------------------------------------------------------ event loop
+    def event_valid(self, data: tuple) -> bool:
+        scid, gen = data
+        return self.running.get(scid) == gen and self.node.plugins["sling"]
+
+    def _schedule(self, scid: str, delay: float | None = None) -> None:
+        gen = self.running[scid]
+        iv = self.node.scenario.rebalance.attempt_interval_s if delay is None else delay
+        self.node._push(self.node._t + iv, "sling", (scid, gen))
+
+    def on_event(self, data: tuple) -> None:
+        if not self.event_valid(data):
+            return
+        scid, _gen = data
+        self._attempt(scid)
+        if scid in self.running:
+            self._schedule(scid)
+
+    def _eligible_sources(self, job: dict, dst: "Chan") -> list["Chan"]:
+        node = self.node
+        pull_targets = {s for s, j in self.jobs.items() if j["sat_direction"] == "pull"}
+        out = []
+        cands = job.get("candidates")
+        for ch in node.channels.values():
+            if ch is dst or ch.state != "CHANNELD_NORMAL" or not node.peers[ch.peer_id]["connected"]:
+                continue
+            if cands is not None and ch.scid not in cands:
+                continue
+            if "outppm" in job and ch.fee_ppm > job["outppm"]:
+                continue
+            if ch.scid in self.except_chans or ch.peer_id in self.except_peers or ch.scid in pull_targets:
+                continue
+            out.append(ch)
+        return out
+
+    def _attempt(self, scid: str) -> None:
+        node = self.node
+        job = self.jobs.get(scid)
+        dst = node.channels.get(scid)
+        if job is None or dst is None:
+            self.status[scid] = "ChanNotNormal"
+            return
+        if dst.state != "CHANNELD_NORMAL":
+            self.status[scid] = "ChanNotNormal"
+            return
+        if not node.peers[dst.peer_id]["connected"]:
+            self.status[scid] = "Disconnected"
+            return
+        if job["sat_direction"] != "pull":
+            self._attempt_push(scid, job, dst)
+            return
+        target = job.get("target", 0.5)
+        if dst.to_us_msat >= target * dst.capacity_msat:
+            self.status[scid] = "Balanced"
+            return
+        amount = job["amount_msat"]
+        if node.receivable_msat(dst) < amount:
+            self.status[scid] = "Balanced"
+            return
+        maxfee = job["maxppm"] * amount // 1_000_000
+        pct = job.get("depleteuptopercent", 0.2)
+        dep_amt = job.get("depleteuptoamount_msat", 2_000_000_000)
+        srcs = [c for c in self._eligible_sources(job, dst)
+                if node.spendable_msat(c) >= amount + maxfee
+                and c.to_us_msat - amount - maxfee >= min(int(pct * c.capacity_msat), dep_amt)]
+        if not srcs:
+            self.status[scid] = "NoCandidates"
+            return
+        self.status[scid] = "Rebalancing"
+        src = node.rng.choice(srcs)
+        cost_ppm = draw_rebalance_cost_ppm(node.rng, node.scenario.rebalance)
+        fee = -(-int(cost_ppm * amount) // 1_000_000)
+        rec_f = {"t": node.now, "amount_msat": amount, "partner": src.scid}
+        if cost_ppm > job["maxppm"]:
+            rec_f["reason"] = "TooExp"
+            self.failures.setdefault(scid, []).append(rec_f)
+            node.ledger.rebalances_failed += 1
+            self._save_stats_later()
+            return
+        if node.rng.random() < node.scenario.rebalance.failure_probability:
+            rec_f["reason"] = "WIRE_TEMPORARY_CHANNEL_FAILURE"
+            self.failures.setdefault(scid, []).append(rec_f)
+            node.ledger.rebalances_failed += 1
+            self._save_stats_later()
+            return
+        node.rebalance(src, dst, amount, fee)
+        self.successes.setdefault(scid, []).append({"t": node.now, "amount_msat": amount, "fee_msat": fee,
+                                                    "ppm": int(cost_ppm), "partner": src.scid, "hops": 4})
+        self._save_stats_later()
+
+    def _attempt_push(self, scid: str, job: dict, src: "Chan") -> None:
+        node = self.node
+        target = job.get("target", 0.5)
+        if src.capacity_msat - src.to_us_msat >= target * src.capacity_msat:
+            self.status[scid] = "Balanced"
+            return
+        amount = job["amount_msat"]
+        maxfee = job["maxppm"] * amount // 1_000_000
+        if node.spendable_msat(src) < amount + maxfee:
+            self.status[scid] = "Balanced"
+            return
+        dsts = [c for c in node.channels.values()
+                if c is not src and c.state == "CHANNELD_NORMAL" and node.peers[c.peer_id]["connected"]
+                and (job.get("candidates") is None or c.scid in job["candidates"])
+                and ("outppm" not in job or c.fee_ppm >= job["outppm"])
+                and c.scid not in self.except_chans and c.peer_id not in self.except_peers
+                and node.receivable_msat(c) >= amount]
+        if not dsts:
+            self.status[scid] = "NoCandidates"
+            return
+        self.status[scid] = "Rebalancing"
+        dst = node.rng.choice(dsts)
+        cost_ppm = draw_rebalance_cost_ppm(node.rng, node.scenario.rebalance)
+        fee = -(-int(cost_ppm * amount) // 1_000_000)
+        if cost_ppm > job["maxppm"] or node.rng.random() < node.scenario.rebalance.failure_probability:
+            self.failures.setdefault(scid, []).append({"t": node.now, "amount_msat": amount, "partner": dst.scid,
+                                                       "reason": "TooExp" if cost_ppm > job["maxppm"] else
+                                                       "WIRE_TEMPORARY_CHANNEL_FAILURE"})
+            node.ledger.rebalances_failed += 1
+            return
+        node.rebalance(src, dst, amount, fee)
+        self.successes.setdefault(scid, []).append({"t": node.now, "amount_msat": amount, "fee_msat": fee,
+                                                    "ppm": int(cost_ppm), "partner": dst.scid, "hops": 4})
+
+    def _save_stats_later(self) -> None:
+        pass  # stats are written with jobs on every API call; attempts do not touch the disk (speed)
+
+    # ------------------------------------------------------------------ RPC
+    def has(self, method: str) -> bool:
+        return method in self.METHODS
+
+    def call(self, method: str, params: Any) -> dict:
+        try:
+            res = getattr(self, "_rpc_" + method[6:].replace("-", "_"))(params)
+        except SlingError as e:
+            raise self.node.rpc_error(method, params, PLUGIN_ERR, str(e))
+        self._save()
+        return res
+
+    @staticmethod
+    def _kw(params: Any, method: str, allowed: tuple[str, ...], positional_ok: bool = True) -> dict:
+        if params is None:
+            return {}
+        if isinstance(params, list):
+            if not positional_ok and params:
+                raise SlingError(f"{method}: This command only accepts keyword arguments (-k)")
+            if len(params) > len(allowed):
+                raise SlingError(f"{method}: too many arguments")
+            return {k: v for k, v in zip(allowed, params) if v is not None}
+        if not isinstance(params, dict):
+            raise SlingError("invalid params")
+        for k in params:
+            if k not in allowed:
+                raise SlingError(f"Unknown parameter: `{k}`")
+        return {k: v for k, v in params.items() if v is not None}
+
+    def _scid(self, v: Any, what: str = "scid") -> str:
+        if not isinstance(v, str) or len(v.split("x")) != 3 or not all(x.isdigit() for x in v.split("x")):
+            raise SlingError(f"{what}: could not parse short_channel_id: {v!r}")
+        return v
+
+    def _rpc_version(self, params: Any) -> dict:
+        return {"version": SLING_VERSION}
+
+    def _rpc_job(self, params: Any) -> dict:
+        p = self._kw(params, "sling-job", JOB_KEYS, positional_ok=False)
+        for k in ("scid", "direction", "amount", "maxppm"):
+            if k not in p:
+                raise SlingError(f"Missing required argument: {k}")
+        scid = self._scid(p["scid"])
+        ch = self.node.channels.get(scid)
+        if ch is None or ch.state == "CLOSED":
+            raise SlingError(f"{scid}: channel not found")
+        direction = p["direction"]
+        if direction not in ("pull", "push"):
+            raise SlingError("direction: must be `pull` or `push`")
+
+        def uint(k: str, lo: int = 0, hi: int = 2**64 - 1) -> int:
+            v = p[k]
+            if isinstance(v, str) and v.isdigit():
+                v = int(v)
+            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+                raise SlingError(f"{k}: must be an integer between {lo} and {hi}")
+            return v
+
+        def flt(k: str, lo: float, hi: float, hi_open: bool) -> float:
+            v = p[k]
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                raise SlingError(f"{k}: must be a number")
+            if v < lo or v > hi or (hi_open and v == hi):
+                raise SlingError(f"{k}: must be between {lo} and {hi}")
+            return v
+
+        job: dict = {"sat_direction": direction, "amount_msat": uint("amount", 1) * 1000,
+                     "maxppm": uint("maxppm", 0, 2**32 - 1)}
+        if "outppm" in p:
+            job["outppm"] = uint("outppm", 0, 2**64 - 1)
+        if "candidates" in p:
+            c = p["candidates"]
+            if isinstance(c, str):
+                try:
+                    c = json.loads(c)
+                except ValueError:
+                    raise SlingError("candidates: must be a list of short_channel_ids")
+            if not isinstance(c, list):
+                raise SlingError("candidates: must be a list of short_channel_ids")
+            cands = []
+            for x in c:
+                x = self._scid(x, "candidates")
+                if x == scid:
+                    raise SlingError(f"candidates: {x} is the job's own channel")
+                if x in self.except_chans:
+                    raise SlingError(f"candidates: {x} is in the exception list")
+                other = self.jobs.get(x)
+                if other is not None and other["sat_direction"] == direction:
+                    raise SlingError(f"candidates: {x} is itself the target of a {direction} job")
+                if x not in self.node.channels:
+                    raise SlingError(f"candidates: {x} is not one of our channels")
+                cands.append(x)
+            job["candidates"] = cands
+        if "outppm" not in job and "candidates" not in job:
+            raise SlingError("Atleast one of outppm or candidates is required")
+        if "target" in p:
+            job["target"] = flt("target", 0.0, 1.0, False)
+        if "maxhops" in p:
+            job["maxhops"] = uint("maxhops", 2, 255)
+        if "depleteuptopercent" in p:
+            job["depleteuptopercent"] = flt("depleteuptopercent", 0.0, 1.0, True)
+        if "depleteuptoamount" in p:
+            job["depleteuptoamount_msat"] = uint("depleteuptoamount") * 1000
+        if "paralleljobs" in p:
+            job["paralleljobs"] = uint("paralleljobs", 1, 2**16 - 1)
+        if scid in self.running:
+            del self.running[scid]
+            self.status[scid] = "Stopped"
+        self.jobs[scid] = job
+        return {"result": "success"}
+
+    def _rpc_go(self, params: Any) -> dict:
+        p = self._kw(params, "sling-go", ("scid",))
+        if not self.jobs:
+            raise SlingError("No jobs found")
+        if "scid" in p:
+            scid = self._scid(p["scid"])
+            if scid not in self.jobs:
+                raise SlingError("Shortchannelid not found in jobs")
+            targets = [scid]
+        else:
+            targets = list(self.jobs)
+        started = 0
+        for s in targets:
+            if s in self.running:
+                continue
+            self._gen += 1
+            self.running[s] = self._gen
+            self.status[s] = "Starting"
+            self._schedule(s, delay=1)
+            started += 1
+        return {"tasks_started": started, "tasks_failed_start:": 0}
+
+    def _rpc_stop(self, params: Any) -> dict:
+        p = self._kw(params, "sling-stop", ("scid",))
+        if "scid" in p:
+            scid = self._scid(p["scid"])
+            if scid not in self.jobs:
+                raise SlingError("Shortchannelid not found in jobs")
+            targets = [scid]
+        else:
+            targets = list(self.running)
+        n = 0
+        for s in targets:
+            if self.running.pop(s, None) is not None:
+                n += 1
+            self.status[s] = "Stopped"
+        return {"stopped_count": n}
+
+    def _rpc_deletejob(self, params: Any) -> dict:
+        p = self._kw(params, "sling-deletejob", ("job", "delete_stats"))
+        if "job" not in p:
+            raise SlingError("Missing required argument: job")
+        job = p["job"]
+        ds = p.get("delete_stats", False)
+        if not isinstance(ds, bool):
+            raise SlingError("delete_stats: must be a boolean")
+        if job == "all":
+            targets = list(self.jobs)
+        else:
+            scid = self._scid(job, "job")
+            if scid not in self.jobs:
+                raise SlingError("Shortchannelid not found in jobs")
+            targets = [scid]
+        for s in targets:
+            self.running.pop(s, None)
+            self.status.pop(s, None)
+            self.jobs.pop(s, None)
+            if ds:
+                self.successes.pop(s, None)
+                self.failures.pop(s, None)
+        return {"result": "success"}
+
+    def _rpc_jobsettings(self, params: Any) -> dict:
+        p = self._kw(params, "sling-jobsettings", ("scid",))
+        if "scid" in p:
+            scid = self._scid(p["scid"])
+            if scid not in self.jobs:
+                raise SlingError("Shortchannelid not found in jobs")
+            return {scid: dict(self.jobs[scid])}
+        return {s: dict(j) for s, j in sorted(self.jobs.items())}
+
+    def _rpc_once(self, params: Any) -> dict:
+        raise SlingError("sling-once is not emulated by the simulator")
+
+    @staticmethod
+    def _lt(t: int | None) -> str:
+        if t is None:
+            return "Never"
+        return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+    def _rpc_stats(self, params: Any) -> Any:
+        p = self._kw(params, "sling-stats", ("scid", "json"))
+        as_json = p.get("json", False)
+        if isinstance(as_json, str):
+            as_json = as_json == "true"
+        node = self.node
+        window_lo = node.now - 30 * 86400
+        if "scid" not in p:
+            rows = []
+            for s in sorted(self.jobs):
+                ch = node.channels.get(s)
+                succ = self.successes.get(s, [])
+                amt = sum(x["amount_msat"] for x in succ) // 1000
+                fees = sum(x["fee_msat"] for x in succ)
+                rows.append({"alias": node.peers[ch.peer_id]["alias"] if ch else "unknown", "scid": s,
+                             "pubkey": ch.peer_id if ch else "", "status": [f"1:{self.status.get(s, 'NotStarted')}"],
+                             "rebamount": f"{amt:,}",
+                             "w_feeppm": (fees * 1_000_000 // (amt * 1000)) if amt else 0,
+                             "last_route_taken": f"{succ[-1]['partner']}->{s}" if succ else "Never",
+                             "last_success_reb": self._lt(succ[-1]["t"]) if succ else "Never"})
+            if as_json:
+                return rows
+            return {"format-hint": "simple", "result": "\n".join(
+                f"{r['alias']} {r['scid']} {r['status'][0]} {r['rebamount']} {r['w_feeppm']}" for r in rows)}
+        scid = self._scid(p["scid"])
+        succ = [x for x in self.successes.get(scid, []) if x["t"] >= window_lo]
+        fail = [x for x in self.failures.get(scid, []) if x["t"] >= window_lo]
+        if not succ and not fail and scid not in self.jobs and scid not in self.successes:
+            raise SlingError("Shortchannelid not found in jobs or stats")
+        s_obj = None
+        if succ:
+            ppms = sorted(x["ppm"] for x in succ)
+            amt = sum(x["amount_msat"] for x in succ)
+            fees = sum(x["fee_msat"] for x in succ)
+            partners: dict[str, int] = {}
+            for x in succ:
+                partners[x["partner"]] = partners.get(x["partner"], 0) + 1
+            s_obj = {"time_window_days": 30, "total_amount_sats": amt // 1000,
+                     "feeppm_weighted_avg": fees * 1_000_000 // amt if amt else 0,
+                     "feeppm_min": ppms[0], "feeppm_max": ppms[-1], "feeppm_median": int(statistics.median(ppms)),
+                     "feeppm_90th_percentile": ppms[min(len(ppms) - 1, int(0.9 * len(ppms)))],
+                     "top_5_channel_partners": [{"scid": k, "count": v} for k, v in
+                                                sorted(partners.items(), key=lambda kv: -kv[1])[:5]],
+                     "most_common_hop_count": 4, "time_of_last_rebalance": self._lt(succ[-1]["t"]),
+                     "total_rebalances": len(succ), "total_spent_sats": fees // 1000}
+        f_obj = None
+        if fail:
+            reasons: dict[str, int] = {}
+            for x in fail:
+                reasons[x["reason"]] = reasons.get(x["reason"], 0) + 1
+            f_obj = {"time_window_days": 30, "total_amount_tried_sats": sum(x["amount_msat"] for x in fail) // 1000,
+                     "top_5_failure_reasons": [{"failure_reason": k, "failure_count": v} for k, v in
+                                               sorted(reasons.items(), key=lambda kv: -kv[1])[:5]],
+                     "top_5_fail_nodes": [], "top_5_channel_partners": [], "most_common_hop_count": 4,
+                     "time_of_last_attempt": self._lt(fail[-1]["t"]), "total_rebalances_tried": len(fail)}
+        return {"successes_in_time_window": s_obj, "failures_in_time_window": f_obj}
+
+    def _except(self, params: Any, method: str, key: str, lst: list[str]) -> dict:
+        p = self._kw(params, method, ("command", key))
+        cmd = p.get("command")
+        if cmd == "list":
+            return {"exceptions": list(lst)}
+        if cmd not in ("add", "remove"):
+            raise SlingError("command: must be one of list, add, remove")
+        if key not in p:
+            raise SlingError(f"Missing required argument: {key}")
+        v = p[key]
+        if key == "scid":
+            v = self._scid(v)
+            if v in self.jobs:
+                raise SlingError(f"{v} has a job; cannot except it")
+        else:
+            if v == self.node.id:
+                raise SlingError("Cannot except your own node")
+            if any(self.node.channels[s].peer_id == v for s in self.jobs if s in self.node.channels):
+                raise SlingError(f"{v} has a job; cannot except it")
+        if cmd == "add":
+            if v in lst:
+                raise SlingError(f"{v} is already in exceptions")
+            lst.append(v)
+        else:
+            if v not in lst:
+                raise SlingError(f"{v} is not in exceptions")
+            lst.remove(v)
+        return {"result": "success"}
+
+    def _rpc_except_chan(self, params: Any) -> dict:
+        return self._except(params, "sling-except-chan", "scid", self.except_chans)
+
+    def _rpc_except_peer(self, params: Any) -> dict:
+        return self._except(params, "sling-except-peer", "id", self.except_peers)
