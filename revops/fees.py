@@ -1,0 +1,536 @@
+"""The fee controller (reference §5.3): Vegas Reflex, economic floor, scarcity, hill climbing, gossip hygiene.
+
+Everything here is a pure function: (state, observation, config) -> (decision, new state). Time and
+randomness arrive as arguments. Money is integer msat; ppm are integers; floats only for ratios/rates.
+docs/fees.md explains each branch, every constant and the reference defects fixed on purpose.
+
+Broadcast contract: the state `decide` returns assumes that a decision with broadcast=True was applied.
+The caller persists it only once `setchannel` succeeded; on failure it keeps the state it passed in,
+which is still consistent (fee, window and daily budget untouched), and the next cycle retries.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol
+
+import attrs
+
+from revops.flow import FlowMetrics, slot_use
+from revops.model import ChannelView, FeeDecision, FlowClass, Policy, Strategy
+
+DAY_S = 86_400
+HOUR_S = 3_600
+
+# Hill climbing — the reference's class constants (§5.3).
+STEP_PPM = 50
+STEP_PERCENT = 0.05
+MIN_STEP_PPM = 10
+MAX_STEP_PPM = 200
+MAX_CONSECUTIVE = 5
+DAMPENING_FACTOR = 0.5
+MIN_OBSERVATION_HOURS = 1.0
+MAX_OBSERVATION_HOURS = 6.0      # new: a window closes at this age even without enough forwards
+VOLATILITY_THRESHOLD = 0.50
+STABILITY_THRESHOLD = 0.01
+WAKE_UP_THRESHOLD = 0.20
+SLEEP_CYCLES = 4
+STABLE_CYCLES_REQUIRED = 3
+RATE_EPSILON_MSAT_H = 1_000.0    # 1 sat/h: the reference's max(1, last_rate) denominator, in msat/h
+
+# Economic floor — ChainCostDefaults (§3.4) and §5.3.3.
+OPEN_COST_SAT = 5_000
+CLOSE_COST_SAT = 3_000
+CHANNEL_LIFETIME_DAYS = 365
+REFERENCE_DAILY_VOLUME_SAT = 1_000_000
+STATIC_FLOOR_PPM = max(1, int((OPEN_COST_SAT + CLOSE_COST_SAT) / (REFERENCE_DAILY_VOLUME_SAT * CHANNEL_LIFETIME_DAYS) * 1e6))
+STALL_PREMIUM = 1.2
+HTLC_CLAIM_VB = 150
+FORCE_CLOSE_PROBABILITY = 0.001
+TYPICAL_HTLC_SAT = 50_000
+
+# Vegas Reflex (§5.3.8).
+VEGAS_SPIKE = 2.0
+VEGAS_MAX_SPIKE = 4.0
+VEGAS_BOOST = 0.3
+VEGAS_EARLY_TRIGGER = 0.5
+VEGAS_MIN_INTENSITY = 0.01
+
+# Scarcity and bounds multipliers (§3.4, §5.3.2, v1.5 "bounds multipliers").
+SCARCITY_MAX = 3.0
+LIQUIDITY_BUCKETS = ((0.10, 3.0), (0.25, 2.0), (0.40, 1.25), (0.60, 1.0), (0.75, 0.85), (0.90, 0.7))
+LIQUIDITY_TOP = 0.5
+FLOW_MULTIPLIER = {FlowClass.SOURCE: 1.25, FlowClass.SINK: 0.80}
+MAX_FLOOR_MULTIPLIER = 3.0
+MIN_CEILING_MULTIPLIER = 0.5
+
+CLIMBING_BRANCHES = ("hill_climb", "scarcity", "vegas")
+
+
+class FeeConfig(Protocol):
+    """The config attributes the fee controller reads (reference field names)."""
+
+    @property
+    def min_fee_ppm(self) -> int: ...
+    @property
+    def max_fee_ppm(self) -> int: ...
+    @property
+    def fee_interval(self) -> int: ...
+    @property
+    def htlc_congestion_threshold(self) -> float: ...
+    @property
+    def enable_vegas_reflex(self) -> bool: ...
+    @property
+    def vegas_decay_rate(self) -> float: ...
+    @property
+    def enable_scarcity_pricing(self) -> bool: ...
+    @property
+    def scarcity_threshold(self) -> float: ...
+    @property
+    def hive_fee_ppm(self) -> int: ...
+    @property
+    def max_fee_updates_per_day(self) -> int: ...
+    @property
+    def gossip_hysteresis(self) -> float: ...
+    @property
+    def rollback_min_forwards(self) -> int: ...
+    @property
+    def rollback_drop(self) -> float: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Vegas Reflex
+# ---------------------------------------------------------------------------------------------
+
+@attrs.frozen
+class VegasState:
+    """Node-wide mempool spike memory: a decaying intensity instead of a latch (Red-Team CRITICAL-01)."""
+
+    intensity: float = 0.0
+    consecutive_spikes: int = 0
+    last_sat_vb: float = 0.0
+
+
+def vegas_update(state: VegasState, sat_vb: float, mean_24h: float, roll: float, cfg: FeeConfig) -> VegasState:
+    """One cycle of §5.3.8; `roll` is a uniform [0, 1) draw for the probabilistic early trigger."""
+    if not cfg.enable_vegas_reflex:
+        return VegasState(last_sat_vb=sat_vb)
+    spike = sat_vb / mean_24h if mean_24h > 0 else 1.0
+    consecutive = state.consecutive_spikes + 1 if spike >= VEGAS_SPIKE else 0
+    intensity = state.intensity
+    if spike >= VEGAS_MAX_SPIKE:
+        intensity = 1.0
+    elif spike >= VEGAS_SPIKE:
+        boost = (spike - VEGAS_SPIKE) / (VEGAS_MAX_SPIKE - VEGAS_SPIKE)
+        if consecutive >= 2 or roll < boost * VEGAS_EARLY_TRIGGER:
+            intensity = min(1.0, intensity + VEGAS_BOOST * boost)
+    return VegasState(intensity=intensity * cfg.vegas_decay_rate, consecutive_spikes=consecutive, last_sat_vb=sat_vb)
+
+
+def vegas_floor_multiplier(state: VegasState) -> float:
+    """1× … 3× on the economic floor; applied for real (reference defect 2)."""
+    return 1.0 if state.intensity < VEGAS_MIN_INTENSITY else 1.0 + 2.0 * math.sqrt(state.intensity)
+
+
+# ---------------------------------------------------------------------------------------------
+# Economic floor
+# ---------------------------------------------------------------------------------------------
+
+@attrs.frozen
+class ChainCosts:
+    """On-chain costs derived from lightningd `feerates` once per cycle."""
+
+    open_cost_sat: int
+    close_cost_sat: int
+    sat_per_vb: float
+
+
+def economic_floor_ppm(chain: ChainCosts | None, vegas_multiplier: float, stall_premium: bool, cfg: FeeConfig) -> int:
+    """Lowest fee that pays back the channel's chain costs (§5.3.3), raised by Vegas, never under min_fee_ppm."""
+    floor = float(STATIC_FLOOR_PPM)
+    if chain is not None:
+        lifetime_volume = REFERENCE_DAILY_VOLUME_SAT * CHANNEL_LIFETIME_DAYS
+        floor = max(floor, (chain.open_cost_sat + chain.close_cost_sat) / lifetime_volume * 1e6)
+    if stall_premium:
+        floor *= STALL_PREMIUM
+    if chain is not None and chain.sat_per_vb > 0:
+        risk = chain.sat_per_vb * HTLC_CLAIM_VB * FORCE_CLOSE_PROBABILITY / TYPICAL_HTLC_SAT * 1e6
+        floor = max(floor, risk)
+    return max(cfg.min_fee_ppm, int(floor * vegas_multiplier))
+
+
+# ---------------------------------------------------------------------------------------------
+# Scarcity and bounds multipliers
+# ---------------------------------------------------------------------------------------------
+
+def scarcity_multiplier(local_ratio: float, cfg: FeeConfig) -> float:
+    """Premium for scarce outbound liquidity: 1× at scarcity_threshold rising linearly to 3× at empty."""
+    threshold = cfg.scarcity_threshold
+    if not cfg.enable_scarcity_pricing or threshold <= 0 or local_ratio >= threshold:
+        return 1.0
+    return min(SCARCITY_MAX, max(1.0, 1.0 + (SCARCITY_MAX - 1.0) * (1.0 - local_ratio / threshold)))
+
+
+def virgin_amnesty(channel: ChannelView, has_routed_out_ever: bool) -> bool:
+    """A remote-opened channel that never routed out is not taxed for scarcity until it breaks in."""
+    return channel.opener == "remote" and not has_routed_out_ever
+
+
+def liquidity_multiplier(local_ratio: float) -> float:
+    """The reference's liquidity bucket multiplier (§3.4); upper bounds exclusive."""
+    for upper, mult in LIQUIDITY_BUCKETS:
+        if local_ratio < upper:
+            return mult
+    return LIQUIDITY_TOP
+
+
+def profitability_multiplier(marginal_roi: float | None, is_zombie: bool) -> float:
+    """The reference's marginal-ROI multiplier (§5.3.2 i); 1.0 when profitability is unknown."""
+    if marginal_roi is None:
+        return 1.0
+    if marginal_roi > 0.20:
+        return 0.95
+    if marginal_roi >= 0.0:
+        return 1.0
+    if marginal_roi >= -0.20:
+        return 1.05
+    if marginal_roi >= -0.50:
+        return 1.10
+    return 1.0 if is_zombie else 1.15
+
+
+# ---------------------------------------------------------------------------------------------
+# State and observation
+# ---------------------------------------------------------------------------------------------
+
+@attrs.frozen
+class HillClimbState:
+    """Everything a channel actor persists between fee cycles."""
+
+    climb_fee_ppm: int                   # the climber's own fee, before scarcity and bounds overrides
+    last_broadcast_fee_ppm: int
+    window_start: int                    # the current observation window began here (fee took effect)
+    last_revenue_rate: float | None = None   # msat/h over the previous window; None = re-baseline
+    direction: int = 1
+    step_ppm: int = STEP_PPM
+    consecutive_same_direction: int = 0
+    stable_cycles: int = 0
+    is_sleeping: bool = False
+    sleep_until: int = 0
+    last_branch: str = "init"            # branch of the last decision that took effect
+    update_times: tuple[int, ...] = ()   # counted broadcasts in the last 24 h
+    previous_fee_ppm: int | None = None  # climb fee before the last climb move: the rollback target
+    rate_before_change: float | None = None  # msat/h measured at previous_fee_ppm
+
+
+def initial_state(channel: ChannelView, now: int) -> HillClimbState:
+    """State for a channel the controller has never seen: start from the fee in force."""
+    return HillClimbState(climb_fee_ppm=channel.fee_ppm, last_broadcast_fee_ppm=channel.fee_ppm, window_start=now)
+
+
+@attrs.frozen
+class FeeObservation:
+    """What a channel actor knows at one fee cycle."""
+
+    now: int
+    channel: ChannelView
+    flow: FlowMetrics
+    fees_earned_msat: int        # fee_msat earned with this channel outgoing since state.window_start
+    forwards_out: int            # settled forwards out through this channel since state.window_start
+    has_routed_out_ever: bool
+    floor_ppm: int               # economic_floor_ppm(...) including the Vegas multiplier
+    vegas_multiplier: float
+    policy: Policy               # the merged effective policy
+    marginal_roi: float | None = None
+    is_zombie: bool = False
+
+
+@attrs.frozen
+class FeeBounds:
+    """The fee range for one dynamic decision."""
+
+    eff_min: int          # max(min_fee_ppm, policy fee_min_ppm)
+    eff_max: int          # min(max_fee_ppm, policy fee_max_ppm), never below eff_min
+    floor: int            # economic floor × bounds multiplier (≤ 3), within [eff_min, eff_max]
+    ceiling: int          # eff_max × bounds multiplier (≥ 0.5), within [floor, eff_max]
+    floor_no_vegas: int   # the floor had Vegas been calm; only used to name the branch
+    multiplier: float     # liquidity × profitability × flow-state
+
+
+def fee_bounds(obs: FeeObservation, cfg: FeeConfig) -> FeeBounds:
+    """Bounds multipliers move the floor up (×≤3) or the ceiling down (×≥0.5), never the fee itself."""
+    policy = obs.policy
+    eff_min = max(cfg.min_fee_ppm, policy.fee_min_ppm or 0)
+    eff_max = cfg.max_fee_ppm if policy.fee_max_ppm is None else min(cfg.max_fee_ppm, policy.fee_max_ppm)
+    eff_max = max(eff_min, eff_max)
+    mult = (
+        liquidity_multiplier(obs.channel.local_ratio)
+        * profitability_multiplier(obs.marginal_roi, obs.is_zombie)
+        * FLOW_MULTIPLIER.get(obs.flow.flow_class, 1.0)
+    )
+    floor_mult = min(mult, MAX_FLOOR_MULTIPLIER) if mult > 1.0 else 1.0
+    ceiling_mult = max(mult, MIN_CEILING_MULTIPLIER) if mult < 1.0 else 1.0
+    floor = _clamp(int(obs.floor_ppm * floor_mult), eff_min, eff_max)
+    calm_floor = obs.floor_ppm / obs.vegas_multiplier if obs.vegas_multiplier > 0 else obs.floor_ppm
+    return FeeBounds(
+        eff_min=eff_min,
+        eff_max=eff_max,
+        floor=floor,
+        ceiling=_clamp(int(eff_max * ceiling_mult), floor, eff_max),
+        floor_no_vegas=_clamp(int(calm_floor * floor_mult), eff_min, floor),
+        multiplier=mult,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The decision
+# ---------------------------------------------------------------------------------------------
+
+@attrs.frozen
+class _Plan:
+    """What one branch wants before the gossip gates: the fee, and the state once it is in force."""
+
+    target: int
+    branch: str
+    reason: str
+    applied: HillClimbState
+    exempt: bool = False      # skips the gossip gate and the daily budget (emergencies, policy pins)
+    counted: bool = True      # counts against max_fee_updates_per_day when broadcast
+    inputs: dict[str, Any] = attrs.field(factory=dict)
+
+
+def decide(state: HillClimbState, obs: FeeObservation, cfg: FeeConfig) -> tuple[FeeDecision, HillClimbState]:
+    """One fee cycle for one channel: the Alpha Sequence, then the gossip gates."""
+    strategy = obs.policy.strategy
+    if strategy is Strategy.PASSIVE:
+        fee = obs.channel.fee_ppm
+        return _decision(obs, fee, "passive", f"passive: policy never touches the fee ({fee} ppm)", False, {}), state
+    if strategy is Strategy.STATIC or strategy is Strategy.HIVE:
+        return _finish(state, obs, _policy_plan(state, obs, cfg), cfg)
+    bounds = fee_bounds(obs, cfg)
+    plan = _congestion_plan(state, obs, bounds, cfg) or _rollback_plan(state, obs, bounds, cfg)
+    plan = plan or _climb_plan(state, obs, bounds, cfg)
+    return _finish(state, obs, attrs.evolve(plan, inputs={**_bounds_inputs(bounds), **plan.inputs}), cfg)
+
+
+def _policy_plan(state: HillClimbState, obs: FeeObservation, cfg: FeeConfig) -> _Plan:
+    """Operator and hive pins: exact fees, no bounds, applied at once (not gated, but counted)."""
+    suspended = _suspend_climb(state)
+    if obs.policy.strategy is Strategy.HIVE:
+        fee = cfg.hive_fee_ppm
+        return _Plan(fee, "hive", f"hive: fleet fee {fee} ppm", suspended, exempt=True, inputs={"hive_fee_ppm": fee})
+    target = obs.policy.fee_ppm_target
+    if target is None:
+        fee = obs.channel.fee_ppm
+        return _Plan(fee, "static", f"static: no fee target, keeping {fee} ppm", suspended, exempt=True)
+    return _Plan(target, "static", f"static: pinned at {target} ppm", suspended, exempt=True,
+                 inputs={"fee_ppm_target": target})
+
+
+def _congestion_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig) -> _Plan | None:
+    """HTLC room nearly gone: charge the effective maximum until it frees up (an emergency)."""
+    use = slot_use(obs.channel)
+    if use <= cfg.htlc_congestion_threshold:
+        return None
+    reason = f"congestion: HTLC use {use:.0%} > {cfg.htlc_congestion_threshold:.0%} → max {bounds.eff_max} ppm"
+    return _Plan(bounds.eff_max, "congestion", reason, _suspend_climb(state), exempt=True, counted=False,
+                 inputs={"slot_use": use})
+
+
+def _rollback_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig) -> _Plan | None:
+    """Undo the last climb move when, with evidence, revenue fell by more than rollback_drop."""
+    before = state.rate_before_change
+    if state.previous_fee_ppm is None or not before:
+        return None
+    hours = _hours(state, obs)
+    if not _enough_evidence(obs, hours, cfg):
+        return None
+    rate = _rate(obs, hours)
+    limit = (1.0 - cfg.rollback_drop) * before
+    if rate >= limit:
+        return None
+    climb = _clamp(state.previous_fee_ppm, bounds.floor, bounds.ceiling)
+    target, scarcity = _publish(climb, obs, bounds, cfg)
+    applied = attrs.evolve(
+        state, climb_fee_ppm=climb, direction=-state.direction, step_ppm=max(MIN_STEP_PPM, state.step_ppm // 2),
+        consecutive_same_direction=0, stable_cycles=0, last_revenue_rate=before, window_start=obs.now,
+        previous_fee_ppm=None, rate_before_change=None,
+    )
+    reason = (f"rollback: rate {rate:.0f} msat/h < {1 - cfg.rollback_drop:.0%} of {before:.0f} msat/h before the "
+              f"change ({obs.forwards_out} fwds in {hours:.1f} h) → back to {target} ppm")
+    return _Plan(target, "rollback", reason, applied,
+                 inputs={"rate_msat_h": rate, "rate_before_msat_h": before, "hours": hours,
+                         "forwards_out": obs.forwards_out, "scarcity": scarcity})
+
+
+def _climb_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig) -> _Plan:
+    """Hill climbing on actual earned fees, with sleep (deadband) and wake-up."""
+    hours = _hours(state, obs)
+    rate = _rate(obs, hours)
+    inputs: dict[str, Any] = {"rate_msat_h": rate, "last_rate_msat_h": state.last_revenue_rate, "hours": hours,
+                              "forwards_out": obs.forwards_out, "fees_earned_msat": obs.fees_earned_msat}
+    s = state
+    if s.is_sleeping:
+        change = _change(rate, s.last_revenue_rate)
+        if obs.now >= s.sleep_until or (hours >= MIN_OBSERVATION_HOURS and change > WAKE_UP_THRESHOLD):
+            s = attrs.evolve(s, is_sleeping=False, sleep_until=0, stable_cycles=0)
+        else:
+            return _stay(s, obs, bounds, cfg, f"asleep until {s.sleep_until}, rate {rate:.0f} msat/h", inputs)
+    if not _enough_evidence(obs, hours, cfg):
+        return _stay(s, obs, bounds, cfg, f"observing: {hours:.1f} h, {obs.forwards_out} fwds", inputs)
+    current = max(s.climb_fee_ppm, bounds.eff_min)
+    last = s.last_revenue_rate
+    change = _change(rate, last)
+    volatile = last is not None and change > VOLATILITY_THRESHOLD
+    stable = 0 if last is None or change >= STABILITY_THRESHOLD else s.stable_cycles + 1
+    if stable >= STABLE_CYCLES_REQUIRED:
+        asleep = attrs.evolve(
+            s, is_sleeping=True, sleep_until=obs.now + SLEEP_CYCLES * cfg.fee_interval, stable_cycles=0,
+            last_revenue_rate=rate, window_start=obs.now, previous_fee_ppm=None, rate_before_change=None,
+        )
+        return _stay(asleep, obs, bounds, cfg,
+                     f"rate {rate:.0f} msat/h stable {stable} cycles → sleep until {asleep.sleep_until}", inputs)
+    direction, step, consecutive, motion = _direction(s, rate, last, change, volatile)
+    step = _constrain_step(step, current, consecutive, cfg)
+    candidate = current + direction * step
+    climb = _clamp(candidate, bounds.floor, bounds.ceiling)
+    applied = attrs.evolve(
+        s, climb_fee_ppm=climb, last_revenue_rate=rate, direction=direction, step_ppm=step,
+        consecutive_same_direction=consecutive, stable_cycles=stable, window_start=obs.now,
+        previous_fee_ppm=current if climb != current else None,
+        rate_before_change=rate if climb != current else None,
+    )
+    climber = f"rate {rate:.0f} msat/h {motion}{' (volatility reset)' if volatile else ''}, step {step} → {climb} ppm"
+    return _modified(candidate, climb, obs, bounds, cfg, climber, applied,
+                     {**inputs, "direction": direction, "step_ppm": step, "volatility_reset": volatile})
+
+
+def _direction(s: HillClimbState, rate: float, last: float | None, change: float,
+               volatile: bool) -> tuple[int, int, int, str]:
+    """Keep going while revenue rises (doubling the step on a >20 % gain); reverse and damp otherwise."""
+    step = STEP_PPM if volatile else s.step_ppm
+    if last is None:
+        return s.direction, step, s.consecutive_same_direction, f"first window → go {_word(s.direction)}"
+    if rate > last:
+        if change > WAKE_UP_THRESHOLD:
+            step = min(step * 2, MAX_STEP_PPM)
+        motion = f"up {change:.0%} from {last:.0f} → keep direction {_word(s.direction)}"
+        return s.direction, step, s.consecutive_same_direction + 1, motion
+    seen = f"down {change:.0%} from {last:.0f}" if rate < last else f"flat at {last:.0f}"
+    return -s.direction, max(MIN_STEP_PPM, int(step * DAMPENING_FACTOR)), 0, f"{seen} → reverse to {_word(-s.direction)}"
+
+
+def _word(direction: int) -> str:
+    return "up" if direction > 0 else "down"
+
+
+def _constrain_step(step: int, current: int, consecutive: int, cfg: FeeConfig) -> int:
+    """Reference step limits, then the gossip-gate floor last so an unclamped move is never held (defect 23)."""
+    step = min(max(step, MIN_STEP_PPM), MAX_STEP_PPM)
+    if consecutive > MAX_CONSECUTIVE:
+        step = max(MIN_STEP_PPM, step // 2)
+    return max(step, math.ceil(current * max(STEP_PERCENT, cfg.gossip_hysteresis)))
+
+
+def _stay(s: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig, why: str,
+          inputs: dict[str, Any]) -> _Plan:
+    """The climber does not move; only bounds or scarcity may still change the published fee."""
+    candidate = max(s.climb_fee_ppm, bounds.eff_min)
+    climb = _clamp(candidate, bounds.floor, bounds.ceiling)
+    return _modified(candidate, climb, obs, bounds, cfg, why, attrs.evolve(s, climb_fee_ppm=climb), inputs,
+                     idle=True)
+
+
+def _modified(candidate: int, climb: int, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig, climber: str,
+              applied: HillClimbState, inputs: dict[str, Any], idle: bool = False) -> _Plan:
+    """Apply scarcity and name the branch by what set the fee: vegas > scarcity > hill_climb (or hold)."""
+    target, scarcity = _publish(climb, obs, bounds, cfg)
+    calm_climb = _clamp(candidate, bounds.floor_no_vegas, bounds.ceiling)
+    calm = _clamp(int(calm_climb * scarcity), bounds.floor_no_vegas, bounds.ceiling)
+    if target > calm:
+        branch = "vegas"
+        reason = f"vegas: floor ×{obs.vegas_multiplier:.2f} → {bounds.floor} ppm lifts {calm} → {target} ppm; {climber}"
+    elif target > climb:
+        branch = "scarcity"
+        reason = (f"scarcity: local {obs.channel.local_ratio:.0%} < {cfg.scarcity_threshold:.0%} ×{scarcity:.2f} "
+                  f"on {climb} → {target} ppm; {climber}")
+    elif idle and target == obs.channel.fee_ppm:
+        branch, reason = "hold", f"hold: {climber}; fee stays {target} ppm"
+    elif idle:
+        branch, reason = "hill_climb", f"hill_climb: {climber}; climb fee within bounds is {target} ppm"
+    else:
+        branch, reason = "hill_climb", f"hill_climb: {climber}" + ("" if target == climb else f", bounded → {target} ppm")
+    return _Plan(target, branch, reason, applied,
+                 inputs={**inputs, "climb_fee_ppm": climb, "scarcity": scarcity,
+                         "vegas_multiplier": obs.vegas_multiplier, "local_ratio": obs.channel.local_ratio})
+
+
+def _publish(climb: int, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig) -> tuple[int, float]:
+    """The fee to publish for a climb fee: × scarcity (unless amnesty), within the bounds; not compounded."""
+    scarcity = 1.0 if virgin_amnesty(obs.channel, obs.has_routed_out_ever) else \
+        scarcity_multiplier(obs.channel.local_ratio, cfg)
+    return _clamp(int(climb * scarcity), bounds.floor, bounds.ceiling), scarcity
+
+
+def _finish(state: HillClimbState, obs: FeeObservation, plan: _Plan, cfg: FeeConfig) -> tuple[FeeDecision, HillClimbState]:
+    """Gossip hygiene: no-op when in force, hysteresis gate, daily budget; emergencies and pins pass."""
+    now, in_force, target = obs.now, obs.channel.fee_ppm, plan.target
+    leaving_congestion = state.last_branch == "congestion" and plan.branch != "congestion"
+    exempt = plan.exempt or leaving_congestion
+    recent = tuple(t for t in state.update_times if t > now - DAY_S)
+    gate = math.floor(cfg.gossip_hysteresis * in_force)
+    inputs = {**plan.inputs, "in_force_ppm": in_force, "gate_ppm": gate, "updates_24h": len(recent)}
+    took_effect = plan.applied if plan.branch == "hold" else attrs.evolve(plan.applied, last_branch=plan.branch)
+    if target == in_force:
+        return _decision(obs, target, plan.branch, plan.reason, False, inputs), took_effect
+    if not exempt and abs(target - in_force) < gate:
+        reason = f"{plan.reason}; held: |Δ| {abs(target - in_force)} < gate {gate} ppm, window keeps running"
+        return _decision(obs, target, plan.branch, reason, False, inputs), state
+    if not exempt and len(recent) >= cfg.max_fee_updates_per_day:
+        reason = f"{plan.reason}; held: {len(recent)} updates in 24 h (limit {cfg.max_fee_updates_per_day})"
+        return _decision(obs, target, plan.branch, reason, False, inputs), state
+    counted = plan.counted and not leaving_congestion
+    new = attrs.evolve(took_effect, window_start=now, last_broadcast_fee_ppm=target,
+                       update_times=recent + ((now,) if counted else ()))
+    return _decision(obs, target, plan.branch, plan.reason, True, inputs), new
+
+
+def _decision(obs: FeeObservation, fee: int, branch: str, reason: str, broadcast: bool,
+              inputs: dict[str, Any]) -> FeeDecision:
+    return FeeDecision(scid=obs.channel.scid, at=obs.now, old_fee_ppm=obs.channel.fee_ppm, new_fee_ppm=fee,
+                       branch=branch, reason=reason, broadcast=broadcast, inputs=inputs)
+
+
+def _suspend_climb(state: HillClimbState) -> HillClimbState:
+    """An override is in force: the climber re-baselines afterwards and has nothing to roll back."""
+    return attrs.evolve(state, last_revenue_rate=None, previous_fee_ppm=None, rate_before_change=None,
+                        is_sleeping=False, sleep_until=0, stable_cycles=0)
+
+
+def _bounds_inputs(bounds: FeeBounds) -> dict[str, Any]:
+    return {"eff_min_ppm": bounds.eff_min, "eff_max_ppm": bounds.eff_max, "floor_ppm": bounds.floor,
+            "ceiling_ppm": bounds.ceiling, "bounds_multiplier": bounds.multiplier}
+
+
+def _hours(state: HillClimbState, obs: FeeObservation) -> float:
+    return max(0, obs.now - state.window_start) / HOUR_S
+
+
+def _rate(obs: FeeObservation, hours: float) -> float:
+    """Fees actually earned as outgoing channel, msat per hour (reference defect 22)."""
+    return obs.fees_earned_msat / hours if hours > 0 else 0.0
+
+
+def _change(rate: float, last: float | None) -> float:
+    """Relative change against the previous window; 0 when there is none."""
+    return 0.0 if last is None else abs(rate - last) / max(RATE_EPSILON_MSAT_H, last)
+
+
+def _enough_evidence(obs: FeeObservation, hours: float, cfg: FeeConfig) -> bool:
+    """A window can be judged after 1 h and rollback_min_forwards forwards, or after 6 h regardless."""
+    if hours < MIN_OBSERVATION_HOURS:
+        return False
+    return obs.forwards_out >= cfg.rollback_min_forwards or hours >= MAX_OBSERVATION_HOURS
+
+
+def _clamp(value: int, low: int, high: int) -> int:
+    return max(low, min(high, value))
