@@ -1,0 +1,876 @@
+"""EV rebalancing: which channels to fill, from where, at what price, and the sling job state machine.
+
+Everything here is a pure function of (state, observations, config): no I/O, no clock, no randomness.
+Anything that spends money fails closed: when an input is missing or doubtful, no rebalance.
+Money is integer msat (sat where sling's API says so); floats only for ratios and rates.
+See docs/rebalancing.md for the user-facing explanation of every rule below.
+"""
+from __future__ import annotations
+
+import enum
+import math
+import statistics
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+import attrs
+
+from revops.model import ChannelView, FlowClass, Policy, RebalanceMode, Strategy
+
+# sling's own defaults for how far a source may be drained; sent explicitly with every job so that
+# our source check and sling's behaviour agree whatever the operator set globally.
+SLING_DEPLETE_PCT = 0.2
+SLING_DEPLETE_SAT = 2_000_000
+
+FUTILITY_FAILURES = 10            # more failures than this ...
+FUTILITY_WINDOW_S = 48 * 3600     # ... within this long of the last one: stop trying
+BACKOFF_BASE_S = 600              # backoff after a failure: 600 s x 2^min(failures, 4)
+BACKOFF_MAX_EXP = 4
+SOURCE_PROTECT_RATIO = 0.8        # a draining (SOURCE-class) channel is only a source above this
+TARGET_DAYS = 3                   # fill up to three days of outbound demand ...
+TARGET_RATIO_SOURCE = 0.85        # ... capped at this share of capacity for SOURCE-class channels
+TARGET_RATIO_OTHER = 0.50         # ... and at this share for the others
+RECENT_DAYS = 3                   # out_sats_3d covers this many days
+STAGNANT_RATIO = (0.4, 0.6)       # balanced and idle channels may also be sources
+STAGNANT_TURNOVER = 0.0015        # outbound sats per day / capacity below this = idle
+DEFAULT_INBOUND_PPM = 1000        # inbound estimate when neither history nor gossip knows the peer
+HISTORY_MIN_SAMPLES = 3
+JOB_MAX_FAILED_ATTEMPTS = 10      # failed sling attempts with no success before a job is abandoned
+
+MSAT_PER_SAT = 1000
+PPM = 1_000_000
+
+
+class RebalanceConfig(Protocol):
+    """The configuration attributes this module reads (names as in the reference §3.1/§3.2)."""
+
+    @property
+    def rebalance_min_profit(self) -> int: ...            # sats
+    @property
+    def rebalance_min_profit_ppm(self) -> int: ...        # 0 = use rebalance_min_profit
+    @property
+    def rebalance_max_amount(self) -> int: ...            # sats
+    @property
+    def rebalance_min_amount(self) -> int: ...            # sats
+    @property
+    def low_liquidity_threshold(self) -> float: ...
+    @property
+    def high_liquidity_threshold(self) -> float: ...
+    @property
+    def rebalance_cooldown_hours(self) -> float: ...
+    @property
+    def inbound_fee_estimate_ppm(self) -> int: ...
+    @property
+    def max_concurrent_jobs(self) -> int: ...
+    @property
+    def sling_chunk_size_sats(self) -> int: ...
+    @property
+    def sling_max_hops(self) -> int: ...
+    @property
+    def sling_target_sink(self) -> float: ...
+    @property
+    def sling_target_source(self) -> float: ...
+    @property
+    def sling_target_balanced(self) -> float: ...
+    @property
+    def daily_budget_sats(self) -> int: ...
+    @property
+    def enable_proportional_budget(self) -> bool: ...
+    @property
+    def proportional_budget_pct(self) -> float: ...
+    @property
+    def min_wallet_reserve(self) -> int: ...              # sats
+    @property
+    def hive_rebalance_tolerance(self) -> int: ...        # sats of expected loss per job
+    @property
+    def flow_window_days(self) -> int: ...
+    @property
+    def reservation_timeout_hours(self) -> float: ...
+    @property
+    def sling_job_timeout_seconds(self) -> int: ...
+    @property
+    def channel_cap_pct(self) -> float: ...               # share of 30-day net earnings
+    @property
+    def pingpong_hours(self) -> float: ...
+    @property
+    def hive_daily_push_sats(self) -> int: ...
+    @property
+    def hive_push_max_sats(self) -> int: ...
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs
+
+
+@attrs.frozen
+class ChannelEcon:
+    """One channel as the rebalancer sees it: its view plus flow, earnings, policy and history."""
+
+    view: ChannelView
+    flow: FlowClass
+    policy: Policy                       # effective (peer row merged with channel row)
+    fee_ppm: int                         # fee we currently charge on it (last broadcast)
+    out_sats_3d: int                     # outbound sats forwarded through it, last 3 days
+    out_sats_window: int                 # outbound sats forwarded through it, last flow_window_days
+    earned_30d_msat: int                 # fees earned with it as outgoing channel, 30 days
+    rebalance_spend_30d_msat: int        # settled rebalance fees paid to fill it, 30 days
+    failure_count: int = 0               # consecutive failed rebalances into it
+    last_failure_at: float | None = None
+    last_success_at: float | None = None
+    last_drained_for: Mapping[str, float] = attrs.field(factory=dict)  # dest scid -> when we drained this for it
+
+    @property
+    def scid(self) -> str:
+        return self.view.scid
+
+    @property
+    def peer_id(self) -> str:
+        return self.view.peer_id
+
+
+@attrs.frozen
+class InboundEstimate:
+    """What routing into a peer is expected to cost, and where the number came from."""
+
+    ppm: int
+    source: str                          # history | last_hop | default
+
+
+@attrs.frozen
+class BudgetState:
+    """The rebalance-fee ledger as the coordinator's store reports it."""
+
+    daily_budget_msat: int               # effective budget (see effective_daily_budget_msat)
+    spent_24h_msat: int                  # settled fees, rolling 24 h
+    reserved_msat: int                   # open reservations of running jobs
+    channel_spend_30d_msat: Mapping[str, int] = attrs.field(factory=dict)  # per dest scid: settled + reserved
+    hive_pushed_24h_sat: int = 0         # amount moved into hive peers, rolling 24 h
+
+    @property
+    def remaining_msat(self) -> int:
+        return self.daily_budget_msat - self.spent_24h_msat - self.reserved_msat
+
+
+@attrs.frozen
+class CapitalState:
+    """Liquid capital; pass None to find_candidates when it could not be read."""
+
+    onchain_msat: int                    # confirmed on-chain outputs
+    channels_local_msat: int             # our side of normal channels
+    error: str | None = None
+
+
+class Role(str, enum.Enum):
+    DESTINATION = "destination"
+    SOURCE = "source"
+    NODE = "node"
+
+
+@attrs.frozen
+class Rejection:
+    """Why a channel (or the whole cycle) was not used; shown by revenue-rebalance-debug."""
+
+    scid: str                            # "*" for node-wide rejections
+    role: Role
+    code: str                            # stable short id
+    reason: str                          # one human-readable line
+    dest_scid: str | None = None         # for a source rejected for one particular destination
+
+
+@attrs.frozen
+class Candidate:
+    """A rebalance the coordinator may reserve budget for and hand to the sling executor."""
+
+    dest_scid: str
+    dest_peer: str
+    source_scids: tuple[str, ...]        # best first; sent to sling as `candidates`
+    amount_sat: int
+    max_fee_msat: int                    # the worst case, reserved from the budget
+    maxppm: int
+    expected_fee_msat: int
+    expected_income_msat: int
+    expected_profit_msat: int
+    sling_target: float
+    inbound_ppm: int
+    hive: bool                           # accepted under the strategic (hive) exemption
+    reason: str
+
+
+# ----------------------------------------------------------------------------------------------
+# Policy, budget, capital
+
+
+def may_fill(policy: Policy) -> bool:
+    """source_only and disabled peers are never filled (reference §5.5)."""
+    return policy.rebalance_mode in (RebalanceMode.ENABLED, RebalanceMode.SINK_ONLY)
+
+
+def may_drain(policy: Policy) -> bool:
+    """sink_only and disabled peers are never drained; source_only peers are (defect 17 fixed)."""
+    return policy.rebalance_mode in (RebalanceMode.ENABLED, RebalanceMode.SOURCE_ONLY)
+
+
+def effective_daily_budget_msat(cfg: RebalanceConfig, revenue_24h_msat: int) -> int:
+    """The fixed budget, or with proportional budgeting max(fixed, pct x trailing-24 h revenue)."""
+    fixed = cfg.daily_budget_sats * MSAT_PER_SAT
+    if not cfg.enable_proportional_budget:
+        return fixed
+    return max(fixed, int(max(0, revenue_24h_msat) * cfg.proportional_budget_pct))
+
+
+def capital_ok(capital: CapitalState | None, cfg: RebalanceConfig) -> tuple[bool, str]:
+    """The wallet reserve check; unknown or erroneous capital blocks rebalancing (fail closed)."""
+    if capital is None:
+        return False, "capital unknown: fail closed"
+    if capital.error:
+        return False, f"capital check failed ({capital.error}): fail closed"
+    if capital.onchain_msat < 0 or capital.channels_local_msat < 0:
+        return False, "capital figures negative: fail closed"
+    total = capital.onchain_msat + capital.channels_local_msat
+    reserve = cfg.min_wallet_reserve * MSAT_PER_SAT
+    if total < reserve:
+        return False, f"liquid capital {total // MSAT_PER_SAT} sat below reserve {cfg.min_wallet_reserve} sat"
+    return True, f"liquid capital {total // MSAT_PER_SAT} sat >= reserve {cfg.min_wallet_reserve} sat"
+
+
+def live_reserved_msat(reservations: Iterable[tuple[float, int]], now: float, cfg: RebalanceConfig) -> int:
+    """Sum of (reserved_at, msat) reservations younger than reservation_timeout_hours.
+
+    Older ones belong to jobs that were never settled (crash); they stop blocking the budget.
+    """
+    horizon = cfg.reservation_timeout_hours * 3600
+    return sum(msat for at, msat in reservations if now - at < horizon)
+
+
+def estimate_inbound_fee(history_ppm: Sequence[int], last_hop_ppm: int | None,
+                         cfg: RebalanceConfig) -> InboundEstimate:
+    """Cost of routing into a peer: median of our past rebalances into it, else its last hop + a margin."""
+    if len(history_ppm) >= HISTORY_MIN_SAMPLES:
+        return InboundEstimate(int(statistics.median(history_ppm)), "history")
+    if last_hop_ppm is not None:
+        return InboundEstimate(last_hop_ppm + cfg.inbound_fee_estimate_ppm, "last_hop")
+    return InboundEstimate(DEFAULT_INBOUND_PPM, "default")
+
+
+# ----------------------------------------------------------------------------------------------
+# Small arithmetic helpers
+
+
+def _ceil_ppm(amount_msat: int, ppm: float) -> int:
+    """msat cost of `ppm` on `amount_msat`, rounded up (costs are never underestimated)."""
+    return math.ceil(amount_msat * ppm / PPM)
+
+
+def _horizon_days(cfg: RebalanceConfig) -> float:
+    return cfg.rebalance_cooldown_hours / 24
+
+
+def _daily_out_sat(ch: ChannelEcon, cfg: RebalanceConfig) -> float:
+    """Outbound demand per day: the higher of the last 3 days and the flow window.
+
+    The window keeps the demand a channel had before it ran empty (an empty channel forwards nothing).
+    """
+    return max(ch.out_sats_3d / RECENT_DAYS, ch.out_sats_window / max(1, cfg.flow_window_days))
+
+
+def _utilisation(daily_out_sat: float, amount_sat: int, cfg: RebalanceConfig) -> float:
+    """Share of `amount_sat` expected to flow out within the cooldown horizon, in [0, 1]."""
+    if amount_sat <= 0:
+        return 0.0
+    return min(1.0, max(0.0, daily_out_sat * _horizon_days(cfg) / amount_sat))
+
+
+def _peer_ratios(channels: Iterable[ChannelEcon]) -> dict[str, float]:
+    """Local ratio of each peer over all its normal channels (several channels = one peer)."""
+    local: dict[str, int] = {}
+    cap: dict[str, int] = {}
+    for ch in channels:
+        if ch.view.is_normal:
+            local[ch.peer_id] = local.get(ch.peer_id, 0) + ch.view.local_msat
+            cap[ch.peer_id] = cap.get(ch.peer_id, 0) + ch.view.capacity_msat
+    return {p: local[p] / cap[p] for p in cap if cap[p] > 0}
+
+
+def _deplete_floor_sat(view: ChannelView) -> int:
+    """What sling leaves on a source: min(pct x capacity, amount) with the values we send."""
+    return min(int(view.capacity_msat // MSAT_PER_SAT * SLING_DEPLETE_PCT), SLING_DEPLETE_SAT)
+
+
+def sling_target(flow: FlowClass, cfg: RebalanceConfig) -> float:
+    """sling's target ratio for a pull job by the destination's flow class."""
+    if flow is FlowClass.SOURCE:
+        return cfg.sling_target_source
+    if flow is FlowClass.SINK:
+        return cfg.sling_target_sink
+    return cfg.sling_target_balanced
+
+
+def _job_target(dest: ChannelEcon, amount_sat: int, cfg: RebalanceConfig) -> float:
+    """The flow-class target, lowered to where one chunk takes us so sling idles after it."""
+    after = (dest.view.local_msat + amount_sat * MSAT_PER_SAT) / dest.view.capacity_msat
+    return min(sling_target(dest.flow, cfg), math.floor(after * 10_000) / 10_000)
+
+
+# ----------------------------------------------------------------------------------------------
+# Destination screening
+
+
+def _destination_block(ch: ChannelEcon, peer_ratio: float, busy_peers: Collection[str],
+                       now: float, cfg: RebalanceConfig) -> tuple[str, str] | None:
+    """(code, reason) when `ch` must not be filled this cycle, else None. Cheapest checks first."""
+    if not ch.view.is_normal or ch.view.capacity_msat <= 0:
+        return "not_normal", f"channel state {ch.view.state}"
+    if peer_ratio >= cfg.low_liquidity_threshold:
+        return "not_depleted", f"peer local ratio {peer_ratio:.2f} >= low threshold {cfg.low_liquidity_threshold}"
+    if not may_fill(ch.policy):
+        return "policy_no_fill", f"rebalance mode {ch.policy.rebalance_mode.value} forbids filling"
+    if ch.peer_id in busy_peers:
+        return "job_running", "a job already runs for this peer"
+    if not ch.view.peer_connected:
+        return "disconnected", "peer disconnected"
+    flow_block = _flow_block(ch.flow)
+    if flow_block:
+        return flow_block
+    return _history_block(ch, now, cfg)
+
+
+def _flow_block(flow: FlowClass) -> tuple[str, str] | None:
+    if flow is FlowClass.SINK:
+        return "flow_sink", "SINK channel fills on its own"
+    if flow is FlowClass.CONGESTED:
+        return "flow_congested", "HTLC slots congested"
+    if flow is FlowClass.UNKNOWN:
+        return "flow_unknown", "flow not analysed yet: fail closed"
+    return None
+
+
+def backoff_seconds(failure_count: int) -> int:
+    """Wait after a failed rebalance: 600 s x 2^min(failures, 4), i.e. 10 min to 160 min."""
+    return BACKOFF_BASE_S * 2 ** min(max(failure_count, 0), BACKOFF_MAX_EXP)
+
+
+def _history_block(ch: ChannelEcon, now: float, cfg: RebalanceConfig) -> tuple[str, str] | None:
+    """Futility breaker, failure backoff and success cooldown."""
+    if ch.failure_count > 0 and ch.last_failure_at is not None:
+        since = now - ch.last_failure_at
+        if ch.failure_count > FUTILITY_FAILURES and since < FUTILITY_WINDOW_S:
+            return "futility", f"{ch.failure_count} failures, last {since / 3600:.1f} h ago (< 48 h)"
+        wait = backoff_seconds(ch.failure_count)
+        if since < wait:
+            return "backoff", f"{ch.failure_count} failures: backing off {wait} s, {since:.0f} s elapsed"
+    if ch.last_success_at is not None:
+        since = now - ch.last_success_at
+        if since < cfg.rebalance_cooldown_hours * 3600:
+            return "cooldown", f"filled {since / 3600:.1f} h ago (< {cfg.rebalance_cooldown_hours} h cooldown)"
+    return None
+
+
+def _amount_sat(ch: ChannelEcon, hive: bool, cfg: RebalanceConfig) -> tuple[int, tuple[str, str] | None]:
+    """How much to move in one job, or why nothing: demand-weighted target, one chunk at most."""
+    cap_sat = ch.view.capacity_msat // MSAT_PER_SAT
+    ratio = TARGET_RATIO_SOURCE if ch.flow is FlowClass.SOURCE else TARGET_RATIO_OTHER
+    target = int(cap_sat * ratio)
+    if not hive:  # a strategic push fills inventory, it is not sized by demand
+        target = min(target, int(TARGET_DAYS * _daily_out_sat(ch, cfg)))
+    if target < cfg.rebalance_min_amount:
+        return 0, ("target_too_small", f"target {target} sat (3 days of outbound demand, capped) "
+                                       f"< rebalance_min_amount {cfg.rebalance_min_amount}")
+    limits = [target - ch.view.local_msat // MSAT_PER_SAT, ch.view.receivable_msat // MSAT_PER_SAT,
+              cfg.sling_chunk_size_sats, cfg.rebalance_max_amount]
+    if hive:
+        limits.append(cfg.hive_push_max_sats)
+    amount = min(limits)
+    if amount < cfg.rebalance_min_amount:
+        return 0, ("amount_too_small", f"amount {amount} sat < rebalance_min_amount {cfg.rebalance_min_amount}")
+    return amount, None
+
+
+# ----------------------------------------------------------------------------------------------
+# Sources
+
+
+def _source_block(ch: ChannelEcon, peer_ratio: float, active_jobs: Collection[str],
+                  cfg: RebalanceConfig) -> tuple[str, str] | None:
+    """(code, reason) when `ch` may not be drained for anyone this cycle."""
+    if not ch.view.is_normal or ch.view.capacity_msat <= 0:
+        return "not_normal", f"channel state {ch.view.state}"
+    if not may_drain(ch.policy):
+        return "policy_no_drain", f"rebalance mode {ch.policy.rebalance_mode.value} forbids draining"
+    if ch.scid in active_jobs:
+        return "job_running", "channel is the destination of a running job"
+    if not ch.view.peer_connected:
+        return "disconnected", "peer disconnected"
+    if ch.flow is FlowClass.SOURCE and ch.view.local_ratio < SOURCE_PROTECT_RATIO:
+        return "source_protected", f"draining channel at {ch.view.local_ratio:.2f} < {SOURCE_PROTECT_RATIO}"
+    if peer_ratio <= cfg.high_liquidity_threshold and not _stagnant(ch, cfg):
+        return "not_surplus", (f"peer local ratio {peer_ratio:.2f} <= high threshold "
+                               f"{cfg.high_liquidity_threshold} and channel not idle")
+    return None
+
+
+def _stagnant(ch: ChannelEcon, cfg: RebalanceConfig) -> bool:
+    """Balanced and idle: its liquidity earns nothing where it is."""
+    low, high = STAGNANT_RATIO
+    turnover = _daily_out_sat(ch, cfg) / (ch.view.capacity_msat / MSAT_PER_SAT)
+    return low <= ch.view.local_ratio <= high and turnover < STAGNANT_TURNOVER
+
+
+@attrs.frozen
+class _Source:
+    econ: ChannelEcon
+    opp_ppm: float                       # source fee x chance the moved sats would have earned it
+
+
+def _drained_for_peer_recently(dest: ChannelEcon, peer: str, peer_of: Mapping[str, str],
+                               now: float, cfg: RebalanceConfig) -> bool:
+    """True when `dest` was drained to fill some channel of `peer` within pingpong_hours."""
+    window = cfg.pingpong_hours * 3600
+    return any(peer_of.get(scid) == peer and now - at < window for scid, at in dest.last_drained_for.items())
+
+
+def _sources_for(dest: ChannelEcon, amount_sat: int, pool: Sequence[ChannelEcon], peer_of: Mapping[str, str],
+                 now: float, cfg: RebalanceConfig) -> tuple[list[_Source], list[Rejection]]:
+    """Sources usable for this destination and amount, cheapest opportunity cost first."""
+    usable: list[_Source] = []
+    rejected: list[Rejection] = []
+
+    def reject(src: ChannelEcon, code: str, reason: str) -> None:
+        rejected.append(Rejection(src.scid, Role.SOURCE, code, reason, dest.scid))
+
+    for src in pool:
+        spare = src.view.spendable_msat // MSAT_PER_SAT - _deplete_floor_sat(src.view)
+        if src.peer_id == dest.peer_id:
+            reject(src, "same_peer", "same peer as the destination: moving between its channels earns nothing")
+        elif _drained_for_peer_recently(dest, src.peer_id, peer_of, now, cfg):
+            reject(src, "pingpong", f"destination was drained for this peer < {cfg.pingpong_hours} h ago")
+        elif spare < amount_sat:
+            reject(src, "insufficient_spendable", f"{spare} sat above sling's deplete floor < {amount_sat} sat")
+        else:
+            weight = _utilisation(_daily_out_sat(src, cfg), amount_sat, cfg)
+            usable.append(_Source(src, src.fee_ppm * weight))
+    usable.sort(key=lambda s: (s.opp_ppm, -s.econ.view.spendable_msat, s.econ.scid))
+    return usable, rejected
+
+
+# ----------------------------------------------------------------------------------------------
+# Economics
+
+
+@attrs.frozen
+class _Economics:
+    maxppm: int
+    expected_fee_msat: int
+    expected_income_msat: int
+    loss_msat: int
+    sources: tuple[_Source, ...]
+
+    @property
+    def profit_msat(self) -> int:
+        return self.expected_income_msat - self.expected_fee_msat - self.loss_msat
+
+
+def _economics(dest: ChannelEcon, amount_sat: int, inbound_ppm: int, sources: Sequence[_Source], hive: bool,
+               cfg: RebalanceConfig) -> tuple[_Economics | None, list[Rejection]]:
+    """rebalance-lnd's gate per source, then expected (not maximum) fee for the profit.
+
+    Gate: route fee + source's lost fee <= destination fee x utilisation (+ the hive allowance), in ppm of
+    the amount. Profit and maxppm use the most expensive source kept, since sling may pick any of them.
+    """
+    amount_msat = amount_sat * MSAT_PER_SAT
+    util = _utilisation(_daily_out_sat(dest, cfg), amount_sat, cfg)
+    allowance_ppm = cfg.hive_rebalance_tolerance * MSAT_PER_SAT * PPM / amount_msat if hive else 0.0
+    earn_ppm = dest.fee_ppm * util + allowance_ppm
+    kept = tuple(s for s in sources if inbound_ppm + s.opp_ppm <= earn_ppm)
+    rejected = [Rejection(s.econ.scid, Role.SOURCE, "lost_fee",
+                          f"route {inbound_ppm} + lost {s.opp_ppm:.0f} ppm > earnable {earn_ppm:.0f} ppm",
+                          dest.scid) for s in sources if s not in kept]
+    if not kept:
+        return None, rejected
+    headroom = earn_ppm - max(s.opp_ppm for s in kept)
+    maxppm = int((inbound_ppm + headroom) // 2)
+    return _Economics(maxppm=maxppm,
+                      expected_fee_msat=_ceil_ppm(amount_msat, inbound_ppm),
+                      expected_income_msat=int(amount_msat * util * dest.fee_ppm // PPM),
+                      loss_msat=_ceil_ppm(amount_msat, max(s.opp_ppm for s in kept)),
+                      sources=kept), rejected
+
+
+def _min_profit_msat(amount_sat: int, cfg: RebalanceConfig) -> int:
+    if cfg.rebalance_min_profit_ppm > 0:
+        return _ceil_ppm(amount_sat * MSAT_PER_SAT, cfg.rebalance_min_profit_ppm)
+    return cfg.rebalance_min_profit * MSAT_PER_SAT
+
+
+def _cap_room_msat(dest: ChannelEcon, budget: BudgetState, cfg: RebalanceConfig) -> int:
+    """What may still be spent on `dest`: a share of its 30-day net earnings minus its 30-day spend."""
+    net = max(0, dest.earned_30d_msat - dest.rebalance_spend_30d_msat)
+    spent = budget.channel_spend_30d_msat.get(dest.scid, dest.rebalance_spend_30d_msat)
+    return int(cfg.channel_cap_pct * net) - spent
+
+
+def _economic_block(dest: ChannelEcon, amount_sat: int, econ: _Economics, hive: bool, budget: BudgetState,
+                    cfg: RebalanceConfig) -> tuple[str, str] | None:
+    """Profit threshold (or hive tolerance), a usable maxppm and the per-channel cap."""
+    max_fee = _ceil_ppm(amount_sat * MSAT_PER_SAT, econ.maxppm)
+    if econ.maxppm < 1:
+        return "gate", "no fee room left for a route (maxppm < 1)"
+    if hive:
+        tolerance = cfg.hive_rebalance_tolerance * MSAT_PER_SAT
+        if econ.profit_msat < -tolerance:
+            return "hive_tolerance", f"expected loss {-econ.profit_msat} msat > tolerance {tolerance} msat"
+        return None
+    threshold = _min_profit_msat(amount_sat, cfg)
+    if econ.profit_msat < threshold:
+        return "below_min_profit", f"expected profit {econ.profit_msat} msat < minimum {threshold} msat"
+    room = _cap_room_msat(dest, budget, cfg)
+    if max_fee > room:
+        return "channel_cap", (f"max fee {max_fee} msat > cap room {room} msat "
+                               f"({cfg.channel_cap_pct:.0%} of 30-day net earnings less 30-day spend)")
+    return None
+
+
+def _evaluate(dest: ChannelEcon, peer_ratio: float, inbound: InboundEstimate | None, pool: Sequence[ChannelEcon],
+              peer_of: Mapping[str, str], budget: BudgetState, now: float,
+              cfg: RebalanceConfig) -> tuple[Candidate | None, list[Rejection]]:
+    """Size, source and price one depleted destination."""
+    def reject(code: str, reason: str, extra: list[Rejection] | None = None) -> tuple[None, list[Rejection]]:
+        return None, [*(extra or []), Rejection(dest.scid, Role.DESTINATION, code, reason)]
+
+    hive = dest.policy.strategy is Strategy.HIVE
+    if inbound is None:
+        return reject("no_inbound_estimate", "no inbound fee estimate for the peer: fail closed")
+    amount, why = _amount_sat(dest, hive, cfg)
+    if why:
+        return reject(*why)
+    sources, src_rejected = _sources_for(dest, amount, pool, peer_of, now, cfg)
+    if not sources:
+        return reject("no_sources", "no usable source for this amount", src_rejected)
+    econ, gate_rejected = _economics(dest, amount, inbound.ppm, sources, hive, cfg)
+    src_rejected += gate_rejected
+    if econ is None:
+        code = "hive_tolerance" if hive else "gate"
+        return reject(code, f"route {inbound.ppm} ppm + cheapest lost fee {sources[0].opp_ppm:.0f} ppm > "
+                            f"fee {dest.fee_ppm} ppm x utilisation{' + hive tolerance' if hive else ''}",
+                      src_rejected)
+    why = _economic_block(dest, amount, econ, hive, budget, cfg)
+    if why:
+        return reject(*why, src_rejected)
+    return _candidate(dest, peer_ratio, amount, inbound, econ, hive, cfg), src_rejected
+
+
+def _candidate(dest: ChannelEcon, peer_ratio: float, amount_sat: int, inbound: InboundEstimate,
+               econ: _Economics, hive: bool, cfg: RebalanceConfig) -> Candidate:
+    max_fee = _ceil_ppm(amount_sat * MSAT_PER_SAT, econ.maxppm)
+    kind = "hive push" if hive else "fill"
+    reason = (f"{kind} {dest.scid} (peer at {peer_ratio:.0%}) with {amount_sat} sat: income "
+              f"{econ.expected_income_msat} - route {econ.expected_fee_msat} ({inbound.ppm} ppm, {inbound.source}) "
+              f"- lost source fee {econ.loss_msat} = {econ.profit_msat} msat; maxppm {econ.maxppm}, "
+              f"reserve {max_fee} msat, {len(econ.sources)} source(s)")
+    return Candidate(dest_scid=dest.scid, dest_peer=dest.peer_id,
+                     source_scids=tuple(s.econ.scid for s in econ.sources), amount_sat=amount_sat,
+                     max_fee_msat=max_fee, maxppm=econ.maxppm, expected_fee_msat=econ.expected_fee_msat,
+                     expected_income_msat=econ.expected_income_msat, expected_profit_msat=econ.profit_msat,
+                     sling_target=_job_target(dest, amount_sat, cfg), inbound_ppm=inbound.ppm, hive=hive,
+                     reason=reason)
+
+
+# ----------------------------------------------------------------------------------------------
+# The cycle
+
+
+def _node_block(budget: BudgetState, capital: CapitalState | None, active_jobs: Collection[str],
+                cfg: RebalanceConfig) -> Rejection | None:
+    """Reasons that stop the whole cycle before any channel is looked at."""
+    ok, why = capital_ok(capital, cfg)
+    if not ok:
+        return Rejection("*", Role.NODE, "capital", why)
+    if cfg.max_concurrent_jobs - len(active_jobs) <= 0:
+        return Rejection("*", Role.NODE, "no_slots", f"{len(active_jobs)} jobs running (max {cfg.max_concurrent_jobs})")
+    if budget.remaining_msat <= 0:
+        return Rejection("*", Role.NODE, "budget_exhausted",
+                         f"daily budget {budget.daily_budget_msat} msat: spent {budget.spent_24h_msat}, "
+                         f"reserved {budget.reserved_msat}")
+    return None
+
+
+def _allocate(ranked: Sequence[Candidate], budget: BudgetState, slots: int,
+              cfg: RebalanceConfig) -> tuple[list[Candidate], list[Rejection]]:
+    """Walk the ranking: one job per peer, free slots, the shared daily budget and the hive push limit."""
+    remaining = budget.remaining_msat
+    hive_left = cfg.hive_daily_push_sats - budget.hive_pushed_24h_sat
+    chosen: list[Candidate] = []
+    rejected: list[Rejection] = []
+    peers: set[str] = set()
+
+    def reject(c: Candidate, code: str, reason: str) -> None:
+        rejected.append(Rejection(c.dest_scid, Role.DESTINATION, code, reason))
+
+    for c in ranked:
+        if c.dest_peer in peers:
+            reject(c, "peer_already_chosen", "another channel of this peer is filled this cycle")
+        elif len(chosen) >= slots:
+            reject(c, "no_slot", "all job slots taken by better candidates")
+        elif c.max_fee_msat > remaining:
+            reject(c, "budget", f"max fee {c.max_fee_msat} msat > remaining daily budget {remaining} msat")
+        elif c.hive and c.amount_sat > hive_left:
+            reject(c, "hive_daily_push", f"{c.amount_sat} sat > {hive_left} sat left of hive_daily_push_sats")
+        else:
+            chosen.append(c)
+            peers.add(c.dest_peer)
+            remaining -= c.max_fee_msat
+            hive_left -= c.amount_sat if c.hive else 0
+    return chosen, rejected
+
+
+def find_candidates(channels: Sequence[ChannelEcon], inbound_estimates: Mapping[str, InboundEstimate],
+                    budget: BudgetState, capital: CapitalState | None, active_jobs: Collection[str],
+                    now: float, cfg: RebalanceConfig) -> tuple[list[Candidate], list[Rejection]]:
+    """The rebalance cycle's decision: candidates to start (best first) and every rejection with its reason.
+
+    `inbound_estimates` is keyed by peer id, `active_jobs` holds the destination scids of our running jobs.
+    Ranked by expected profit; hive exemptions come after all profitable candidates.
+    """
+    blocked = _node_block(budget, capital, active_jobs, cfg)
+    if blocked:
+        return [], [blocked]
+    ratios = _peer_ratios(channels)
+    peer_of = {ch.scid: ch.peer_id for ch in channels}
+    busy_peers = {peer_of[s] for s in active_jobs if s in peer_of}
+    rejections: list[Rejection] = []
+    pool: list[ChannelEcon] = []
+    for ch in channels:
+        why = _source_block(ch, ratios.get(ch.peer_id, 0.0), active_jobs, cfg)
+        if why:
+            rejections.append(Rejection(ch.scid, Role.SOURCE, *why))
+        else:
+            pool.append(ch)
+    evaluated: list[Candidate] = []
+    for ch in channels:
+        ratio = ratios.get(ch.peer_id, 0.0)
+        why = _destination_block(ch, ratio, busy_peers, now, cfg)
+        if why:
+            rejections.append(Rejection(ch.scid, Role.DESTINATION, *why))
+            continue
+        cand, rejected = _evaluate(ch, ratio, inbound_estimates.get(ch.peer_id), pool, peer_of, budget, now, cfg)
+        rejections += rejected
+        if cand:
+            evaluated.append(cand)
+    ranked = sorted(evaluated, key=lambda c: (c.hive, -c.expected_profit_msat, c.dest_scid))
+    chosen, rejected = _allocate(ranked, budget, cfg.max_concurrent_jobs - len(active_jobs), cfg)
+    return chosen, rejections + rejected
+
+
+def sling_job_params(candidate: Candidate, cfg: RebalanceConfig) -> dict[str, Any]:
+    """Keyword params for `sling-job`. Sources are an explicit list; no outppm (sling would add others)."""
+    return {
+        "scid": candidate.dest_scid,
+        "direction": "pull",
+        "amount": candidate.amount_sat,
+        "maxppm": candidate.maxppm,
+        "candidates": list(candidate.source_scids),
+        "target": candidate.sling_target,
+        "maxhops": cfg.sling_max_hops,
+        "depleteuptopercent": SLING_DEPLETE_PCT,
+        "depleteuptoamount": SLING_DEPLETE_SAT,
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Sling job lifecycle
+
+
+@attrs.frozen
+class SlingStats:
+    """Cumulative counters from `sling-stats {scid, json: true}` (over sling's time window)."""
+
+    spent_sat: int = 0                   # successes_in_time_window.total_spent_sats
+    moved_sat: int = 0                   # successes_in_time_window.total_amount_sats
+    successes: int = 0                   # successes_in_time_window.total_rebalances
+    tried_failed: int = 0                # failures_in_time_window.total_rebalances_tried
+
+
+def _count(section: Mapping[str, Any], key: str) -> int:
+    value = section.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"sling-stats: {key} is {value!r}, expected a non-negative integer")
+    return value
+
+
+def parse_sling_stats(obj: Mapping[str, Any]) -> SlingStats:
+    """Parse per-scid sling-stats JSON; a null section means no entries. Bad shapes raise ValueError."""
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"sling-stats: expected an object, got {type(obj).__name__}")
+    ok = obj.get("successes_in_time_window") or {}
+    failed = obj.get("failures_in_time_window") or {}
+    return SlingStats(
+        spent_sat=_count(ok, "total_spent_sats") if ok else 0,
+        moved_sat=_count(ok, "total_amount_sats") if ok else 0,
+        successes=_count(ok, "total_rebalances") if ok else 0,
+        tried_failed=_count(failed, "total_rebalances_tried") if failed else 0,
+    )
+
+
+class JobStatus(str, enum.Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    BUDGET_STOPPED = "budget_stopped"
+    TIMED_OUT = "timed_out"
+    FAILED = "failed"
+
+
+class JobAction(str, enum.Enum):
+    CONTINUE = "continue"
+    STOP_SUCCESS = "stop_success"
+    STOP_BUDGET = "stop_budget"
+    STOP_TIMEOUT = "stop_timeout"
+    STOP_FAILED = "stop_failed"
+
+
+_STATUS_OF = {
+    JobAction.CONTINUE: JobStatus.RUNNING,
+    JobAction.STOP_SUCCESS: JobStatus.SUCCEEDED,
+    JobAction.STOP_BUDGET: JobStatus.BUDGET_STOPPED,
+    JobAction.STOP_TIMEOUT: JobStatus.TIMED_OUT,
+    JobAction.STOP_FAILED: JobStatus.FAILED,
+}
+_ACTION_OF = {status: action for action, status in _STATUS_OF.items()}
+
+
+@attrs.frozen
+class JobRecord:
+    """A sling job this plugin started; persisted in our registry so restarts can reconcile it."""
+
+    job_id: str
+    scid: str
+    started_at: float
+    amount_sat: int                      # what we set out to move
+    reserved_msat: int
+    initial_local_msat: int
+    maxppm: int
+    baseline: SlingStats                 # sling-stats at start; sling's counters are cumulative
+    status: JobStatus = JobStatus.RUNNING
+    spent_msat: int = 0
+    moved_msat: int = 0
+    failed_attempts: int = 0
+    last_progress_at: float | None = None
+
+
+def new_job(job_id: str, candidate: Candidate, baseline: SlingStats, local_msat: int, now: float) -> JobRecord:
+    """The registry record for a job about to be started from `candidate`."""
+    return JobRecord(job_id=job_id, scid=candidate.dest_scid, started_at=now, amount_sat=candidate.amount_sat,
+                     reserved_msat=candidate.max_fee_msat, initial_local_msat=local_msat,
+                     maxppm=candidate.maxppm, baseline=baseline, last_progress_at=now)
+
+
+def _progress(job: JobRecord, stats: SlingStats) -> tuple[int, int, int, int] | None:
+    """(spent msat, moved msat, successes, failed attempts) since start; None when counters went back."""
+    base = job.baseline
+    deltas = (stats.spent_sat - base.spent_sat, stats.moved_sat - base.moved_sat,
+              stats.successes - base.successes, stats.tried_failed - base.tried_failed)
+    if min(deltas) < 0:
+        return None
+    spent, moved, ok, failed = deltas
+    return spent * MSAT_PER_SAT, moved * MSAT_PER_SAT, ok, failed
+
+
+def job_step(job: JobRecord, stats: SlingStats | None, local_msat_now: int, now: float,
+             cfg: RebalanceConfig) -> tuple[JobRecord, JobAction, str]:
+    """Advance a job from fresh sling-stats. Success is sling's own success count and amount.
+
+    The local balance is reported for the operator only: organic routing moves it too (defect 5 fixed).
+    Without stats the job continues until its timeout (sling's target and maxppm still bound it).
+    """
+    if job.status is not JobStatus.RUNNING:
+        return job, _ACTION_OF[job.status], f"job already {job.status.value}"
+    local_note = f"local {local_msat_now - job.initial_local_msat:+d} msat since start (not used to judge)"
+    timed_out = now - job.started_at >= cfg.sling_job_timeout_seconds
+    if stats is None:
+        if timed_out:
+            return _finish(job, JobAction.STOP_TIMEOUT, f"timed out without readable sling-stats; {local_note}")
+        return job, JobAction.CONTINUE, f"no sling-stats this time; {local_note}"
+    progress = _progress(job, stats)
+    if progress is None:
+        job = attrs.evolve(job, spent_msat=max(job.spent_msat, job.reserved_msat))
+        return _finish(job, JobAction.STOP_FAILED,
+                       "sling-stats counters went below the baseline (window pruned): booking the full reservation")
+    spent, moved, successes, failed = progress
+    moved_more = moved > job.moved_msat
+    job = attrs.evolve(job, spent_msat=spent, moved_msat=moved, failed_attempts=failed,
+                       last_progress_at=now if moved_more else job.last_progress_at)
+    summary = (f"moved {moved}/{job.amount_sat * MSAT_PER_SAT} msat in {successes} rebalance(s), "
+               f"spent {spent}/{job.reserved_msat} msat, {failed} failed attempt(s); {local_note}")
+    return _decide(job, successes, timed_out, summary)
+
+
+def _decide(job: JobRecord, successes: int, timed_out: bool, summary: str) -> tuple[JobRecord, JobAction, str]:
+    if job.spent_msat > job.reserved_msat:
+        return _finish(job, JobAction.STOP_BUDGET, f"overspent reservation: {summary}")
+    if job.moved_msat >= job.amount_sat * MSAT_PER_SAT:
+        return _finish(job, JobAction.STOP_SUCCESS, f"target reached: {summary}")
+    if job.spent_msat >= job.reserved_msat:
+        return _finish(job, JobAction.STOP_BUDGET, f"reservation used up: {summary}")
+    if timed_out:
+        return _finish(job, JobAction.STOP_TIMEOUT, f"timed out{' with partial progress' if job.moved_msat else ''}: "
+                                                    f"{summary}")
+    if successes == 0 and job.failed_attempts >= JOB_MAX_FAILED_ATTEMPTS:
+        return _finish(job, JobAction.STOP_FAILED, f"no success after {job.failed_attempts} attempts: {summary}")
+    return job, JobAction.CONTINUE, f"running: {summary}"
+
+
+def _finish(job: JobRecord, action: JobAction, reason: str) -> tuple[JobRecord, JobAction, str]:
+    return attrs.evolve(job, status=_STATUS_OF[action]), action, reason
+
+
+@attrs.frozen
+class Settlement:
+    """What to book as spent and what to give back to the daily budget when a job ends."""
+
+    book_msat: int
+    release_msat: int
+    overspend_msat: int
+
+
+def settle(reserved_msat: int, spent_msat: int) -> Settlement:
+    """Book what sling actually spent (even above the reservation) and release the rest."""
+    spent = max(0, spent_msat)
+    return Settlement(book_msat=spent, release_msat=max(0, reserved_msat - spent),
+                      overspend_msat=max(0, spent - reserved_msat))
+
+
+class ReconcileAction(str, enum.Enum):
+    RESUME = "resume"                    # ours, still wanted, settings as we set them: sling-go
+    DELETE = "delete"                    # ours but finished or altered: sling-deletejob
+    FORGET = "forget"                    # in our registry but gone from sling: settle from stats
+
+
+def _norm_scid(scid: str) -> str:
+    return scid.replace(":", "x")
+
+
+def _settings_match(job: JobRecord, settings: Any) -> bool:
+    """The job in sling is still the one we created (nobody raised its price or amount)."""
+    if not isinstance(settings, Mapping):
+        return False
+    try:
+        return (str(settings.get("sat_direction", "")).lower() == "pull"
+                and int(settings["maxppm"]) <= job.maxppm
+                and int(settings["amount_msat"]) <= job.amount_sat * MSAT_PER_SAT)
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def reconcile(registry_jobs: Iterable[JobRecord],
+              sling_jobsettings: Mapping[str, Any]) -> list[tuple[str, ReconcileAction]]:
+    """Start-up: decide for each job in OUR registry; jobs only in sling are the operator's and untouched."""
+    in_sling = {_norm_scid(scid): settings for scid, settings in sling_jobsettings.items()}
+    actions: list[tuple[str, ReconcileAction]] = []
+    for job in registry_jobs:
+        scid = _norm_scid(job.scid)
+        if scid not in in_sling:
+            if job.status is JobStatus.RUNNING:
+                actions.append((job.scid, ReconcileAction.FORGET))
+        elif job.status is JobStatus.RUNNING and _settings_match(job, in_sling[scid]):
+            actions.append((job.scid, ReconcileAction.RESUME))
+        else:
+            actions.append((job.scid, ReconcileAction.DELETE))
+    return actions
