@@ -93,7 +93,7 @@ class Clboss:
                      "git_describe": "v0.15.1"},
             "internet": {"connection": "online", "checking_connectivity": False},
             "lnfee": {pid: self._lnfee(pid) for pid in peers},
-            "my_uptime": {"past_3_days": 1.0, "past_2_weeks": 1.0, "past_1_month": 1.0},
+            "my_uptime": {"past_3_days": 1, "past_2_weeks": 1, "past_1_month": 1},
             "needs_onchain_funds_swapper": {"status": "idle", "message": "Newly-started"},
             "offchain_earnings_tracker": {"total": {
                 "in_earnings": 0, "in_forwarded": 0, "in_expenditures": 0, "in_rebalanced": 0,

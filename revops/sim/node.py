@@ -184,9 +184,9 @@ class SimNode:
     def subscribe(self, callback: Callable[[str, dict], None]) -> None:
         self._subs.append(callback)
 
-    def _emit(self, topic: str, body: dict) -> None:
+    def _emit(self, topic: str, params: dict) -> None:
+        """params is exactly what lightningd sends: ``{topic: {...}}``."""
         if self._subs:
-            params = {topic: body}
             for cb in list(self._subs):
                 cb(topic, params)
 
@@ -604,8 +604,6 @@ class SimNode:
                                                          "funding_txid": ch.funding_txid, "channel_ready": False}})
         cause = "user" if opener == "local" else "remote"
         ts = _iso(self._t)
-        ch.state_changes.append({"timestamp": ts, "old_state": "unknown", "new_state": AWAITING, "cause": cause,
-                                 "message": "new channel opened"})
         self._emit("channel_state_changed", {"channel_state_changed": {
             "peer_id": peer_id, "channel_id": ch.channel_id, "short_channel_id": None, "timestamp": ts,
             "old_state": "unknown", "new_state": AWAITING, "cause": cause, "message": "new channel opened"}})

@@ -137,8 +137,9 @@ def validate_notification(topic: str, params: dict) -> None:
 
     v25.12.1 ships schemas for block_added, channel_opened, channel_state_changed and connect;
     forward_event, coin_movement, balance_snapshot and disconnect use the v26.06.6 copies.
-    Quirk of the real v25.12.1 payload: channel_state_changed sends ``"message": null`` on CLOSED
-    and ``"short_channel_id": null`` before lockin; those keys are checked for type but accepted as null.
+    Quirks of the real v25.12.1 payload (see cln-fixtures/notification-channel_state_changed.json):
+    channel_state_changed sends ``"message": null`` on CLOSED, ``"short_channel_id": null`` before lockin
+    and ``"old_state": "unknown"`` for a new channel; these are accepted.
     """
     loc = notification_schema_location(topic)
     if loc is None:
@@ -148,6 +149,8 @@ def validate_notification(topic: str, params: dict) -> None:
     body = params[topic]
     if topic == "channel_state_changed":
         body = {k: v for k, v in body.items() if not (k in ("message", "short_channel_id") and v is None)}
+        if body.get("old_state") == "unknown":  # deprecated value v25.12.1 still sends for new channels
+            body["old_state"] = "OPENINGD"
     name, version = loc
     _validator(name, "response", version).validate(body)
 
