@@ -1,0 +1,195 @@
+"""ChannelActor: one per channel in CHANNELD_NORMAL.
+
+It holds what is this channel's own: its hill-climbing state, its daily flow buckets and revenue window,
+its failure counters and its last decision. It decides through the pure functions of revops.flow and
+revops.fees and asks the runtime to run `setchannel`; it never does I/O or reads the clock itself.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import attrs
+
+from actors.messages import (ChannelInit, ChannelStatus, ChannelStatusQuery, ChannelUpdate, Crash, FeeCycle,
+                             ForwardSettled, IoRequest, IoResult, PersistState, PolicyUpdate, RecordDecision,
+                             Retire, ChannelRetired)
+from actors.supervision import SupervisedActor
+from revops import fees, flow
+from revops.model import ChannelView, FeeDecision, Policy, converter, to_dict
+
+DAY = 86400
+
+
+@attrs.define
+class ChannelState:
+    """Everything a channel actor persists (the checkpoint it restarts from)."""
+
+    hill: fees.HillClimbState
+    buckets: dict[int, list[int]]     # absolute day → [in_msat, out_msat, fee_msat, forwards_out]
+    window_fees_msat: int = 0         # fees earned as outgoing channel since hill.window_start
+    window_forwards: int = 0
+    routed_out: bool = False
+    rebalance_failures: int = 0
+    last_rebalance_failure_at: int = 0
+    last_decision: dict | None = None
+    last_message_at: int = 0
+
+
+class ChannelActor(SupervisedActor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.view: ChannelView | None = None
+        self.policy: Policy | None = None
+        self.config: Any = None
+        self.state: ChannelState | None = None
+        self.checkpoint: ChannelState | None = None
+        self.pending: dict[int, tuple[FeeDecision, ChannelState]] = {}
+        self.next_req = 0
+        self.flow_metrics: flow.FlowMetrics | None = None
+
+    # -- supervision ----------------------------------------------------------------------------
+    def restore_checkpoint(self) -> None:
+        self.state = copy.deepcopy(self.checkpoint)
+        self.pending.clear()
+
+    def persist(self) -> None:
+        assert self.state is not None and self.view is not None
+        self.checkpoint = copy.deepcopy(self.state)
+        self.send(self.runtime, PersistState(self.view.scid, self.view.peer_id, converter.unstructure(self.state)))
+
+    # -- messages -------------------------------------------------------------------------------
+    def handle(self, msg: Any, sender: Any) -> None:
+        if isinstance(msg, ChannelInit):
+            self.on_init(msg)
+            return
+        if self.state is None:
+            return
+        now = getattr(msg, "now", None)
+        if isinstance(now, int):
+            self.state.last_message_at = now
+        if isinstance(msg, ForwardSettled):
+            self.on_forward(msg)
+        elif isinstance(msg, ChannelUpdate):
+            self.view = msg.view
+        elif isinstance(msg, PolicyUpdate):
+            self.policy = msg.policy
+        elif isinstance(msg, FeeCycle):
+            self.on_fee_cycle(msg)
+        elif isinstance(msg, IoResult):
+            self.on_io_result(msg)
+        elif isinstance(msg, ChannelStatusQuery):
+            self.send(sender, ChannelStatus(msg.req_id, self.view.scid, self.status()))
+        elif isinstance(msg, Retire):
+            self.persist()
+            self.send(self.runtime, ChannelRetired(self.view.scid, msg.now))
+        elif isinstance(msg, Crash):
+            raise RuntimeError(msg.text)
+
+    def on_init(self, msg: ChannelInit) -> None:
+        self.view, self.policy, self.config, self.runtime = msg.view, msg.policy, msg.config, msg.runtime
+        if msg.state is not None:
+            self.state = converter.structure(msg.state, ChannelState)
+        else:
+            self.state = ChannelState(hill=fees.initial_state(msg.view, msg.now), buckets={})
+        self.state.buckets = {}
+        for b in msg.buckets:
+            day = (msg.now - b["day_age"] * DAY) // DAY
+            self.state.buckets[day] = [b["in_msat"], b["out_msat"], b["fee_msat"], b["forwards"]]
+        self.state.routed_out = self.state.routed_out or msg.routed_out
+        self.state.last_message_at = msg.now
+        self.persist()
+
+    def on_forward(self, msg: ForwardSettled) -> None:
+        f, scid = msg.forward, self.view.scid
+        day = int(f.received_time) // DAY
+        bucket = self.state.buckets.setdefault(day, [0, 0, 0, 0])
+        if f.in_channel == scid:
+            bucket[0] += f.in_msat
+        if f.out_channel == scid:
+            bucket[1] += f.out_msat or 0
+            bucket[2] += f.fee_msat or 0
+            bucket[3] += 1
+            self.state.routed_out = True
+            if f.received_time >= self.state.hill.window_start:
+                self.state.window_fees_msat += f.fee_msat or 0
+                self.state.window_forwards += 1
+        self.state.last_message_at = max(self.state.last_message_at, int(f.received_time))
+
+    def daily_buckets(self, now: int) -> list[flow.DailyBucket]:
+        today = now // DAY
+        horizon = self.config.flow_window_days
+        for day in [d for d in self.state.buckets if d <= today - horizon - 1]:
+            del self.state.buckets[day]
+        return [flow.DailyBucket(day_age=today - day, in_msat=v[0], out_msat=v[1], fee_msat=v[2], forwards=v[3])
+                for day, v in sorted(self.state.buckets.items(), reverse=True) if 0 <= today - day < horizon]
+
+    def on_fee_cycle(self, msg: FeeCycle) -> None:
+        self.config = msg.config
+        self.flow_metrics = flow.analyze(self.view, self.daily_buckets(msg.now), msg.config)
+        obs = fees.FeeObservation(
+            now=msg.now, channel=self.view, flow=self.flow_metrics,
+            fees_earned_msat=self.state.window_fees_msat, forwards_out=self.state.window_forwards,
+            has_routed_out_ever=self.state.routed_out, floor_ppm=msg.floor_ppm,
+            vegas_multiplier=msg.vegas_multiplier, policy=self.policy)
+        decision, hill = fees.decide(self.state.hill, obs, msg.config)
+        self.state.last_decision = to_dict(decision)
+        if decision.broadcast and not msg.config.dry_run:
+            # decide() assumes the broadcast succeeds; keep what to restore if setchannel fails
+            self.next_req += 1
+            self.pending[self.next_req] = (decision, copy.deepcopy(self.state))
+            self.adopt(hill)
+            params = {"id": self.view.scid, "feebase": msg.config.base_fee_msat, "feeppm": decision.new_fee_ppm}
+            self.send(self.runtime, IoRequest(self.next_req, "setchannel", params, "setchannel", self.myAddress))
+            return
+        if decision.new_fee_ppm != decision.old_fee_ppm:
+            self.send(self.runtime, RecordDecision(decision, "dry_run" if decision.broadcast else "held"))
+        if not decision.broadcast:
+            self.adopt(hill)
+        self.persist()
+
+    def adopt(self, hill: fees.HillClimbState) -> None:
+        """Take the new hill-climb state; a new observation window starts with empty counters."""
+        if hill.window_start != self.state.hill.window_start:
+            self.state.window_fees_msat = 0
+            self.state.window_forwards = 0
+        self.state.hill = hill
+
+    def on_io_result(self, msg: IoResult) -> None:
+        pending = self.pending.pop(msg.req_id, None)
+        if pending is None:
+            return
+        decision, before = pending
+        if msg.error is None:
+            self.view = attrs.evolve(self.view, fee_ppm=decision.new_fee_ppm, fee_base_msat=self.config.base_fee_msat)
+            self.send(self.runtime, RecordDecision(decision, "applied"))
+        else:
+            # the fee did not change: the old window goes on, with what it earned meanwhile
+            self.state.hill = before.hill
+            self.state.window_fees_msat += before.window_fees_msat
+            self.state.window_forwards += before.window_forwards
+            failed = attrs.evolve(decision, reason=f"{decision.reason} — setchannel failed: {msg.error.get('message')}")
+            self.state.last_decision = to_dict(failed)
+            self.send(self.runtime, RecordDecision(failed, "failed"))
+        self.persist()
+
+    # -- status ---------------------------------------------------------------------------------
+    def status(self) -> dict:
+        v, s, hill = self.view, self.state, self.state.hill
+        metrics = self.flow_metrics
+        return {
+            "scid": v.scid, "peer_id": v.peer_id, "opener": v.opener,
+            "capacity_msat": v.capacity_msat, "local_msat": v.local_msat,
+            "local_ratio": round(v.local_ratio, 4), "peer_connected": v.peer_connected,
+            "fee_ppm": v.fee_ppm, "fee_base_msat": v.fee_base_msat,
+            "flow_class": metrics.flow_class.value if metrics else "unknown",
+            "flow_ratio": round(metrics.flow_ratio, 4) if metrics else 0.0,
+            "strategy": self.policy.strategy.value, "rebalance_mode": self.policy.rebalance_mode.value,
+            "hill_climb": converter.unstructure(hill),
+            "window_fees_msat": s.window_fees_msat, "window_forwards": s.window_forwards,
+            "rebalance_failures": s.rebalance_failures,
+            "last_decision": s.last_decision,
+            "last_message_at": s.last_message_at,
+            "messages_handled": self.messages_handled,
+            "restarts": self.restarts,
+        }

@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""cl-revenue-ops: the file lightningd runs.
+
+It builds the pyln Plugin, registers options, RPC methods and subscriptions, and starts the runtime.
+Everything else lives in the `revops` and `actors` packages.
+"""
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))  # run straight from a checkout too
+
+from pyln.client import Plugin  # noqa: E402
+
+from revops import plugin_main  # noqa: E402
+
+plugin = Plugin()
+app = plugin_main.App(plugin)
+
+for option in plugin_main.plugin_options():
+    plugin.add_option(**option)
+for name, handler in plugin_main.rpc_methods(app):
+    plugin.add_method(name, handler, background=True)
+for topic in plugin_main.SUBSCRIPTIONS:
+    plugin.add_subscription(topic, app.on_notification)
+plugin.add_subscription("shutdown", app.on_shutdown)
+
+
+@plugin.init()
+def init(options, configuration, plugin, **kwargs):
+    return app.init(options, configuration)
+
+
+signal.signal(signal.SIGTERM, app.on_sigterm)
+plugin.run()
+app.stop("stdin closed: lightningd is gone")

@@ -1,0 +1,138 @@
+"""Glue between pyln's Plugin and the runtime: options, RPC registration, notifications, teardown.
+
+pyln runs every handler one at a time on its main thread; these handlers only validate the framing
+and put a message on the runtime's inbox, so a slow report never blocks another command.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pyln.client import Plugin, RpcException
+
+from revops import config as cfgmod
+from revops import rpc
+from revops.node import SocketRpc
+from revops.runtime import Runtime
+from revops.store import Store, StoreError
+
+SUBSCRIPTIONS = ("forward_event", "channel_opened", "channel_state_changed", "connect", "disconnect",
+                 "block_added")
+SIM_CLOCK_ENV = "REVOPS_SIM_CLOCK"      # set only by the stand-in lightningd, never by a real one
+LEVELS = {"debug": "debug", "info": "info", "unusual": "warn", "broken": "error"}
+
+
+def plugin_options() -> Iterator[dict]:
+    """Every option as pyln's add_option wants it; values are validated at init, not here."""
+    for opt in cfgmod.OPTIONS:
+        default = opt.default if opt.lightningd_type != "string" else str(opt.default)
+        yield {"name": opt.name, "default": default, "description": f"{opt.description} ({opt.allowed})",
+               "opt_type": opt.lightningd_type}
+
+
+def rpc_methods(app: "App") -> Iterator[tuple[str, Callable]]:
+    for spec in rpc.METHODS:
+        yield spec.name, _handler(app, spec)
+
+
+def _handler(app: "App", spec: rpc.MethodSpec) -> Callable:
+    """A pyln handler whose signature is the method's parameter list (pyln derives usage from it)."""
+    def handler(plugin: Plugin, request: Any, *extra: Any, **params: Any) -> None:
+        params = {k: v for k, v in params.items() if v is not None}
+        if extra:
+            request.set_exception(RpcException(
+                f"{spec.name}: too many positional parameters (takes {', '.join(spec.params) or 'none'})", -32602))
+            return
+        app.call(spec.name, params, request)
+
+    P = inspect.Parameter
+    handler.__signature__ = inspect.Signature(
+        [P("plugin", P.POSITIONAL_OR_KEYWORD), P("request", P.POSITIONAL_OR_KEYWORD)]
+        + [P(name, P.POSITIONAL_OR_KEYWORD, default=None) for name in spec.params]
+        + [P("extra", P.VAR_POSITIONAL), P("unknown", P.VAR_KEYWORD)])
+    handler.__doc__ = spec.doc
+    handler.__name__ = spec.name.replace("-", "_")
+    return handler
+
+
+class App:
+    def __init__(self, plugin: Plugin):
+        self.plugin = plugin
+        self.runtime: Runtime | None = None
+        self._stop_lock = threading.Lock()
+
+    def log(self, level: str, text: str) -> None:
+        self.plugin.log(text, level=LEVELS.get(level, "info"))
+
+    def init(self, options: dict, configuration: dict) -> dict | None:
+        try:
+            config = cfgmod.parse_options(options)
+        except cfgmod.ConfigError as e:
+            return {"disable": str(e)}
+        lightning_dir = configuration["lightning-dir"]
+        rpc_path = os.path.join(lightning_dir, configuration["rpc-file"])
+        db_path = cfgmod.db_file(config, lightning_dir)
+        try:
+            store = Store(db_path)
+            startup_config = config
+            config, warnings = cfgmod.apply_overrides(config, store.load_overrides(), store.config_version())
+        except StoreError as e:
+            return {"disable": str(e)}
+        for w in warnings + cfgmod.runtime_warnings(config):
+            self.log("unusual", w)
+        clock_method = os.environ.get(SIM_CLOCK_ENV)
+        if clock_method:
+            self.log("info", f"virtual clock: time comes from the node's {clock_method} RPC (simulation)")
+        self.runtime = Runtime(
+            rpc_factory=lambda: SocketRpc(rpc_path, timeout=config.rpc_timeout_seconds),
+            store=store, config=config, startup_config=startup_config, clock=_clock(rpc_path, clock_method), log=self.log, threaded=True,
+            tick_seconds=float(os.environ.get("REVOPS_TICK_SECONDS", "1" if clock_method else "5")))
+        self.runtime.start()
+        self.log("info", f"cl-revenue-ops {rpc.VERSION} initialised; database {db_path}")
+        return None
+
+    def call(self, method: str, params: dict, request: Any) -> None:
+        if self.runtime is None:
+            request.set_exception(RpcException("cl-revenue-ops is not initialised yet", -32000))
+            return
+
+        def respond(result: Any, error: Exception | None) -> None:
+            if error is None:
+                request.set_result(result)
+            elif isinstance(error, RpcException):
+                request.set_exception(error)
+            else:
+                request.set_exception(RpcException(f"{method}: {error}", -32000))
+        self.runtime.call_rpc(method, params, respond)
+
+    def on_notification(self, plugin: Plugin, **kwargs: Any) -> None:
+        if self.runtime is None:
+            return
+        topic = next((k for k in kwargs if k in SUBSCRIPTIONS), None)
+        if topic is not None:
+            self.runtime.notify(topic, {topic: kwargs[topic]})
+
+    def stop(self, reason: str) -> None:
+        with self._stop_lock:
+            if self.runtime is not None:
+                self.runtime.stop(reason)
+                self.runtime = None
+
+    def on_shutdown(self, plugin: Plugin, **kwargs: Any) -> None:
+        self.stop("shutdown notification")
+        os._exit(0)
+
+    def on_sigterm(self, signum: int, frame: Any) -> None:
+        self.stop("SIGTERM")
+        os._exit(0)
+
+
+def _clock(rpc_path: str, method: str | None) -> Callable[[], int]:
+    if not method:
+        return lambda: int(time.time())
+    client = SocketRpc(rpc_path, timeout=5.0)
+    return lambda: int(client.call(method, {})["now"])

@@ -1,0 +1,230 @@
+"""The plugin's JSON-RPC methods: parameter lists, validation, and what each one does.
+
+Handlers run on the actor-loop thread (they may use the Store and tell actors). Bad input raises
+`InputError`, which becomes a JSON-RPC error (-32602) naming the parameter and what is allowed;
+validation happens before anything is written, so nothing is ever half-applied.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from pyln.client import RpcException
+
+from actors.messages import ConfigChanged, PoliciesChanged, StatusRequest
+from revops import config as cfgmod
+from revops import policy as policy_rules
+from revops.model import Policy, RebalanceMode, Strategy, from_dict
+
+if TYPE_CHECKING:
+    from revops.runtime import Runtime, RpcCall
+
+VERSION = "2.0.0"
+Respond = Callable[[Any, Exception | None], None]
+
+
+class InputError(RpcException):
+    """Bad input: names the parameter and what is allowed (JSON-RPC 'Invalid params')."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"Invalid parameter '{field}': {message}", -32602)
+        self.field = field
+
+
+@attrs.frozen
+class MethodSpec:
+    name: str
+    params: tuple[str, ...]
+    doc: str
+    handler: Callable[["Runtime", dict, Respond], None]
+
+
+def dispatch(rt: "Runtime", call: "RpcCall") -> None:
+    spec = BY_NAME[call.method]
+    unknown = sorted(set(call.params) - set(spec.params))
+    if unknown:
+        raise InputError(unknown[0], f"unknown parameter; {spec.name} takes: {', '.join(spec.params) or 'none'}")
+    try:
+        spec.handler(rt, call.params, call.respond)
+    except (cfgmod.ConfigError, policy_rules.PolicyError) as e:
+        raise InputError(e.field, str(e)) from e
+
+
+# --- revenue-status --------------------------------------------------------------------------
+def revenue_status(rt: "Runtime", params: dict, respond: Respond) -> None:
+    scid = _opt_scid(params, "channel_id")
+
+    def finish(result: Any, error: Exception | None) -> None:
+        if error is not None:
+            respond(None, error)
+            return
+        respond({
+            "status": "running" if rt.started else "starting",
+            "version": VERSION,
+            "node_id": rt.node_id,
+            "config": {"fee_range_ppm": [rt.config.min_fee_ppm, rt.config.max_fee_ppm],
+                       "target_flow_sats": rt.config.target_flow,
+                       "rebalance_min_profit_sats": rt.config.rebalance_min_profit,
+                       "dry_run": rt.config.dry_run, "version": rt.config.version},
+            "health": rt.health,
+            "counters": rt.counters,
+            "actor_loop": {"queue_depth": rt.inbox.qsize(), "last_message_seconds": round(rt.loop_lag_seconds, 6)},
+            **(result or {"channels": [], "coordinator": None}),
+        }, None)
+
+    if not rt.started:
+        finish(None, None)
+        return
+    rt.tell(StatusRequest(rt.expect_reply(finish), scid))
+
+
+# --- revenue-config --------------------------------------------------------------------------
+CONFIG_ACTIONS = ("get", "set", "reset", "list-mutable")
+
+
+def revenue_config(rt: "Runtime", params: dict, respond: Respond) -> None:
+    action = _choice(params, "action", CONFIG_ACTIONS)
+    key = params.get("key")
+    if action == "list-mutable":
+        respond({"mutable_keys": list(cfgmod.MUTABLE_KEYS), "count": len(cfgmod.MUTABLE_KEYS)}, None)
+        return
+    public = cfgmod.to_public_dict(rt.config)
+    if action == "get":
+        if key is None:
+            respond({"config": public, "version": rt.config.version}, None)
+            return
+        _known_key(key, public)
+        respond({"key": key, "value": public[key], "version": rt.config.version}, None)
+        return
+    if key is None:
+        raise InputError("key", f"required for {action}; one of: {', '.join(cfgmod.MUTABLE_KEYS)}")
+    _known_key(key, public)
+    if key not in cfgmod.MUTABLE_KEYS:
+        raise InputError("key", f"'{key}' cannot be changed at runtime; mutable keys: "
+                                f"{', '.join(cfgmod.MUTABLE_KEYS)}")
+    if action == "set":
+        if "value" not in params:
+            raise InputError("value", f"required for set; allowed: {cfgmod.option_for(key).allowed}")
+        new = cfgmod.with_override(rt.config, key, params["value"])
+        version = rt.store.save_override(key, _text(getattr(new, key)), rt.now)
+    else:
+        new = cfgmod.with_default(rt.config, key, rt.startup_config)
+        rt.store.delete_override(key)
+        version = new.version
+    old_value = public[key]
+    rt.config = attrs.evolve(new, version=version)
+    rt.tell(ConfigChanged(rt.config))
+    respond({"status": "success", "action": action, "key": key, "old_value": old_value,
+             "new_value": cfgmod.to_public_dict(rt.config)[key], "version": rt.config.version}, None)
+
+
+def _text(value: Any) -> str:
+    """How an override is stored: the text the option parser reads back to the same value."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _known_key(key: Any, public: dict) -> None:
+    if not isinstance(key, str) or key not in public:
+        raise InputError("key", f"unknown config key {key!r}; known keys: {', '.join(sorted(public))}")
+
+
+# --- revenue-policy --------------------------------------------------------------------------
+def load_policies(store: Any) -> tuple[Policy, ...]:
+    return tuple(_policy_from_row(r) for r in store.load_policies())
+
+
+def _policy_from_row(r: dict) -> Policy:
+    return Policy(peer_id=r["peer_id"], strategy=Strategy(r["strategy"]),
+                  rebalance_mode=RebalanceMode(r["rebalance_mode"]), fee_ppm_target=r["fee_ppm_target"],
+                  fee_min_ppm=r["fee_min_ppm"], fee_max_ppm=r["fee_max_ppm"], tags=tuple(r["tags"]),
+                  channel_id=r["channel_id"] or None, expires_at=r["expires_at"], updated_at=r["updated_at"])
+
+
+def revenue_policy(rt: "Runtime", params: dict, respond: Respond) -> None:
+    cmd = policy_rules.parse_policy_request(params, rt.now)
+    policies = {(p.peer_id, p.channel_id): p for p in load_policies(rt.store)}
+    result, changed = policy_rules.execute(cmd, policies, rt.now)
+    if changed is not None:
+        with rt.store.tx():
+            for key, pol in changed.items():
+                if pol is None:
+                    rt.store.delete_policy(*key)
+                else:
+                    rt.store.save_policy(policy_rules.policy_to_dict(pol))
+        rt.tell(PoliciesChanged(load_policies(rt.store)))
+    respond(result, None)
+
+
+# --- revenue-fee-debug / revenue-analyze ------------------------------------------------------
+def revenue_fee_debug(rt: "Runtime", params: dict, respond: Respond) -> None:
+    scid = _opt_scid(params, "channel_id")
+    limit = _int(params, "limit", 1, 1000, default=20)
+    respond({"channel_id": scid, "dry_run": rt.config.dry_run,
+             "decisions": rt.store.decisions(scid, limit)}, None)
+
+
+def revenue_analyze(rt: "Runtime", params: dict, respond: Respond) -> None:
+    scid = _opt_scid(params, "channel_id")
+
+    def finish(result: Any, error: Exception | None) -> None:
+        if error is not None:
+            respond(None, error)
+            return
+        channels = result["channels"]
+        if scid is not None and not channels:
+            respond(None, InputError("channel_id", f"no channel actor for {scid}; see revenue-status"))
+            return
+        keys = ("scid", "peer_id", "flow_class", "flow_ratio", "local_ratio", "capacity_msat", "local_msat",
+                "fee_ppm", "window_fees_msat", "window_forwards")
+        rows = [{k: c[k] for k in keys} for c in channels]
+        respond({"channel": rows[0]} if scid else {"channels": rows, "count": len(rows)}, None)
+
+    if not rt.started:
+        respond(None, RpcException("cl-revenue-ops is still loading channels", -32000))
+        return
+    rt.tell(StatusRequest(rt.expect_reply(finish), scid))
+
+
+# --- parameter helpers -----------------------------------------------------------------------
+def _choice(params: dict, field: str, allowed: tuple[str, ...]) -> str:
+    value = params.get(field)
+    if value not in allowed:
+        raise InputError(field, f"must be one of: {', '.join(allowed)} (got {value!r})")
+    return value
+
+
+def _opt_scid(params: dict, field: str) -> str | None:
+    if params.get(field) is None:
+        return None
+    try:
+        return policy_rules.validate_scid(params[field])
+    except policy_rules.PolicyError as e:
+        raise InputError(field, str(e)) from e
+
+
+def _int(params: dict, field: str, lo: int, hi: int, default: int) -> int:
+    value = params.get(field, default)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InputError(field, f"must be an integer from {lo} to {hi} (got {value!r})")
+    return value
+
+
+METHODS: tuple[MethodSpec, ...] = (
+    MethodSpec("revenue-status", ("channel_id",), "Plugin health, configuration and every channel actor's live state.",
+               revenue_status),
+    MethodSpec("revenue-config", ("action", "key", "value"),
+               "Read or change configuration at runtime: get [key] | set key value | reset key | list-mutable.",
+               revenue_config),
+    MethodSpec("revenue-policy", ("action", "peer_id", "strategy", "rebalance", "fee_ppm", "tag", "channel_id",
+                                  "fee_min_ppm", "fee_max_ppm", "expires_in_hours"),
+               "Per-peer and per-channel policies: list | get | set | delete | tag | untag | find.",
+               revenue_policy),
+    MethodSpec("revenue-fee-debug", ("channel_id", "limit"),
+               "Recent fee decisions with the branch, inputs and reason of each.", revenue_fee_debug),
+    MethodSpec("revenue-analyze", ("channel_id",),
+               "Flow analysis (SOURCE / SINK / BALANCED / CONGESTED) of one channel or all.", revenue_analyze),
+)
+BY_NAME = {m.name: m for m in METHODS}

@@ -1,0 +1,418 @@
+"""The runtime: the actor-loop thread, the io pool, the clock, start and stop.
+
+Only the actor-loop thread touches the thespian ActorSystem (simpleSystemBase is not thread-safe) and
+the Store. Everything else — pyln handlers, io threads, the clock — only puts messages on `inbox`.
+Actors answer through messages to the runtime's own address, collected with `listen(0)`.
+
+Two modes share every line of decision code:
+- threaded (inside lightningd): a loop thread, an io ThreadPoolExecutor, a clock thread;
+- stepped (simulation and tests): the caller drives `run_until_idle()`; io runs synchronously, so a
+  seeded run is deterministic.
+"""
+from __future__ import annotations
+
+import datetime
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import attrs
+from pyln.client import RpcError
+from thespian.actors import ActorExitRequest, ActorSystem
+
+from actors.coordinator import CoordinatorActor
+from actors.messages import (ActorRestarted, BlockAdded, ChannelRetired, ChannelsChanged, ForwardSettled,
+                             IoRequest, IoResult, LogLine, PeerConnection, PersistFeerate, PersistState,
+                             PoliciesChanged, RecordDecision, RpcReply, Start, Tick)
+from revops import node as nodeio
+from revops.model import ChannelView, Forward, from_dict
+from revops.store import Store
+
+Logger = Callable[[str, str], None]   # (level, text)
+LISTFORWARDS_PAGE = 1000
+NO_WAIT = datetime.timedelta(0)
+
+
+# --- inbox messages (from other threads to the loop) ----------------------------------------
+@attrs.frozen
+class Notification:
+    topic: str
+    params: dict
+
+
+@attrs.frozen
+class RpcCall:
+    method: str
+    params: dict
+    respond: Callable[[Any, Exception | None], None]
+
+
+@attrs.frozen
+class IoDone:
+    request: IoRequest
+    group: str
+    result: Any
+    error: dict | None
+    seconds: float
+
+
+@attrs.frozen
+class ForwardsPage:
+    forwards: tuple[Forward, ...]
+
+
+@attrs.frozen
+class Bootstrapped:
+    node_id: str
+    channels: tuple[ChannelView, ...]
+    plugins: dict[str, bool]
+    error: str | None = None
+
+
+@attrs.frozen
+class Stop:
+    reason: str
+
+
+def forward_from_event(ev: dict) -> Forward:
+    """forward_event / listforwards entry → Forward (msat fields are integers in v25.12)."""
+    return Forward(
+        in_channel=ev["in_channel"], in_htlc_id=int(ev.get("in_htlc_id", -1)), out_channel=ev.get("out_channel"),
+        in_msat=int(ev["in_msat"]), out_msat=_opt_int(ev.get("out_msat")), fee_msat=_opt_int(ev.get("fee_msat")),
+        status=ev["status"], received_time=float(ev["received_time"]),
+        resolved_time=_opt_float(ev.get("resolved_time")), created_index=ev.get("created_index"),
+        updated_index=ev.get("updated_index"), failcode=ev.get("failcode"), failreason=ev.get("failreason"))
+
+
+def _opt_int(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def _opt_float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+FINAL_STATUSES = ("settled", "failed", "local_failed")
+
+
+class Runtime:
+    def __init__(self, *, rpc_factory: Callable[[], nodeio.RpcClient], store: Store, config: Any,
+                 clock: Callable[[], int], log: Logger, threaded: bool, io_threads: int = 3,
+                 tick_seconds: float = 5.0, rpc_attempts: int = 3, rpc_backoff: float = 0.2,
+                 startup_config: Any = None):
+        self.rpc_factory, self.store, self.config, self.clock, self.log = rpc_factory, store, config, clock, log
+        self.startup_config = startup_config if startup_config is not None else config
+        self.threaded, self.io_threads, self.tick_seconds = threaded, io_threads, tick_seconds
+        self.rpc_attempts, self.rpc_backoff = rpc_attempts, rpc_backoff
+        self.inbox: queue.Queue = queue.Queue()
+        self.asys: ActorSystem | None = None
+        self.coordinator: Any = None
+        self.started = False
+        self.stopped = threading.Event()
+        self.node_id = ""
+        self.health: dict[str, dict] = {g: {"status": "unknown", "calls": 0, "errors": 0, "last_error": None}
+                                        for g in ("lightningd",) + nodeio.OPTIONAL_PLUGINS}
+        self.counters = {"forwards_ingested": 0, "forwards_duplicate": 0, "actor_restarts": 0,
+                         "fee_changes_applied": 0, "fee_changes_failed": 0, "fee_changes_held": 0}
+        self.pending_rpc: dict[int, Callable[[Any, Exception | None], None]] = {}
+        self.next_rpc_id = 0
+        self.dirty_states: dict[str, tuple[str, dict]] = {}
+        self.outstanding_io = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._sync_rpc: nodeio.RpcClient | None = None
+        self._threads: list[threading.Thread] = []
+        self.loop_lag_seconds = 0.0
+        self.now = 0
+
+    # -- public, thread-safe --------------------------------------------------------------------
+    def post(self, msg: Any) -> None:
+        self.inbox.put(msg)
+
+    def notify(self, topic: str, params: dict) -> None:
+        self.post(Notification(topic, params))
+
+    def call_rpc(self, method: str, params: dict, respond: Callable[[Any, Exception | None], None]) -> None:
+        self.post(RpcCall(method, params, respond))
+
+    def start(self) -> None:
+        """Threaded mode: answer init first, then load everything from here, off pyln's main thread."""
+        if self.threaded:
+            self._pool = ThreadPoolExecutor(self.io_threads, thread_name_prefix="revops-io")
+            loop = threading.Thread(target=self._thread_main, name="revops-actor-loop", daemon=True)
+            clock = threading.Thread(target=self._clock_main, name="revops-clock", daemon=True)
+            self._threads = [loop, clock]
+            loop.start()
+            clock.start()
+        else:
+            self._setup()
+            self.run_until_idle()
+
+    def stop(self, reason: str = "stop", timeout: float = 10.0) -> None:
+        if self.threaded:
+            self.post(Stop(reason))
+            self._threads[0].join(timeout) if self._threads else None
+        else:
+            self._teardown(reason)
+
+    # -- loop -----------------------------------------------------------------------------------
+    def _thread_main(self) -> None:
+        try:
+            self._setup()
+            while not self.stopped.is_set():
+                try:
+                    msg = self.inbox.get(timeout=1.0)
+                except queue.Empty:
+                    continue
+                self._process(msg)
+        except Exception as e:  # noqa: BLE001 - the plugin must say why its loop died
+            self.log("broken", f"actor loop died: {type(e).__name__}: {e}")
+            raise
+
+    def _clock_main(self) -> None:
+        while not self.stopped.wait(self.tick_seconds):
+            try:
+                self.post(Tick(self.clock()))
+            except Exception as e:  # noqa: BLE001 - a clock fault skips one tick, never the loop
+                self.log("unusual", f"clock read failed: {e}")
+
+    def run_until_idle(self) -> None:
+        """Stepped mode: process every queued message, including io answers they cause."""
+        while True:
+            try:
+                msg = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            self._process(msg)
+
+    def _setup(self) -> None:
+        self.asys = ActorSystem("simpleSystemBase", logDefs=False, transientUnique=True)
+        self.coordinator = self.asys.createActor(CoordinatorActor)
+        self._submit_job(self._bootstrap_job, self.store.forwards_updated_index() + 1)
+
+    def _process(self, msg: Any) -> None:
+        started = time.monotonic()
+        if isinstance(msg, Stop):
+            self._teardown(msg.reason)
+            return
+        handler = {Notification: self._on_notification, RpcCall: self._on_rpc_call, IoDone: self._on_io_done,
+                   ForwardsPage: self._on_forwards_page, Bootstrapped: self._on_bootstrapped,
+                   Tick: self._on_tick}.get(type(msg), self._tell_if_started)
+        handler(msg)
+        self._drain()
+        self.loop_lag_seconds = time.monotonic() - started
+
+    def tell(self, msg: Any) -> None:
+        self.asys.tell(self.coordinator, msg)
+
+    def _tell_if_started(self, msg: Any) -> None:
+        if self.started:
+            self.tell(msg)
+
+    def _on_tick(self, tick: Tick) -> None:
+        self.now = max(self.now, tick.now)
+        self._tell_if_started(tick)
+
+    def _drain(self) -> None:
+        while (out := self.asys.listen(NO_WAIT)) is not None:
+            self._on_outbound(out)
+        if self.dirty_states:
+            self.store.save_actor_states(self.dirty_states, self.now)
+            self.dirty_states.clear()
+
+    def _teardown(self, reason: str) -> None:
+        if self.stopped.is_set():
+            return
+        self.stopped.set()
+        if self.asys is not None:
+            self._drain()
+            self.asys.tell(self.coordinator, ActorExitRequest())
+            self.asys.shutdown()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self.store.close()
+        self.log("info", f"cl-revenue-ops stopped ({reason})")
+
+    # -- inbound --------------------------------------------------------------------------------
+    def _on_notification(self, n: Notification) -> None:
+        payload = n.params.get(n.topic, n.params)
+        if n.topic == "forward_event":
+            self._ingest(forward_from_event(payload), live=True)
+        elif not self.started:
+            return
+        elif n.topic in ("channel_opened", "channel_state_changed"):
+            self.tell(ChannelsChanged(self.now, n.topic))
+        elif n.topic in ("connect", "disconnect"):
+            self.tell(PeerConnection(payload.get("id", ""), n.topic == "connect", self.now))
+        elif n.topic == "block_added":
+            self.tell(BlockAdded(int(payload.get("height", 0)), self.now))
+
+    def _ingest(self, f: Forward, live: bool) -> None:
+        if f.status not in FINAL_STATUSES:
+            return
+        if not self.store.insert_forward(f):
+            self.counters["forwards_duplicate"] += 1
+            return
+        self.counters["forwards_ingested"] += 1
+        if f.status == "settled" and self.started:
+            self.tell(ForwardSettled(f))
+
+    def _on_forwards_page(self, page: ForwardsPage) -> None:
+        with self.store.tx():
+            for f in page.forwards:
+                self._ingest(f, live=False)
+
+    def _on_rpc_call(self, call: RpcCall) -> None:
+        from revops import rpc  # the RPC layer imports the runtime's types; import late to avoid a cycle
+        try:
+            rpc.dispatch(self, call)
+        except Exception as e:  # noqa: BLE001 - every failure becomes a JSON-RPC error, never a dead loop
+            call.respond(None, e)
+
+    def expect_reply(self, respond: Callable[[Any, Exception | None], None]) -> int:
+        self.next_rpc_id += 1
+        self.pending_rpc[self.next_rpc_id] = respond
+        return self.next_rpc_id
+
+    # -- io -------------------------------------------------------------------------------------
+    def _rpc(self) -> nodeio.RpcClient:
+        if not self.threaded:
+            if self._sync_rpc is None:
+                self._sync_rpc = self.rpc_factory()
+            return self._sync_rpc
+        client = getattr(self._local, "rpc", None)
+        if client is None:
+            client = self._local.rpc = self.rpc_factory()
+        return client
+
+    def _submit_job(self, fn: Callable[..., None], *args: Any) -> None:
+        if self._pool is not None:
+            self._pool.submit(self._guard_job, fn, *args)
+        else:
+            self._guard_job(fn, *args)
+
+    def _guard_job(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001 - an io job must never die silently
+            self.log("broken", f"io job {fn.__name__} failed: {type(e).__name__}: {e}")
+
+    def call_external(self, method: str, params: Any) -> tuple[Any, dict | None, float]:
+        """Run one external call with timeout and bounded retry; (result, error, seconds)."""
+        try:
+            result, seconds = nodeio.call_with_retry(self._rpc(), method, params, self.rpc_attempts,
+                                                     self.rpc_backoff if self.threaded else 0)
+            return result, None, seconds
+        except RpcError as e:
+            err = e.error if isinstance(e.error, dict) else {"message": str(e.error)}
+            return None, {"code": err.get("code"), "message": err.get("message", str(err))}, 0.0
+        except (OSError, TimeoutError, ConnectionError) as e:
+            return None, {"code": None, "message": f"{type(e).__name__}: {e}"}, 0.0
+
+    def _io_job(self, req: IoRequest) -> None:
+        result, error, seconds = self.call_external(req.method, req.params)
+        self.post(IoDone(req, nodeio.plugin_group(req.method), result, error, seconds))
+
+    def _bootstrap_job(self, start_index: int) -> None:
+        """Load what the actors need, off pyln's thread: node id, channels, plugins, missed forwards."""
+        info, err, _ = self.call_external("getinfo", {})
+        if err is not None:
+            self.post(Bootstrapped("", (), {}, error=f"getinfo failed: {err['message']}"))
+            return
+        plist, perr, _ = self.call_external("plugin", {"subcommand": "list"})
+        plugins = nodeio.installed_plugins(plist) if perr is None else {}
+        while True:
+            page, perr, _ = self.call_external(
+                "listforwards", {"index": "updated", "start": start_index, "limit": LISTFORWARDS_PAGE})
+            if perr is not None:
+                self.log("unusual", f"listforwards hydration stopped: {perr['message']}")
+                break
+            rows = page.get("forwards", [])
+            self.post(ForwardsPage(tuple(forward_from_event(r) for r in rows if r.get("status") in FINAL_STATUSES)))
+            if len(rows) < LISTFORWARDS_PAGE:
+                break
+            start_index = max(int(r.get("updated_index", start_index)) for r in rows) + 1
+        chans, cerr, _ = self.call_external("listpeerchannels", {})
+        views = tuple(ChannelView(**nodeio.parse_channel(c)) for c in (chans or {}).get("channels", []))
+        self.post(Bootstrapped(info["id"], views, plugins,
+                               error=None if cerr is None else f"listpeerchannels failed: {cerr['message']}"))
+
+    def _on_bootstrapped(self, b: Bootstrapped) -> None:
+        if b.error is not None:
+            self.log("unusual", f"start-up load failed, retrying: {b.error}")
+            self._set_health("lightningd", "error", b.error)
+            self._submit_job(self._bootstrap_job, self.store.forwards_updated_index() + 1)
+            return
+        self.node_id = b.node_id
+        self._set_health("lightningd", "ok", None)
+        for dep in nodeio.OPTIONAL_PLUGINS:
+            self._set_health(dep, "ok" if b.plugins.get(dep) else "missing", None)
+        now = self.now = max(self.now, self.clock())
+        states = self.store.load_actor_states()
+        for scid, state in states.items():
+            window_start = state.get("hill", {}).get("window_start", now)
+            state["window_fees_msat"], state["window_forwards"] = self.store.channel_earnings(scid, window_start)
+        routed = frozenset(r[0] for r in self.store.db.execute(
+            "SELECT DISTINCT out_channel FROM forwards WHERE status='settled'"))
+        from revops import rpc  # the RPC layer imports the runtime's types; import late to avoid a cycle
+        self.tell(Start(now=now, config=self.config, node_id=b.node_id, channels=b.channels, actor_states=states,
+                         buckets=self.store.daily_buckets(None, now, self.config.flow_window_days),
+                         routed_out=routed, policies=rpc.load_policies(self.store), health=self.health,
+                         feerate_samples=tuple((r[0], r[1]) for r in self.store.db.execute(
+                             "SELECT at, sat_per_vb FROM feerate_samples ORDER BY at"))))
+        self.started = True
+        self.log("info", f"cl-revenue-ops started: {sum(v.is_normal for v in b.channels)} channel actors, "
+                         f"plugins {', '.join(d for d in nodeio.OPTIONAL_PLUGINS if b.plugins.get(d)) or 'none'}")
+
+    def _on_io_done(self, done: IoDone) -> None:
+        self.outstanding_io -= 1
+        h = self.health[done.group]
+        h["calls"] += 1
+        if done.error is None:
+            h.update(status="ok", latency_ms=round(done.seconds * 1000, 3))
+        else:
+            h["errors"] += 1
+            h["last_error"] = done.error.get("message")
+            if done.group != "lightningd" and done.error.get("code") == -32601:
+                h["status"] = "missing"
+        req = done.request
+        self.asys.tell(req.reply_to, IoResult(req.req_id, req.tag, done.result, done.error, req.context))
+
+    def _set_health(self, group: str, status: str, error: str | None) -> None:
+        self.health[group].update(status=status, last_error=error)
+
+    # -- outbound -------------------------------------------------------------------------------
+    def _on_outbound(self, out: Any) -> None:
+        if isinstance(out, IoRequest):
+            self.outstanding_io += 1
+            self._submit_job(self._io_job, out)
+        elif isinstance(out, PersistState):
+            self.dirty_states[out.scid] = (out.peer_id, out.state)
+        elif isinstance(out, RecordDecision):
+            self._on_decision(out)
+        elif isinstance(out, PersistFeerate):
+            self.store.add_feerate_sample(out.at, out.sat_per_vb)
+        elif isinstance(out, ChannelRetired):
+            self.store.mark_closed(out.scid, out.at)
+            self.log("info", f"channel {out.scid} left CHANNELD_NORMAL: its actor is retired")
+        elif isinstance(out, RpcReply):
+            respond = self.pending_rpc.pop(out.req_id, None)
+            if respond is not None:
+                respond(out.result, None if out.error is None else ValueError(out.error))
+        elif isinstance(out, ActorRestarted):
+            self.counters["actor_restarts"] += 1
+            self.log("unusual", f"actor {out.scid} crashed and restarted from its checkpoint "
+                                f"(restart #{out.restarts}): {out.error}")
+        elif isinstance(out, LogLine):
+            self.log(out.level, out.text)
+
+    def _on_decision(self, out: RecordDecision) -> None:
+        d = out.decision
+        self.store.record_decision(d, out.outcome)
+        self.counters[{"applied": "fee_changes_applied", "failed": "fee_changes_failed"}.get(
+            out.outcome, "fee_changes_held")] += 1
+        self.log("info" if out.outcome != "failed" else "unusual",
+                 f"fee {d.scid} {d.old_fee_ppm}→{d.new_fee_ppm} ppm [{out.outcome}] {d.reason}")
