@@ -390,7 +390,7 @@ def _amount_sat(ch: ChannelEcon, hive: bool, cfg: RebalanceConfig) -> tuple[int,
 
 
 def _source_block(ch: ChannelEcon, peer_ratio: float, active_jobs: Collection[str],
-                  cfg: RebalanceConfig) -> tuple[str, str] | None:
+                  unavailable: Collection[str], cfg: RebalanceConfig) -> tuple[str, str] | None:
     """(code, reason) when `ch` may not be drained for anyone this cycle."""
     if not ch.view.is_normal or ch.view.capacity_msat <= 0:
         return "not_normal", f"channel state {ch.view.state}"
@@ -398,6 +398,8 @@ def _source_block(ch: ChannelEcon, peer_ratio: float, active_jobs: Collection[st
         return "policy_no_drain", f"rebalance mode {ch.policy.rebalance_mode.value} forbids draining"
     if ch.scid in active_jobs:
         return "job_running", "channel is the destination of a running job"
+    if ch.scid in unavailable:
+        return "sling_refuses", "sling would refuse it as a candidate (its exception list or another pull job)"
     if not ch.view.peer_connected:
         return "disconnected", "peer disconnected"
     if ch.flow is FlowClass.SOURCE and ch.view.local_ratio < SOURCE_PROTECT_RATIO:
@@ -624,11 +626,13 @@ def _allocate(ranked: Sequence[Candidate], budget: BudgetState, slots: int,
 
 def find_candidates(channels: Sequence[ChannelEcon], inbound_estimates: Mapping[str, InboundEstimate],
                     budget: BudgetState, capital: CapitalState | None, active_jobs: Collection[str],
-                    now: float, cfg: RebalanceConfig) -> tuple[list[Candidate], list[Rejection]]:
+                    now: float, cfg: RebalanceConfig,
+                    unavailable_sources: Collection[str] = frozenset()) -> tuple[list[Candidate], list[Rejection]]:
     """The rebalance cycle's decision: candidates to start (best first) and every rejection with its reason.
 
-    `inbound_estimates` is keyed by peer id, `active_jobs` holds the destination scids of our running jobs.
-    Ranked by expected profit; hive exemptions come after all profitable candidates.
+    `inbound_estimates` is keyed by peer id, `active_jobs` holds the destination scids of our running jobs,
+    `unavailable_sources` the scids sling refuses as candidates (sling-except-chan, the operator's own pull
+    jobs). Ranked by expected profit; hive exemptions come after all profitable candidates.
     """
     blocked = _node_block(budget, capital, active_jobs, cfg)
     if blocked:
@@ -639,7 +643,7 @@ def find_candidates(channels: Sequence[ChannelEcon], inbound_estimates: Mapping[
     rejections: list[Rejection] = []
     pool: list[ChannelEcon] = []
     for ch in channels:
-        why = _source_block(ch, ratios.get(ch.peer_id, 0.0), active_jobs, cfg)
+        why = _source_block(ch, ratios.get(ch.peer_id, 0.0), active_jobs, unavailable_sources, cfg)
         if why:
             rejections.append(Rejection(ch.scid, Role.SOURCE, *why))
         else:

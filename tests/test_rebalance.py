@@ -101,10 +101,10 @@ def budget(**kw: Any) -> BudgetState:
 
 def run(channels: list[ChannelEcon], *, estimates: dict[str, InboundEstimate] | None = None,
         bud: BudgetState | None = None, capital: CapitalState | None = CAPITAL, active: tuple[str, ...] = (),
-        cfg: Cfg = CFG) -> tuple[list[Candidate], list[Rejection]]:
+        cfg: Cfg = CFG, unavailable: tuple[str, ...] = ()) -> tuple[list[Candidate], list[Rejection]]:
     if estimates is None:
         estimates = inbound(*range(1, 10))
-    return find_candidates(channels, estimates, bud or budget(), capital, active, NOW, cfg)
+    return find_candidates(channels, estimates, bud or budget(), capital, active, NOW, cfg, unavailable)
 
 
 def codes(rejections: list[Rejection], scid: str, role: Role) -> list[str]:
@@ -230,6 +230,8 @@ SOURCE_CASES: list[Case] = [
      "200x1x0", Role.SOURCE, "policy_no_drain"),
     ("source is a job's destination", lambda: dict(channels=[dest(), source()], active=("200x1x0",)),
      "200x1x0", Role.SOURCE, "job_running"),
+    ("sling would refuse it", lambda: dict(channels=[dest(), source()], unavailable=("200x1x0",)), "200x1x0",
+     Role.SOURCE, "sling_refuses"),
     ("source disconnected", lambda: dict(channels=[dest(), source(connected=False)]), "200x1x0", Role.SOURCE,
      "disconnected"),
     ("source protection", lambda: dict(channels=[dest(), source(ratio=0.75, flow=FlowClass.SOURCE)],
@@ -511,3 +513,32 @@ def test_reconcile_touches_only_our_jobs() -> None:
         ("100x1x0", ReconcileAction.RESUME), ("101x1x0", ReconcileAction.DELETE),
         ("102x1x0", ReconcileAction.FORGET), ("103x1x0", ReconcileAction.DELETE)]
     assert reconcile([], sling) == []
+
+
+@attrs.frozen
+class _StubChan:
+    state: str = "CHANNELD_NORMAL"
+
+
+class _StubNode:
+    """Just enough of revops.sim's node for the emulated sling's job API (no routing)."""
+
+    lightning_dir = None
+
+    def __init__(self, scids: list[str]) -> None:
+        self.channels = {scid: _StubChan() for scid in scids}
+
+    def rpc_error(self, method: str, params: Any, code: int, msg: str) -> Exception:
+        return RuntimeError(f"{method}: {msg}")
+
+
+def test_emulated_sling_accepts_our_params_and_reconcile_reads_its_settings() -> None:
+    from revops.sim.sling import Sling
+
+    c = run([dest(), source()])[0][0]
+    sling = Sling(_StubNode(["100x1x0", "200x1x0", "555x1x0"]))  # type: ignore[arg-type]
+    assert sling.call("sling-job", sling_job_params(c, CFG)) == {"result": "success"}
+    sling.call("sling-job", {"scid": "555x1x0", "direction": "pull", "amount": 100_000, "maxppm": 9000,
+                             "outppm": 500})
+    job = new_job("job-1", c, SlingStats(), 250_000 * SAT, NOW)
+    assert reconcile([job], sling.call("sling-jobsettings", {})) == [("100x1x0", ReconcileAction.RESUME)]
