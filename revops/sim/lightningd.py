@@ -352,11 +352,12 @@ class Plugin:
         with self._plock:
             if self.dead.is_set():
                 return
+            self.exit_reason = reason
+            self.killed_by_us = not from_exit
+            self.ld._forget_plugin(self)  # gone from `plugin list` before anyone sees it dead
             self.dead.set()
             pending = list(self._pending.items())
             self._pending.clear()
-        self.exit_reason = reason
-        self.killed_by_us = not from_exit
         self.ld._log(level, f"plugin-{self.shortname}", f"Killing plugin: {reason}")
         if self.proc is not None:
             try:
@@ -366,7 +367,6 @@ class Plugin:
         self.close_stdin()
         for rid, pend in pending:
             pend.complete(_terminated_error(rid))
-        self.ld._forget_plugin(self)
         if self.proc is not None:
             threading.Thread(target=self._reap, daemon=True).start()
 
@@ -442,9 +442,8 @@ class StandinLightningd:
         if scenario is None and node is None:
             raise ValueError("give a scenario or a node")
         self.lightning_dir = os.path.abspath(lightning_dir)
-        self.network_dir = os.path.join(self.lightning_dir, NETWORK)
-        self.rpc_path = os.path.join(self.network_dir, RPC_FILE)
-        self.log_path = os.path.join(self.network_dir, "log")
+        # The node decides the network (SimNode: the scenario's [node].network); regtest otherwise.
+        self.network = _node_network(node) or NETWORK
         self.seed = seed
         self.speed = float(speed)
         self.handshake_timeout = handshake_timeout
@@ -479,6 +478,19 @@ class StandinLightningd:
         self._vbase = 0.0
         self._rbase = 0.0
         self._builtin = self._builtin_methods()
+        self._warned_wrap: set = set()
+
+    @property
+    def network_dir(self) -> str:
+        return os.path.join(self.lightning_dir, self.network)
+
+    @property
+    def rpc_path(self) -> str:
+        return os.path.join(self.network_dir, RPC_FILE)
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.network_dir, "log")
 
     # -- life cycle ------------------------------------------------------------
     def __enter__(self) -> "StandinLightningd":
@@ -492,12 +504,13 @@ class StandinLightningd:
         if self._started:
             return self
         self._started = True
+        if self._node is None:
+            self._node = self._make_node()
+            self.network = _node_network(self._node) or NETWORK
         os.makedirs(self.network_dir, exist_ok=True)
         self._logf = open(self.log_path, "a", encoding="utf-8")
-        self._log("INFO", "lightningd", f"stand-in lightningd {LIGHTNINGD_VERSION} in {self.lightning_dir}")
+        self._log("INFO", "lightningd", f"stand-in lightningd {LIGHTNINGD_VERSION} in {self.network_dir}")
         try:
-            if self._node is None:
-                self._node = self._make_node()
             with self.lock:
                 self._node.subscribe(self._on_node_notification)
                 self._vbase = float(self._node.now)
@@ -767,7 +780,7 @@ class StandinLightningd:
                 "lightning-dir": self.network_dir,
                 "rpc-file": RPC_FILE,
                 "startup": startup,
-                "network": NETWORK,
+                "network": self.network,
                 "feature_set": dict(FEATURE_SET),
             },
         }
@@ -955,6 +968,13 @@ class StandinLightningd:
     # -- notifications and hooks -----------------------------------------------
     def _on_node_notification(self, topic: str, params: Any) -> None:
         """Called by the SimNode (with self.lock held): fan the notification out."""
+        if (isinstance(params, dict) and len(params) == 1 and isinstance(params.get(topic), dict)
+                and len(params[topic]) == 1 and isinstance(params[topic].get(topic), dict)):
+            # {topic: {topic: body}}: lightningd never sends that; a node bug, unwrapped here
+            if topic not in self._warned_wrap:
+                self._warned_wrap.add(topic)
+                self._log("UNUSUAL", "lightningd", f"node sent {topic} params wrapped twice; unwrapping")
+            params = params[topic]
         self._broadcast(topic, params)
         if topic == "forward_event":
             self._maybe_htlc_hook(params)
@@ -1284,6 +1304,14 @@ class StandinLightningd:
         return {"name": name, "installed": inst}
 
 
+def _node_network(node: Any) -> Optional[str]:
+    try:
+        net = node.scenario.node.network
+    except AttributeError:
+        net = getattr(node, "network", None)
+    return net if isinstance(net, str) and net else None
+
+
 def _rpc_error(method: str, params: Any, code: int, message: str) -> RpcError:
     return RpcError(method, params, {"code": code, "message": message})
 
@@ -1351,7 +1379,8 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="revops node", description=(
         "Run a stand-in lightningd (v25.12.1 plugin protocol and RPC socket) around the simulated node."))
     ap.add_argument("scenario", help="scenario name (e.g. small) or path to a scenario TOML")
-    ap.add_argument("--lightning-dir", required=True, help="base dir; the RPC socket is DIR/regtest/lightning-rpc")
+    ap.add_argument("--lightning-dir", required=True, help="base dir; the RPC socket is DIR/NETWORK/lightning-rpc "
+                    "(NETWORK: the scenario's, regtest if it names none)")
     ap.add_argument("--plugin", action="append", default=[], metavar="FILE", help="plugin executable (repeatable)")
     ap.add_argument("--plugin-opt", action="append", default=[], metavar="NAME=VALUE",
                     help="a plugin option, as lightningd's --NAME=VALUE (repeatable; a bare NAME sets a flag)")
