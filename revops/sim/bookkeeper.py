@@ -63,7 +63,12 @@ class Bookkeeper:
                                 "currency": cur, "timestamp": ts})
             a["pushed_in_msat"] += credit
             a["pushed_out_msat"] += debit
-        if not initial:
+    def funding_confirmed(self, ch: "Chan") -> None:
+        """chain_mvt channel_open, emitted when the funding transaction confirms (lockin)."""
+        node = self.node
+        outpoint = f"{ch.funding_txid}:{ch.funding_outnum}"
+        local_funds = ch.capacity_msat if ch.opener == "local" else 0
+        if True:
             node.emit_coin_movement("chain_mvt", {
                 "account_id": ch.channel_id, "credit_msat": local_funds, "debit_msat": 0, "timestamp": node.now,
                 "tags": ["channel_open"], "primary_tag": "channel_open", "extra_tags": [], "utxo": outpoint,

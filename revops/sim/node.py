@@ -349,6 +349,7 @@ class SimNode:
         for ch in list(self.channels.values()):
             if ch.lockin_at is not None and self.blockheight >= ch.lockin_at:
                 ch.lockin_at = None
+                self.bkpr.funding_confirmed(ch)
                 self._set_state(ch, NORMAL, "user" if ch.opener == "local" else "remote", "Lockin complete")
             elif ch.closed_height is not None:
                 if ch.state == "CLOSINGD_COMPLETE":
@@ -610,6 +611,7 @@ class SimNode:
         ch.lockin_at = self.blockheight + kw.get("confirms", 3)
         if kw.get("confirms", 3) == 0:
             ch.lockin_at = None
+            self.bkpr.funding_confirmed(ch)
             self._set_state(ch, NORMAL, cause, "Lockin complete")
         if opener == "local":
             self.onchain_msat -= ch.capacity_msat
