@@ -50,7 +50,7 @@ class Option:
     def allowed(self) -> str:
         """Human text of the allowed values, used in every error message and in the docs."""
         if self.type is bool:
-            return "true|false (also 1/0, yes/no, on/off)"
+            return "true or false (also 1/0, yes/no, on/off)"
         if self.bounds is not None:
             return f"{self.type.__name__} in [{_fmt(self.bounds[0])}, {_fmt(self.bounds[1])}]"
         if self.choices is not None:
