@@ -1,0 +1,500 @@
+"""Fee controller (reference §5.3) with the reference constants: every branch, the gates, the fixed defects."""
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from revops import fees
+from revops.fees import (
+    ChainCosts, FeeObservation, HillClimbState, VegasState, decide, economic_floor_ppm, fee_bounds,
+    initial_state, liquidity_multiplier, profitability_multiplier, scarcity_multiplier, vegas_floor_multiplier,
+    vegas_update,
+)
+from revops.flow import FlowMetrics
+from revops.model import ChannelView, FlowClass, Policy, Strategy
+
+H = 3_600
+CAP = 10_000_000_000
+
+
+@attrs.frozen
+class Cfg:
+    min_fee_ppm: int = 10
+    max_fee_ppm: int = 5000
+    fee_interval: int = 1800
+    htlc_congestion_threshold: float = 0.8
+    enable_vegas_reflex: bool = True
+    vegas_decay_rate: float = 0.85
+    enable_scarcity_pricing: bool = True
+    scarcity_threshold: float = 0.35
+    hive_fee_ppm: int = 0
+    max_fee_updates_per_day: int = 2
+    gossip_hysteresis: float = 0.05
+    rollback_min_forwards: int = 5
+    rollback_drop: float = 0.30
+
+
+CFG = Cfg()
+
+
+def chan(fee: int = 500, local: float = 0.5, opener: str = "local", htlcs: int = 0, htlc_value: int = 0) -> ChannelView:
+    return ChannelView(
+        scid="1x1x1", peer_id="02" + "a" * 64, channel_id="c" * 64, state="CHANNELD_NORMAL", opener=opener,
+        capacity_msat=CAP, local_msat=int(CAP * local), spendable_msat=int(CAP * local),
+        receivable_msat=int(CAP * (1 - local)), fee_base_msat=0, fee_ppm=fee, htlc_count=htlcs,
+        htlc_value_msat=htlc_value, max_accepted_htlcs=483, peer_connected=True,
+    )
+
+
+def flow(flow_class: FlowClass = FlowClass.BALANCED) -> FlowMetrics:
+    return FlowMetrics(scid="1x1x1", flow_class=flow_class, flow_ratio=0.0, ema_in_sat=0.0, ema_out_sat=0.0,
+                       sats_in=0, sats_out=0, capacity_sat=CAP // 1000, daily_volume_sat=0, local_ratio=0.5,
+                       slot_use=0.0, is_congested=False, reason="")
+
+
+def obs(now: int = 2 * H, rate: float = 0.0, fwds: int = 10, channel: ChannelView | None = None,
+        policy: Policy | None = None, floor: int = 21, vegas: float = 1.0, routed: bool = True,
+        flow_class: FlowClass = FlowClass.BALANCED, window_start: int = 0, **kw: Any) -> FeeObservation:
+    """An observation whose earned fees correspond to `rate` msat/h over [window_start, now]."""
+    hours = (now - window_start) / H
+    return FeeObservation(
+        now=now, channel=channel or chan(), flow=flow(flow_class), fees_earned_msat=int(rate * hours),
+        forwards_out=fwds, has_routed_out_ever=routed, floor_ppm=floor, vegas_multiplier=vegas,
+        policy=policy or Policy(peer_id="p"), **kw,
+    )
+
+
+def state(**kw: Any) -> HillClimbState:
+    base: dict[str, Any] = {"climb_fee_ppm": 500, "last_broadcast_fee_ppm": 500, "window_start": 0}
+    return HillClimbState(**{**base, **kw})
+
+
+# ------------------------------------------------------------------------------------ Vegas Reflex
+
+@pytest.mark.parametrize(
+    "before, sat_vb, mean, roll, intensity, consecutive",
+    [
+        (VegasState(), 40.0, 10.0, 0.99, 0.85, 1),                  # ≥ 4× → 1.0 then × decay
+        (VegasState(), 30.0, 10.0, 0.20, 0.15 * 0.85, 1),           # 3×: boost 0.5, roll 0.20 < 0.25 → +0.15
+        (VegasState(), 30.0, 10.0, 0.30, 0.0, 1),                   # 3×: roll 0.30 ≥ 0.25 → no trigger
+        (VegasState(0.0, 1), 30.0, 10.0, 0.99, 0.15 * 0.85, 2),     # second spike in a row triggers anyway
+        (VegasState(0.5, 3), 15.0, 10.0, 0.0, 0.5 * 0.85, 0),       # below 2× → counter reset, decay only
+        (VegasState(0.5, 0), 15.0, 0.0, 0.0, 0.5 * 0.85, 0),        # no average → spike 1.0
+        (VegasState(0.9, 0), 25.0, 10.0, 0.0, min(1.0, 0.9 + 0.3 * 0.25) * 0.85, 1),
+    ],
+)
+def test_vegas_update(before: VegasState, sat_vb: float, mean: float, roll: float, intensity: float,
+                      consecutive: int) -> None:
+    after = vegas_update(before, sat_vb, mean, roll, CFG)
+    assert after.intensity == pytest.approx(intensity)
+    assert (after.consecutive_spikes, after.last_sat_vb) == (consecutive, sat_vb)
+
+
+def test_vegas_decays_to_calm_and_disabled_resets() -> None:
+    s = vegas_update(VegasState(), 50.0, 10.0, 0.5, CFG)
+    for _ in range(30):
+        s = vegas_update(s, 10.0, 10.0, 0.5, CFG)
+    assert s.intensity < 0.01 and vegas_floor_multiplier(s) == 1.0
+    assert vegas_update(VegasState(0.9, 2), 50.0, 10.0, 0.0, attrs.evolve(CFG, enable_vegas_reflex=False)) == \
+        VegasState(last_sat_vb=50.0)
+
+
+@pytest.mark.parametrize("intensity, mult", [(0.0, 1.0), (0.009, 1.0), (0.25, 2.0), (1.0, 3.0)])
+def test_vegas_floor_multiplier(intensity: float, mult: float) -> None:
+    assert vegas_floor_multiplier(VegasState(intensity)) == pytest.approx(mult)
+
+
+# ------------------------------------------------------------------------------------ economic floor
+
+@pytest.mark.parametrize(
+    "chain, vegas, stall, cfg, expected",
+    [
+        (None, 1.0, False, CFG, 21),                                         # static chain-cost floor
+        (ChainCosts(10_000, 10_000, 0.0), 1.0, False, CFG, 54),              # replacement 20000/365
+        (ChainCosts(1_000, 1_000, 30.0), 1.0, False, CFG, 90),               # risk premium 3 ppm per sat/vB
+        (None, 1.0, True, CFG, 25),                                          # stall premium ×1.2
+        (None, 3.0, False, CFG, 63),                                         # Vegas multiplier applied
+        (ChainCosts(10_000, 10_000, 0.0), 2.0, True, CFG, 131),              # 54.79×1.2×2
+        (None, 1.0, False, attrs.evolve(CFG, min_fee_ppm=100), 100),         # never under min_fee_ppm
+    ],
+)
+def test_economic_floor(chain: ChainCosts | None, vegas: float, stall: bool, cfg: Cfg, expected: int) -> None:
+    assert economic_floor_ppm(chain, vegas, stall, cfg) == expected
+
+
+# ------------------------------------------------------------------------------------ scarcity & bounds
+
+@pytest.mark.parametrize("local, mult", [(0.35, 1.0), (0.5, 1.0), (0.0, 3.0), (0.175, 2.0), (0.07, 2.6)])
+def test_scarcity_curve(local: float, mult: float) -> None:
+    assert scarcity_multiplier(local, CFG) == pytest.approx(mult)
+
+
+def test_scarcity_disabled() -> None:
+    assert scarcity_multiplier(0.0, attrs.evolve(CFG, enable_scarcity_pricing=False)) == 1.0
+
+
+@pytest.mark.parametrize("local, mult", [(0.0, 3.0), (0.1, 2.0), (0.3, 1.25), (0.5, 1.0), (0.6, 0.85),
+                                         (0.8, 0.7), (0.9, 0.5), (1.0, 0.5)])
+def test_liquidity_buckets(local: float, mult: float) -> None:
+    assert liquidity_multiplier(local) == mult
+
+
+@pytest.mark.parametrize("roi, zombie, mult", [(None, False, 1.0), (0.5, False, 0.95), (0.0, False, 1.0),
+                                               (-0.1, False, 1.05), (-0.5, False, 1.10), (-0.9, False, 1.15),
+                                               (-0.9, True, 1.0)])
+def test_profitability_multiplier(roi: float | None, zombie: bool, mult: float) -> None:
+    assert profitability_multiplier(roi, zombie) == mult
+
+
+def test_bounds_multipliers_move_floor_up_and_ceiling_down() -> None:
+    low = fee_bounds(obs(channel=chan(local=0.05), flow_class=FlowClass.SOURCE, marginal_roi=-0.9), CFG)
+    assert (low.floor, low.ceiling) == (63, 5000)                  # 3×1.15×1.25 capped at 3.0
+    high = fee_bounds(obs(channel=chan(local=0.95), flow_class=FlowClass.SINK), CFG)
+    assert (high.floor, high.ceiling) == (21, 2500)                # 0.5×0.8 floored at 0.5
+    mid = fee_bounds(obs(channel=chan(local=0.65)), CFG)
+    assert (mid.floor, mid.ceiling) == (21, 4250)
+
+
+def test_policy_bounds_narrow_and_min_wins_over_max() -> None:
+    b = fee_bounds(obs(policy=Policy("p", fee_min_ppm=100, fee_max_ppm=300)), CFG)
+    assert (b.eff_min, b.eff_max, b.floor, b.ceiling) == (100, 300, 100, 300)
+    bad = fee_bounds(obs(policy=Policy("p", fee_min_ppm=800, fee_max_ppm=300)), CFG)
+    assert bad.eff_min == bad.eff_max == bad.floor == bad.ceiling == 800
+    d, _ = decide(state(), obs(rate=1000.0, policy=Policy("p", fee_min_ppm=800, fee_max_ppm=300)), CFG)
+    assert d.new_fee_ppm == 800 and d.broadcast
+
+
+# ------------------------------------------------------------------------------------ policy branches
+
+def test_passive_never_touches() -> None:
+    s = state(update_times=())
+    d, new = decide(s, obs(channel=chan(fee=1), policy=Policy("p", strategy=Strategy.PASSIVE)), CFG)
+    assert (d.branch, d.broadcast, d.new_fee_ppm, new) == ("passive", False, 1, s)
+
+
+def test_static_pin_is_exact_and_not_gated_but_counted() -> None:
+    s = state(update_times=(H, 2 * H), last_revenue_rate=5.0, previous_fee_ppm=400, rate_before_change=5.0)
+    pol = Policy("p", strategy=Strategy.STATIC, fee_ppm_target=505)
+    d, new = decide(s, obs(now=3 * H, policy=pol), CFG)
+    assert (d.branch, d.new_fee_ppm, d.broadcast) == ("static", 505, True)
+    assert new.update_times == (H, 2 * H, 3 * H) and new.last_revenue_rate is None and new.previous_fee_ppm is None
+    d, _ = decide(new, obs(now=4 * H, channel=chan(fee=505), policy=pol), CFG)
+    assert (d.new_fee_ppm, d.broadcast) == (505, False)
+
+
+def test_static_without_target_keeps_the_fee() -> None:
+    d, _ = decide(state(), obs(channel=chan(fee=321), policy=Policy("p", strategy=Strategy.STATIC)), CFG)
+    assert (d.branch, d.new_fee_ppm, d.broadcast) == ("static", 321, False)
+
+
+def test_hive_fee_bypasses_bounds_and_scarcity() -> None:
+    pol = Policy("p", strategy=Strategy.HIVE)
+    d, _ = decide(state(), obs(channel=chan(local=0.05), policy=pol), CFG)
+    assert (d.branch, d.new_fee_ppm, d.broadcast) == ("hive", 0, True)
+
+
+# ------------------------------------------------------------------------------------ congestion
+
+def test_congestion_goes_to_effective_max_outside_the_budget() -> None:
+    s = state(update_times=(H, 2 * H))
+    o = obs(now=3 * H, channel=chan(htlcs=400), policy=Policy("p", fee_max_ppm=3000))
+    d, new = decide(s, o, CFG)
+    assert (d.branch, d.new_fee_ppm, d.broadcast) == ("congestion", 3000, True)
+    assert new.update_times == (H, 2 * H) and new.last_branch == "congestion"   # not counted
+    assert new.climb_fee_ppm == 500                                             # climber untouched
+
+
+def test_value_at_risk_congestion_and_dust_flood_below_threshold() -> None:
+    d, _ = decide(state(), obs(channel=chan(htlcs=3, htlc_value=CAP * 9 // 10)), CFG)
+    assert d.branch == "congestion"
+    d, _ = decide(state(), obs(channel=chan(htlcs=300, htlc_value=300_000), rate=0.0, fwds=0, now=H // 2), CFG)
+    assert d.branch != "congestion" and not d.broadcast
+
+
+def test_leaving_congestion_is_exempt_and_returns_to_climb_fee() -> None:
+    s = state(last_branch="congestion", update_times=(H, 2 * H), window_start=3 * H, last_broadcast_fee_ppm=5000)
+    d, new = decide(s, obs(now=3 * H + 1800, window_start=3 * H, channel=chan(fee=5000), fwds=0), CFG)
+    assert (d.new_fee_ppm, d.broadcast) == (500, True)
+    assert new.update_times == (H, 2 * H) and new.last_branch == "hill_climb"
+
+
+# ------------------------------------------------------------------------------------ vegas & scarcity in decide
+
+def test_vegas_floor_lifts_the_fee() -> None:
+    s = state(climb_fee_ppm=30, last_broadcast_fee_ppm=30)
+    d, new = decide(s, obs(channel=chan(fee=30), floor=63, vegas=3.0, fwds=0, now=H // 2), CFG)
+    assert (d.branch, d.new_fee_ppm, d.broadcast) == ("vegas", 63, True)
+    assert "vegas" in d.reason and new.climb_fee_ppm == 63
+
+
+def test_scarcity_multiplies_climb_fee_without_compounding() -> None:
+    s = state()
+    o = obs(channel=chan(local=0.175), fwds=0, now=H // 2)
+    d, new = decide(s, o, CFG)
+    assert (d.branch, d.new_fee_ppm, d.broadcast) == ("scarcity", 1000, True)
+    assert new.climb_fee_ppm == 500                          # the climber's own fee is not multiplied
+    d2, _ = decide(new, attrs.evolve(o, channel=chan(fee=1000, local=0.175), now=H // 2 + 1800), CFG)
+    assert (d2.new_fee_ppm, d2.broadcast) == (1000, False)
+
+
+def test_virgin_amnesty_suppresses_scarcity() -> None:
+    o = obs(channel=chan(local=0.175, opener="remote"), routed=False, fwds=0, now=H // 2)
+    d, _ = decide(state(), o, CFG)
+    assert (d.branch, d.new_fee_ppm, d.broadcast) == ("hold", 500, False)
+    d, _ = decide(state(), attrs.evolve(o, has_routed_out_ever=True), CFG)
+    assert d.branch == "scarcity"
+    d, _ = decide(state(), attrs.evolve(o, channel=chan(local=0.175, opener="local"), has_routed_out_ever=False), CFG)
+    assert d.branch == "scarcity"
+
+
+# ------------------------------------------------------------------------------------ hill climbing
+
+@pytest.mark.parametrize(
+    "before, last, rate, fee, direction, step, consecutive",
+    [
+        (state(), None, 1000.0, 550, 1, 50, 0),                                    # first window: go up
+        (state(last_revenue_rate=1_000_000.0), 1_000_000.0, 1_340_000.0, 600, 1, 100, 1),  # up 34 %: double
+        (state(last_revenue_rate=1_000_000.0), 1_000_000.0, 1_100_000.0, 550, 1, 50, 1),   # up 10 %: keep
+        (state(last_revenue_rate=1_000_000.0), 1_000_000.0, 900_000.0, 475, -1, 25, 0),    # down: reverse, halve
+        (state(last_revenue_rate=1_000_000.0, consecutive_same_direction=3), 1_000_000.0, 1_000_000.0,
+         475, -1, 25, 0),                                                          # flat = down
+        (state(last_revenue_rate=1_000_000.0, step_ppm=200), 1_000_000.0, 2_000_000.0, 600, 1, 100, 1),  # volatility
+        (state(last_revenue_rate=1_000_000.0, step_ppm=200), 1_000_000.0, 400_000.0, 475, -1, 25, 0),
+        (state(last_revenue_rate=1_000_000.0, step_ppm=200), 1_000_000.0, 1_300_000.0, 700, 1, 200, 1),  # cap
+        (state(last_revenue_rate=1_000_000.0, step_ppm=100, consecutive_same_direction=5), 1_000_000.0,
+         1_100_000.0, 550, 1, 50, 6),                                              # > 5 in a row: halve
+    ],
+)
+def test_hill_climb(before: HillClimbState, last: float | None, rate: float, fee: int, direction: int, step: int,
+                    consecutive: int) -> None:
+    d, new = decide(before, obs(rate=rate), CFG)
+    assert (d.branch, d.new_fee_ppm, d.broadcast) == ("hill_climb", fee, True)
+    assert (new.direction, new.step_ppm, new.consecutive_same_direction) == (direction, step, consecutive)
+    assert new.last_revenue_rate == pytest.approx(rate) and new.window_start == 2 * H
+    assert (new.previous_fee_ppm, new.rate_before_change) == (500, pytest.approx(rate))
+    assert d.inputs["rate_msat_h"] == pytest.approx(rate)
+
+
+def test_reason_is_one_line_with_the_numbers() -> None:
+    d, _ = decide(state(last_revenue_rate=1134.0), obs(rate=1520.0), CFG)
+    assert d.reason == "hill_climb: rate 1520 msat/h up 34% from 1134 → keep direction up, step 100 → 600 ppm"
+    assert "\n" not in d.reason
+
+
+def test_revenue_rate_is_fees_actually_earned() -> None:
+    o = attrs.evolve(obs(now=4 * H), fees_earned_msat=8_000)
+    d, new = decide(state(), o, CFG)
+    assert d.inputs["rate_msat_h"] == 2_000.0 and new.last_revenue_rate == 2_000.0
+
+
+def test_step_floor_beats_max_step_so_high_fees_still_move() -> None:
+    s = state(climb_fee_ppm=4500, last_broadcast_fee_ppm=4500, last_revenue_rate=1000.0, step_ppm=200)
+    d, new = decide(s, obs(rate=1050.0, channel=chan(fee=4500)), CFG)
+    assert (d.new_fee_ppm, d.broadcast, new.step_ppm) == (4725, True, 225)
+
+
+def test_stable_cycles_lead_to_sleep() -> None:
+    s = state(last_revenue_rate=1000.0, stable_cycles=1)
+    d, new = decide(s, obs(rate=1000.0), CFG)
+    assert d.branch == "hill_climb" and new.stable_cycles == 2
+    s = state(last_revenue_rate=1000.0, stable_cycles=2, previous_fee_ppm=450, rate_before_change=1000.0)
+    d, new = decide(s, obs(rate=1005.0), CFG)
+    assert (d.branch, d.broadcast, d.new_fee_ppm) == ("hold", False, 500)
+    assert new.is_sleeping and new.sleep_until == 2 * H + 4 * 1800 and new.window_start == 2 * H
+    assert new.previous_fee_ppm is None and "sleep until" in d.reason
+
+
+def test_sleeping_channel_stays_asleep_when_nothing_changes() -> None:
+    s = state(is_sleeping=True, sleep_until=5 * H, last_revenue_rate=1000.0)
+    d, new = decide(s, obs(now=2 * H, rate=1100.0), CFG)
+    assert (d.branch, d.broadcast, new) == ("hold", False, s)
+
+
+@pytest.mark.parametrize("now, rate", [(5 * H, 1000.0), (2 * H, 1500.0)])   # sleep over; rate moved > 20 %
+def test_sleeping_channel_wakes(now: int, rate: float) -> None:
+    s = state(is_sleeping=True, sleep_until=5 * H, last_revenue_rate=1000.0)
+    d, new = decide(s, obs(now=now, rate=rate), CFG)
+    assert d.branch == "hill_climb" and d.broadcast and not new.is_sleeping
+
+
+@pytest.mark.parametrize("now, fwds", [(H // 2, 50), (2 * H, 4)])   # < 1 h; < 5 forwards and < 6 h
+def test_waits_for_evidence_and_window_keeps_running(now: int, fwds: int) -> None:
+    s = state(last_revenue_rate=1000.0)
+    d, new = decide(s, obs(now=now, rate=5000.0, fwds=fwds), CFG)
+    assert (d.branch, d.broadcast, new) == ("hold", False, s)
+
+
+def test_six_hours_are_enough_evidence_without_forwards() -> None:
+    d, _ = decide(state(last_revenue_rate=1000.0), obs(now=6 * H, rate=0.0, fwds=0), CFG)
+    assert d.branch == "hill_climb" and d.broadcast
+
+
+# ------------------------------------------------------------------------------------ gossip hygiene
+
+def test_small_move_is_held_by_the_gate_and_the_window_keeps_running() -> None:
+    s = state(last_revenue_rate=1000.0)
+    d, new = decide(s, obs(rate=1100.0, policy=Policy("p", fee_max_ppm=510)), CFG)
+    assert (d.new_fee_ppm, d.broadcast, new) == (510, False, s)
+    assert "held: |Δ| 10 < gate 25 ppm" in d.reason
+
+
+@pytest.mark.parametrize("fee, expected", [(1000, 1050), (1010, 1061)])
+def test_step_equal_to_the_gate_passes(fee: int, expected: int) -> None:
+    s = state(climb_fee_ppm=fee, last_broadcast_fee_ppm=fee, last_revenue_rate=1000.0)
+    d, _ = decide(s, obs(rate=1100.0, channel=chan(fee=fee)), CFG)
+    assert (d.new_fee_ppm, d.broadcast) == (expected, True)
+
+
+def test_wider_hysteresis_widens_the_step() -> None:
+    s = state(climb_fee_ppm=1000, last_broadcast_fee_ppm=1000, last_revenue_rate=1000.0)
+    d, _ = decide(s, obs(rate=1100.0, channel=chan(fee=1000)), attrs.evolve(CFG, gossip_hysteresis=0.10))
+    assert (d.new_fee_ppm, d.broadcast) == (1100, True)
+
+
+def test_daily_budget_holds_and_window_continues_until_it_frees() -> None:
+    s = state(last_revenue_rate=1000.0, update_times=(1, H))
+    d, new = decide(s, obs(rate=2000.0), CFG)
+    assert (d.broadcast, new) == (False, s) and "2 updates in 24 h (limit 2)" in d.reason
+    later = obs(now=86_400 + 2, rate=2000.0)
+    d, new = decide(s, later, CFG)
+    assert d.broadcast and new.update_times == (H, 86_400 + 2)
+    assert d.inputs["hours"] == pytest.approx((86_400 + 2) / H)      # measured over the whole held window
+
+
+def test_fee_already_in_force_is_not_broadcast() -> None:
+    s = state(climb_fee_ppm=5000, last_broadcast_fee_ppm=5000, last_revenue_rate=1000.0)
+    d, new = decide(s, obs(rate=1100.0, channel=chan(fee=5000)), CFG)
+    assert (d.new_fee_ppm, d.broadcast) == (5000, False)
+    assert new.window_start == 2 * H and new.update_times == ()      # the window closed, nothing sent
+
+
+def test_failed_broadcast_retry_reproduces_the_decision() -> None:
+    s, o = state(last_revenue_rate=1000.0), obs(rate=1100.0)
+    first, _ = decide(s, o, CFG)
+    again, _ = decide(s, o, CFG)                     # setchannel failed: the caller kept `s`
+    assert first == again and first.broadcast
+
+
+# ------------------------------------------------------------------------------------ rollback
+
+def moved() -> HillClimbState:
+    return state(climb_fee_ppm=550, last_broadcast_fee_ppm=550, last_revenue_rate=1_000_000.0,
+                 previous_fee_ppm=500, rate_before_change=1_000_000.0, step_ppm=50)
+
+
+def test_rollback_on_a_drop_with_forward_evidence() -> None:
+    d, new = decide(moved(), obs(now=3 * H, rate=600_000.0, fwds=6, channel=chan(fee=550)), CFG)
+    assert (d.branch, d.new_fee_ppm, d.broadcast) == ("rollback", 500, True)
+    assert d.reason == ("rollback: rate 600000 msat/h < 70% of 1000000 msat/h before the change "
+                        "(6 fwds in 3.0 h) → back to 500 ppm")
+    assert (new.climb_fee_ppm, new.direction, new.step_ppm, new.last_revenue_rate) == (500, -1, 25, 1_000_000.0)
+    assert new.previous_fee_ppm is None and new.rate_before_change is None
+
+
+def test_rollback_on_time_evidence_without_forwards() -> None:
+    d, _ = decide(moved(), obs(now=6 * H, rate=0.0, fwds=0, channel=chan(fee=550)), CFG)
+    assert d.branch == "rollback"
+
+
+def test_no_rollback_without_evidence() -> None:
+    s = moved()
+    d, new = decide(s, obs(now=2 * H, rate=0.0, fwds=2, channel=chan(fee=550)), CFG)
+    assert (d.branch, d.broadcast, new) == ("hold", False, s)
+
+
+def test_no_rollback_on_a_small_drop_the_climber_reverses_instead() -> None:
+    d, _ = decide(moved(), obs(now=3 * H, rate=800_000.0, fwds=6, channel=chan(fee=550)), CFG)
+    assert d.branch == "hill_climb" and d.new_fee_ppm == 522     # step 25 raised to the 5 % gate (28)
+
+
+# ------------------------------------------------------------------------------------ bounds
+
+def test_min_fee_is_never_undercut_in_the_dynamic_path() -> None:
+    s = state(climb_fee_ppm=5, last_broadcast_fee_ppm=5, last_revenue_rate=1000.0, direction=-1)
+    d, _ = decide(s, obs(rate=1100.0, channel=chan(fee=5), flow_class=FlowClass.SINK, floor=1), CFG)
+    assert d.new_fee_ppm >= CFG.min_fee_ppm
+
+
+def test_initial_state_starts_from_fee_in_force() -> None:
+    s = initial_state(chan(fee=123), now=77)
+    assert (s.climb_fee_ppm, s.last_broadcast_fee_ppm, s.window_start, s.last_revenue_rate) == (123, 123, 77, None)
+
+
+# ------------------------------------------------------------------------------------ properties
+
+policies = st.builds(
+    Policy, peer_id=st.just("p"),
+    strategy=st.sampled_from(list(Strategy)),
+    fee_ppm_target=st.none() | st.integers(0, 10_000),
+    fee_min_ppm=st.none() | st.integers(0, 3_000),
+    fee_max_ppm=st.none() | st.integers(0, 8_000),
+)
+configs = st.builds(Cfg, min_fee_ppm=st.integers(1, 200), max_fee_ppm=st.integers(1, 8_000),
+                    hive_fee_ppm=st.integers(0, 100), max_fee_updates_per_day=st.integers(1, 4),
+                    gossip_hysteresis=st.sampled_from([0.0, 0.05, 0.1]))
+states = st.builds(
+    HillClimbState, climb_fee_ppm=st.integers(0, 8_000), last_broadcast_fee_ppm=st.integers(0, 8_000),
+    window_start=st.integers(0, 20 * H), last_revenue_rate=st.none() | st.floats(0, 1e7),
+    direction=st.sampled_from([-1, 1]), step_ppm=st.integers(10, 200),
+    consecutive_same_direction=st.integers(0, 8), stable_cycles=st.integers(0, 2), is_sleeping=st.booleans(),
+    sleep_until=st.integers(0, 30 * H), last_branch=st.sampled_from(["init", "hill_climb", "congestion"]),
+    update_times=st.lists(st.integers(0, 20 * H), max_size=4).map(tuple),
+    previous_fee_ppm=st.none() | st.integers(0, 8_000), rate_before_change=st.none() | st.floats(0, 1e7),
+)
+
+
+@st.composite
+def observations(draw: st.DrawFn, now: int | None = None, policy: Policy | None = None) -> FeeObservation:
+    channel = chan(fee=draw(st.integers(0, 8_000)), local=draw(st.floats(0, 1)),
+                   opener=draw(st.sampled_from(["local", "remote"])), htlcs=draw(st.integers(0, 483)),
+                   htlc_value=draw(st.integers(0, CAP)))
+    return FeeObservation(
+        now=now if now is not None else draw(st.integers(20 * H, 40 * H)), channel=channel,
+        flow=flow(draw(st.sampled_from(list(FlowClass)))), fees_earned_msat=draw(st.integers(0, 10**9)),
+        forwards_out=draw(st.integers(0, 20)), has_routed_out_ever=draw(st.booleans()),
+        floor_ppm=draw(st.integers(1, 600)), vegas_multiplier=draw(st.floats(1.0, 3.0)),
+        policy=policy or draw(policies), marginal_roi=draw(st.none() | st.floats(-1, 1)), is_zombie=draw(st.booleans()),
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(states, observations(), configs)
+def test_fee_always_within_effective_bounds_or_the_pin(s: HillClimbState, o: FeeObservation, cfg: Cfg) -> None:
+    d, _ = decide(s, o, cfg)
+    strategy = o.policy.strategy
+    if strategy is Strategy.PASSIVE or (strategy is Strategy.STATIC and o.policy.fee_ppm_target is None):
+        assert d.new_fee_ppm == o.channel.fee_ppm
+    elif strategy is Strategy.STATIC:
+        assert d.new_fee_ppm == o.policy.fee_ppm_target
+    elif strategy is Strategy.HIVE:
+        assert d.new_fee_ppm == cfg.hive_fee_ppm
+    else:
+        b = fee_bounds(o, cfg)
+        assert cfg.min_fee_ppm <= b.eff_min <= d.new_fee_ppm <= b.eff_max
+        assert b.eff_max <= max(cfg.max_fee_ppm, b.eff_min)
+    assert d.broadcast == (d.broadcast and d.new_fee_ppm != o.channel.fee_ppm)
+    assert "\n" not in d.reason
+
+
+@settings(max_examples=150, deadline=None)
+@given(configs, st.lists(st.tuples(st.integers(60, 8 * H), st.data()), min_size=1, max_size=40))
+def test_broadcasts_never_exceed_daily_limit_outside_congestion(cfg: Cfg, steps: list[tuple[int, Any]]) -> None:
+    dynamic = Policy("p", fee_min_ppm=None, fee_max_ppm=None)
+    s, now, fee = initial_state(chan(fee=500), 0), 0, 500
+    counted: list[int] = []
+    for gap, data in steps:
+        now += gap
+        o = data.draw(observations(now=now, policy=dynamic))
+        o = attrs.evolve(o, channel=attrs.evolve(o.channel, fee_ppm=fee))
+        d, new = decide(s, o, cfg)
+        if not d.broadcast:
+            s = new
+        elif data.draw(st.booleans(), label="setchannel succeeded"):
+            if d.branch != "congestion" and s.last_branch != "congestion":
+                counted.append(now)
+                assert len([t for t in counted if t > now - 86_400]) <= cfg.max_fee_updates_per_day
+            s, fee = new, d.new_fee_ppm
