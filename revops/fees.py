@@ -63,7 +63,6 @@ FLOW_MULTIPLIER = {FlowClass.SOURCE: 1.25, FlowClass.SINK: 0.80}
 MAX_FLOOR_MULTIPLIER = 3.0
 MIN_CEILING_MULTIPLIER = 0.5
 
-CLIMBING_BRANCHES = ("hill_climb", "scarcity", "vegas")
 
 
 class FeeConfig(Protocol):

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from revops import fees
 from revops.fees import (
     ChainCosts, FeeObservation, HillClimbState, VegasState, decide, economic_floor_ppm, fee_bounds,
     initial_state, liquidity_multiplier, profitability_multiplier, scarcity_multiplier, vegas_floor_multiplier,
