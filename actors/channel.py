@@ -6,7 +6,6 @@ revops.fees and asks the runtime to run `setchannel`; it never does I/O or reads
 """
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import attrs
@@ -43,20 +42,20 @@ class ChannelActor(SupervisedActor):
         self.policy: Policy | None = None
         self.config: Any = None
         self.state: ChannelState | None = None
-        self.checkpoint: ChannelState | None = None
-        self.pending: dict[int, tuple[FeeDecision, ChannelState]] = {}
+        self.checkpoint: dict | None = None      # the state as last persisted (unstructured)
+        self.pending: dict[int, tuple[FeeDecision, fees.HillClimbState, int, int]] = {}
         self.next_req = 0
         self.flow_metrics: flow.FlowMetrics | None = None
 
     # -- supervision ----------------------------------------------------------------------------
     def restore_checkpoint(self) -> None:
-        self.state = copy.deepcopy(self.checkpoint)
+        self.state = None if self.checkpoint is None else converter.structure(self.checkpoint, ChannelState)
         self.pending.clear()
 
     def persist(self) -> None:
         assert self.state is not None and self.view is not None
-        self.checkpoint = copy.deepcopy(self.state)
-        self.send(self.runtime, PersistState(self.view.scid, self.view.peer_id, converter.unstructure(self.state)))
+        self.checkpoint = converter.unstructure(self.state)
+        self.send(self.runtime, PersistState(self.view.scid, self.view.peer_id, self.checkpoint))
 
     # -- messages -------------------------------------------------------------------------------
     def handle(self, msg: Any, sender: Any) -> None:
@@ -104,10 +103,13 @@ class ChannelActor(SupervisedActor):
         f, scid = msg.forward, self.view.scid
         day = int(f.received_time) // DAY
         bucket = self.state.buckets.setdefault(day, [0, 0, 0, 0])
+        # balances move with every settled forward: keep the view live between channel refreshes
         if f.in_channel == scid:
             bucket[0] += f.in_msat
+            self.view = attrs.evolve(self.view, local_msat=self.view.local_msat + f.in_msat)
         if f.out_channel == scid:
             bucket[1] += f.out_msat or 0
+            self.view = attrs.evolve(self.view, local_msat=self.view.local_msat - (f.out_msat or 0))
             bucket[2] += f.fee_msat or 0
             bucket[3] += 1
             self.state.routed_out = True
@@ -137,7 +139,8 @@ class ChannelActor(SupervisedActor):
         if decision.broadcast and not msg.config.dry_run:
             # decide() assumes the broadcast succeeds; keep what to restore if setchannel fails
             self.next_req += 1
-            self.pending[self.next_req] = (decision, copy.deepcopy(self.state))
+            s = self.state
+            self.pending[self.next_req] = (decision, s.hill, s.window_fees_msat, s.window_forwards)
             self.adopt(hill)
             params = {"id": self.view.scid, "feebase": msg.config.base_fee_msat, "feeppm": decision.new_fee_ppm}
             self.send(self.runtime, IoRequest(self.next_req, "setchannel", params, "setchannel", self.myAddress))
@@ -159,15 +162,15 @@ class ChannelActor(SupervisedActor):
         pending = self.pending.pop(msg.req_id, None)
         if pending is None:
             return
-        decision, before = pending
+        decision, hill_before, fees_before, forwards_before = pending
         if msg.error is None:
             self.view = attrs.evolve(self.view, fee_ppm=decision.new_fee_ppm, fee_base_msat=self.config.base_fee_msat)
             self.send(self.runtime, RecordDecision(decision, "applied"))
         else:
             # the fee did not change: the old window goes on, with what it earned meanwhile
-            self.state.hill = before.hill
-            self.state.window_fees_msat += before.window_fees_msat
-            self.state.window_forwards += before.window_forwards
+            self.state.hill = hill_before
+            self.state.window_fees_msat += fees_before
+            self.state.window_forwards += forwards_before
             failed = attrs.evolve(decision, reason=f"{decision.reason} — setchannel failed: {msg.error.get('message')}")
             self.state.last_decision = to_dict(failed)
             self.send(self.runtime, RecordDecision(failed, "failed"))

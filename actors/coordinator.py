@@ -22,7 +22,6 @@ from revops import fees, policy as policy_rules
 from revops.model import ChannelView, Policy
 from revops.node import parse_channel, sat_per_vb
 
-CHANNEL_REFRESH_SECONDS = 600
 FIRST_CYCLE_DELAY = 60
 
 
@@ -30,7 +29,6 @@ FIRST_CYCLE_DELAY = 60
 class CoordinatorState:
     now: int = 0
     next_fee_at: int = 0
-    next_refresh_at: int = 0
     fee_cycles: int = 0
     last_fee_cycle_at: int = 0
     blockheight: int = 0
@@ -105,7 +103,6 @@ class CoordinatorActor(SupervisedActor):
         self.rng = random.Random(msg.node_id)
         self.state.now = msg.now
         self.state.next_fee_at = msg.now + FIRST_CYCLE_DELAY
-        self.state.next_refresh_at = msg.now + CHANNEL_REFRESH_SECONDS
         self.state.feerate_samples = list(msg.feerate_samples)
         self.restored, self.restore_buckets, self.routed_out = msg.actor_states, msg.buckets, msg.routed_out
         self.policies = {(p.peer_id, p.channel_id): p for p in msg.policies}
@@ -148,9 +145,6 @@ class CoordinatorActor(SupervisedActor):
             self.cycle = {"at": now}
             self.request("feerates", {"style": "perkb"}, "cycle_feerates")
             self.request("listpeerchannels", {}, "cycle_channels")
-        elif now >= self.state.next_refresh_at:
-            self.state.next_refresh_at = now + CHANNEL_REFRESH_SECONDS
-            self.request("listpeerchannels", {}, "channels")
 
     def on_io_result(self, msg: IoResult) -> None:
         tag = self.inflight.pop(msg.req_id, msg.tag)
