@@ -41,19 +41,24 @@ def rpc_methods(app: "App") -> Iterator[tuple[str, Callable]]:
 
 def _handler(app: "App", spec: rpc.MethodSpec) -> Callable:
     """A pyln handler whose signature is the method's parameter list (pyln derives usage from it)."""
-    def handler(plugin: Plugin, request: Any, *extra: Any, **params: Any) -> None:
-        params = {k: v for k, v in params.items() if v is not None}
-        if extra:
-            request.set_exception(RpcException(
-                f"{spec.name}: too many positional parameters (takes {', '.join(spec.params) or 'none'})", -32602))
-            return
-        app.call(spec.name, params, request)
-
     P = inspect.Parameter
-    handler.__signature__ = inspect.Signature(
+    signature = inspect.Signature(
         [P("plugin", P.POSITIONAL_OR_KEYWORD), P("request", P.POSITIONAL_OR_KEYWORD)]
         + [P(name, P.POSITIONAL_OR_KEYWORD, default=None) for name in spec.params]
         + [P("extra", P.VAR_POSITIONAL), P("unknown", P.VAR_KEYWORD)])
+
+    def handler(*args: Any, **kwargs: Any) -> None:
+        bound = signature.bind(*args, **kwargs).arguments
+        request = bound["request"]
+        if bound.get("extra"):
+            request.set_exception(RpcException(
+                f"{spec.name}: too many positional parameters (takes {', '.join(spec.params) or 'none'})", -32602))
+            return
+        params = {k: v for k, v in bound.items() if k in spec.params and v is not None}
+        params.update(bound.get("unknown", {}))   # unknown keywords: rejected by name in rpc.dispatch
+        app.call(spec.name, params, request)
+
+    handler.__signature__ = signature
     handler.__doc__ = spec.doc
     handler.__name__ = spec.name.replace("-", "_")
     return handler

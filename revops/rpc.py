@@ -144,16 +144,47 @@ def _policy_from_row(r: dict) -> Policy:
 def revenue_policy(rt: "Runtime", params: dict, respond: Respond) -> None:
     cmd = policy_rules.parse_policy_request(params, rt.now)
     policies = {(p.peer_id, p.channel_id): p for p in load_policies(rt.store)}
-    result, changed = policy_rules.execute(cmd, policies, rt.now)
-    if changed is not None:
+    result, changed = _policy_action(cmd, policies)
+    if changed:
         with rt.store.tx():
-            for key, pol in changed.items():
+            for (peer_id, channel_id), pol in changed.items():
                 if pol is None:
-                    rt.store.delete_policy(*key)
+                    rt.store.delete_policy(peer_id, channel_id)
                 else:
                     rt.store.save_policy(policy_rules.policy_to_dict(pol))
         rt.tell(PoliciesChanged(load_policies(rt.store)))
     respond(result, None)
+
+
+PolicyKey = tuple[str, str | None]
+
+
+def _policy_action(cmd: policy_rules.PolicyCommand,
+                   policies: dict[PolicyKey, Policy]) -> tuple[dict, dict[PolicyKey, Policy | None]]:
+    """What a validated revenue-policy command answers and which rows it writes (None = delete)."""
+    as_dict = policy_rules.policy_to_dict
+    key = (cmd.peer_id, cmd.channel_id)
+    if cmd.action == "list":
+        rows = [as_dict(p) for p in policies.values()]
+        return {"policies": rows, "count": len(rows)}, {}
+    if cmd.action == "find":
+        peers = sorted({p.peer_id for p in policies.values() if cmd.tag in p.tags})
+        return {"peers": peers, "count": len(peers), "tag": cmd.tag}, {}
+    if cmd.action == "get":
+        effective = policy_rules.effective_policy(policies.get((cmd.peer_id, None)), policies.get(key), cmd.now,
+                                                  peer_id=cmd.peer_id)
+        return {"policy": as_dict(effective), "stored": key in policies}, {}
+    if cmd.action == "delete":
+        if key not in policies:
+            return {"status": "noop", "message": "No policy existed for this peer"}, {}
+        return {"status": "success", "peer_id": cmd.peer_id, "channel_id": cmd.channel_id,
+                "message": f"Policy deleted for {cmd.peer_id[:12]}..."}, {key: None}
+    base = policies.get((cmd.peer_id, None)) if cmd.channel_id is not None else None
+    merged = policy_rules.merge(policies.get(key), cmd, base)
+    if cmd.action in ("tag", "untag"):
+        return {"status": "success", "peer_id": cmd.peer_id, "tags": list(merged.tags)}, {key: merged}
+    return {"status": "success", "policy": as_dict(merged),
+            "message": f"Policy updated for peer {cmd.peer_id[:12]}..."}, {key: merged}
 
 
 # --- revenue-fee-debug / revenue-analyze ------------------------------------------------------

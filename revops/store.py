@@ -252,8 +252,8 @@ class Store:
             args = (scid,)
         sql += " ORDER BY id DESC LIMIT ?"
         rows = self.db.execute(sql, args + (limit,)).fetchall()
-        return [{**dict(r), "inputs": json.loads(r["inputs_json"]), "broadcast": bool(r["broadcast"])}
-                for r in rows]
+        return [{**{k: r[k] for k in r.keys() if k != "inputs_json"}, "inputs": json.loads(r["inputs_json"]),
+                 "broadcast": bool(r["broadcast"])} for r in rows]
 
     def fee_updates_per_channel_day(self) -> dict[str, dict[int, int]]:
         out: dict[str, dict[int, int]] = {}

@@ -304,7 +304,7 @@ def parse_scenario(data: dict, name: str = "scenario") -> Scenario:
         alias=nt.str("alias", "SIMNODE"),
         start_time=nt.int("start_time", DEFAULT_START_TIME, lo=0),
         blockheight=nt.int("blockheight", 930000, lo=200),
-        network=nt.str("network", "bitcoin", choices=("bitcoin", "testnet", "signet", "regtest")),
+        network=nt.str("network", "regtest", choices=("bitcoin", "testnet", "signet", "regtest")),
         color=nt.str("color", node_id[:6]),
     )
     nt.done()
