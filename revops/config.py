@@ -52,7 +52,7 @@ class Option:
         if self.type is bool:
             return "true or false (also 1/0, yes/no, on/off)"
         if self.bounds is not None:
-            return f"{self.type.__name__} in [{_fmt(self.bounds[0])}, {_fmt(self.bounds[1])}]"
+            return f"{self.type.__name__} from {_fmt(self.bounds[0])} to {_fmt(self.bounds[1])}"
         if self.choices is not None:
             return "one of: " + ", ".join(self.choices)
         return f"string matching {self.pattern}"
