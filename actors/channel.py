@@ -87,6 +87,7 @@ class ChannelActor(SupervisedActor):
 
     def on_init(self, msg: ChannelInit) -> None:
         self.view, self.policy, self.config, self.runtime = msg.view, msg.policy, msg.config, msg.runtime
+        self.name = f"channel {msg.view.scid}"
         if msg.state is not None:
             self.state = converter.structure(msg.state, ChannelState)
         else:

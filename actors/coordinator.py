@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from actors.channel import ChannelActor
-from actors.messages import (BlockAdded, ChannelInit, ChannelRetired, ChannelsChanged, ChannelStatus,
+from actors.messages import (BlockAdded, ChannelInit, Crash, ChannelRetired, ChannelsChanged, ChannelStatus,
                              ChannelStatusQuery, ChannelUpdate, ConfigChanged, FeeCycle, ForwardSettled,
                              HealthChanged, IoRequest, IoResult, PeerConnection, PersistFeerate,
                              PoliciesChanged, PolicyUpdate, Retire, RpcReply, Start, StatusRequest, Tick)
@@ -55,6 +55,7 @@ class CoordinatorActor(SupervisedActor):
         self.inflight: dict[int, str] = {}        # req_id → tag
         self.cycle: dict[str, Any] = {}           # results gathered for the running fee cycle
         self.status_calls: dict[int, dict] = {}   # req_id → {"expect": n, "channels": [...]}
+        self.clboss_unmanaged: dict[str, bool] = {}   # peer → lnfee unmanaged (True) / handed back (False)
         self.restored: dict[str, dict] = {}
         self.restore_buckets: dict[str, list[dict]] = {}
         self.routed_out: frozenset[str] = frozenset()
@@ -89,8 +90,13 @@ class CoordinatorActor(SupervisedActor):
             self.set_policies(msg.policies)
         elif isinstance(msg, HealthChanged):
             self.health = msg.health
+            self.sync_clboss()
         elif isinstance(msg, ChannelRetired):
             self.send(self.runtime, msg)
+        elif isinstance(msg, Crash):
+            if msg.scid is None:
+                raise RuntimeError(msg.text)
+            self.send(self.children[msg.scid], msg)
 
     def request(self, method: str, params: dict, tag: str) -> None:
         self.next_req += 1
@@ -118,7 +124,22 @@ class CoordinatorActor(SupervisedActor):
         self.policies = {(p.peer_id, p.channel_id): p for p in policies}
         for scid, addr in self.children.items():
             self.send(addr, PolicyUpdate(self.effective_policy(self.views[scid])))
+        self.sync_clboss()
 
+    def sync_clboss(self) -> None:
+        """clboss must not fight our fees: unmanage `lnfee` for peers we price, hand passive ones back.
+
+        Skipped (and shown as such in revenue-status health) when clboss is absent or disabled.
+        """
+        if not self.config.clboss_enabled or self.health.get("clboss", {}).get("status") != "ok":
+            return
+        for peer in sorted({v.peer_id for v in self.views.values()}):
+            manage = any(policy_rules.manages_fees(self.effective_policy(v))
+                         for v in self.views.values() if v.peer_id == peer)
+            if self.clboss_unmanaged.get(peer) != manage:
+                self.clboss_unmanaged[peer] = manage
+                self.request("clboss-unmanage", {"nodeid": peer, "tags": "lnfee" if manage else ""},
+                             "clboss")
     def sync_channels(self, channels: tuple[ChannelView, ...], now: int) -> None:
         """Spawn actors for new normal channels, update the others, retire those that left."""
         normal = {c.scid: c for c in channels if c.is_normal and c.scid}
@@ -136,6 +157,7 @@ class CoordinatorActor(SupervisedActor):
                                         buckets=self.restore_buckets.pop(scid, []),
                                         routed_out=scid in self.routed_out, policy=self.effective_policy(view),
                                         config=self.config, now=now, runtime=self.runtime))
+        self.sync_clboss()
 
     # -- time -----------------------------------------------------------------------------------
     def on_tick(self, now: int) -> None:
@@ -148,6 +170,9 @@ class CoordinatorActor(SupervisedActor):
 
     def on_io_result(self, msg: IoResult) -> None:
         tag = self.inflight.pop(msg.req_id, msg.tag)
+        if tag == "clboss" and msg.error is not None:
+            self.clboss_unmanaged.clear()   # retried at the next sync
+            return
         if tag == "channels":
             if msg.error is None:
                 self.sync_channels(self.parse_channels(msg.result), self.state.now)

@@ -140,7 +140,8 @@ class ChannelStatusQuery:
 
 @attrs.frozen
 class Crash:
-    """Test hook: makes a channel actor raise, to prove a crash restarts it from its checkpoint."""
+    """Makes an actor raise (the coordinator itself when scid is None): proves crash containment."""
+    scid: str | None = None
     text: str = "induced crash"
 
 

@@ -24,7 +24,7 @@ from pyln.client import RpcError
 from thespian.actors import ActorExitRequest, ActorSystem
 
 from actors.coordinator import CoordinatorActor
-from actors.messages import (ActorRestarted, BlockAdded, ChannelRetired, ChannelsChanged, ForwardSettled,
+from actors.messages import (ActorRestarted, BlockAdded, ChannelRetired, ChannelsChanged, ForwardSettled, HealthChanged,
                              IoRequest, IoResult, LogLine, PeerConnection, PersistFeerate, PersistState,
                              PoliciesChanged, RecordDecision, RpcReply, Start, Tick)
 from revops import node as nodeio
@@ -191,7 +191,7 @@ class Runtime:
     def _setup(self) -> None:
         self.asys = ActorSystem("simpleSystemBase", logDefs=False, transientUnique=True)
         self.coordinator = self.asys.createActor(CoordinatorActor)
-        self._submit_job(self._bootstrap_job, self.store.forwards_updated_index() + 1)
+        self._submit_job(self._bootstrap_job, self._hydration_starts())
 
     def _process(self, msg: Any) -> None:
         started = time.monotonic()
@@ -316,7 +316,10 @@ class Runtime:
         result, error, seconds = self.call_external(req.method, req.params)
         self.post(IoDone(req, nodeio.plugin_group(req.method), result, error, seconds))
 
-    def _bootstrap_job(self, start_index: int) -> None:
+    def _hydration_starts(self) -> dict[str, int]:
+        return {kind: self.store.forwards_index(kind) + 1 for kind in ("updated", "created")}
+
+    def _bootstrap_job(self, starts: dict[str, int]) -> None:
         """Load what the actors need, off pyln's thread: node id, channels, plugins, missed forwards."""
         info, err, _ = self.call_external("getinfo", {})
         if err is not None:
@@ -324,27 +327,33 @@ class Runtime:
             return
         plist, perr, _ = self.call_external("plugin", {"subcommand": "list"})
         plugins = nodeio.installed_plugins(plist) if perr is None else {}
-        while True:
-            page, perr, _ = self.call_external(
-                "listforwards", {"index": "updated", "start": start_index, "limit": LISTFORWARDS_PAGE})
-            if perr is not None:
-                self.log("unusual", f"listforwards hydration stopped: {perr['message']}")
-                break
-            rows = page.get("forwards", [])
-            self.post(ForwardsPage(tuple(forward_from_event(r) for r in rows if r.get("status") in FINAL_STATUSES)))
-            if len(rows) < LISTFORWARDS_PAGE:
-                break
-            start_index = max(int(r.get("updated_index", start_index)) for r in rows) + 1
+        # settled/failed forwards carry an updated_index; local_failed ones only a created_index
+        self._hydrate("updated", starts["updated"], FINAL_STATUSES)
+        self._hydrate("created", starts["created"], ("local_failed",))
         chans, cerr, _ = self.call_external("listpeerchannels", {})
         views = tuple(ChannelView(**nodeio.parse_channel(c)) for c in (chans or {}).get("channels", []))
         self.post(Bootstrapped(info["id"], views, plugins,
                                error=None if cerr is None else f"listpeerchannels failed: {cerr['message']}"))
 
+    def _hydrate(self, index: str, start: int, statuses: tuple[str, ...]) -> None:
+        """Page through listforwards from the last index seen, posting final forwards to the loop."""
+        while True:
+            page, err, _ = self.call_external("listforwards", {"index": index, "start": start,
+                                                               "limit": LISTFORWARDS_PAGE})
+            if err is not None:
+                self.log("unusual", f"listforwards hydration ({index}) stopped: {err['message']}")
+                return
+            rows = page.get("forwards", [])
+            self.post(ForwardsPage(tuple(forward_from_event(r) for r in rows if r.get("status") in statuses)))
+            if len(rows) < LISTFORWARDS_PAGE:
+                return
+            start = max(int(r.get(f"{index}_index", start)) for r in rows) + 1
+
     def _on_bootstrapped(self, b: Bootstrapped) -> None:
         if b.error is not None:
             self.log("unusual", f"start-up load failed, retrying: {b.error}")
             self._set_health("lightningd", "error", b.error)
-            self._submit_job(self._bootstrap_job, self.store.forwards_updated_index() + 1)
+            self._submit_job(self._bootstrap_job, self._hydration_starts())
             return
         self.node_id = b.node_id
         self._set_health("lightningd", "ok", None)
@@ -370,6 +379,7 @@ class Runtime:
     def _on_io_done(self, done: IoDone) -> None:
         self.outstanding_io -= 1
         h = self.health[done.group]
+        status_before = h["status"]
         h["calls"] += 1
         if done.error is None:
             h.update(status="ok", latency_ms=round(done.seconds * 1000, 3))
@@ -378,6 +388,8 @@ class Runtime:
             h["last_error"] = done.error.get("message")
             if done.group != "lightningd" and done.error.get("code") == -32601:
                 h["status"] = "missing"
+        if h["status"] != status_before:
+            self.tell(HealthChanged(self.health))
         req = done.request
         self.asys.tell(req.reply_to, IoResult(req.req_id, req.tag, done.result, done.error, req.context))
 

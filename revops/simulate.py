@@ -58,10 +58,12 @@ class Simulation:
 
 def start(scenario: Scenario, *, seed: int = 0, controller: str = "revops",
           options: Mapping[str, Any] | None = None, db_path: str | None = None,
-          log: Callable[[str, str], None] | None = None, step_seconds: int = STEP_SECONDS) -> Simulation:
+          log: Callable[[str, str], None] | None = None, step_seconds: int = STEP_SECONDS,
+          node: SimNode | None = None) -> Simulation:
+    """Attach the plugin to a new node (or to `node`, e.g. to restart the plugin on a running one)."""
     if controller not in CONTROLLERS:
         raise ValueError(f"unknown controller {controller!r}; choose one of: {', '.join(CONTROLLERS)}")
-    node = SimNode(scenario, seed=seed)
+    node = node or SimNode(scenario, seed=seed)
     if controller == "static":
         return Simulation(node, None, None, step_seconds)
     lines: list[tuple[str, str]] = []

@@ -151,7 +151,9 @@ class Store:
         cur = self.db.execute(
             "INSERT OR IGNORE INTO forwards VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", _forward_row(f))
         if f.updated_index is not None:
-            self._bump_updated_index(f.updated_index)
+            self._bump_index("forwards_updated_index", f.updated_index)
+        if f.created_index is not None:
+            self._bump_index("forwards_created_index", f.created_index)
         return cur.rowcount == 1
 
     def insert_forwards(self, forwards: Iterable[Forward]) -> list[Forward]:
@@ -159,13 +161,14 @@ class Store:
         with self.tx():
             return [f for f in forwards if self.insert_forward(f)]
 
-    def _bump_updated_index(self, idx: int) -> None:
+    def _bump_index(self, key: str, idx: int) -> None:
         self.db.execute(
-            "INSERT INTO meta(key, value) VALUES('forwards_updated_index', ?) ON CONFLICT(key) DO UPDATE "
-            "SET value=MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))", (str(idx),))
+            "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE "
+            "SET value=MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))", (key, str(idx)))
 
-    def forwards_updated_index(self) -> int:
-        return int(self.get_meta("forwards_updated_index", "0") or 0)
+    def forwards_index(self, kind: str) -> int:
+        """The highest listforwards index seen: 'updated' (settled/failed) or 'created' (local_failed)."""
+        return int(self.get_meta(f"forwards_{kind}_index", "0") or 0)
 
     def forward_count(self, status: str | None = None) -> int:
         if status is None:
