@@ -347,18 +347,22 @@ def _rollback_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds
     limit = (1.0 - cfg.rollback_drop) * before
     if rate >= limit:
         return None
-    climb = _clamp(state.previous_fee_ppm, bounds.floor, bounds.ceiling)
-    target, scarcity = _publish(climb, obs, bounds, cfg)
+    # the climber's own fee never absorbs the Vegas floor: it is applied when publishing and decays away
+    climb = _clamp(state.previous_fee_ppm, bounds.floor_no_vegas, bounds.ceiling)
     applied = attrs.evolve(
         state, climb_fee_ppm=climb, direction=-state.direction, step_ppm=max(MIN_STEP_PPM, state.step_ppm // 2),
         consecutive_same_direction=0, stable_cycles=0, last_revenue_rate=before, window_start=obs.now,
         previous_fee_ppm=None, rate_before_change=None,
     )
-    reason = (f"rollback: rate {rate:.0f} msat/h < {1 - cfg.rollback_drop:.0%} of {before:.0f} msat/h before the "
-              f"change ({obs.forwards_out} fwds in {hours:.1f} h) → back to {target} ppm")
-    return _Plan(target, "rollback", reason, applied,
-                 inputs={"rate_msat_h": rate, "rate_before_msat_h": before, "hours": hours,
-                         "forwards_out": obs.forwards_out, "scarcity": scarcity})
+    climber = (f"rollback: rate {rate:.0f} msat/h < {1 - cfg.rollback_drop:.0%} of {before:.0f} msat/h before the "
+               f"change ({obs.forwards_out} fwds in {hours:.1f} h) → back to {climb} ppm")
+    plan = _modified(climb, climb, obs, bounds, cfg, climber, applied,
+                     {"rate_msat_h": rate, "rate_before_msat_h": before, "hours": hours,
+                      "forwards_out": obs.forwards_out})
+    if plan.branch == "vegas":
+        return plan
+    published = "" if plan.target == climb else f", published {plan.target} ppm"
+    return attrs.evolve(plan, branch="rollback", reason=climber + published)
 
 
 def _climb_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig) -> _Plan:
@@ -391,7 +395,7 @@ def _climb_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, c
     direction, step, consecutive, motion = _direction(s, rate, last, change, volatile)
     step = _constrain_step(step, current, consecutive, cfg)
     candidate = current + direction * step
-    climb = _clamp(candidate, bounds.floor, bounds.ceiling)
+    climb = _clamp(candidate, bounds.floor_no_vegas, bounds.ceiling)
     applied = attrs.evolve(
         s, climb_fee_ppm=climb, last_revenue_rate=rate, direction=direction, step_ppm=step,
         consecutive_same_direction=consecutive, stable_cycles=stable, window_start=obs.now,

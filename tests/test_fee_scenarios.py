@@ -456,13 +456,6 @@ def test_mempool_spike_raises_the_floor_and_decays(vegas):
             assert d["outcome"] == "applied" or "updates in 24 h (limit 2)" in d["reason"], (n, d)
 
 
-@pytest.mark.xfail(strict=SEED_OFFSET == 0, reason=(
-    "Observed (VEGAS, seed 2): channel a had a pending rollback to 150 ppm when the spike raised the floor "
-    "to 546 ppm; the applied decision is labelled 'rollback: ... back to 546 ppm' (250 -> 546), a fee the "
-    "node never had in force. docs/fees.md names the branch 'vegas' when the Vegas floor is what lifted "
-    "the fee; _rollback_plan clamps the previous fee to the floor without re-labelling. The floor was "
-    "back at 24 ppm by day 2.5 but a's fee was still 574 ppm (250 before the spike): the clamped floor is "
-    "stored as the climb fee. Reproduces with FEE_SCENARIO_SEED_OFFSET 0, 4, 5; not with 1, 2, 3."))
 def test_a_fee_lifted_by_the_vegas_floor_is_labelled_vegas(vegas):
     sim, _ = vegas
     for n in ("a", "b"):
