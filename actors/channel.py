@@ -12,7 +12,7 @@ import attrs
 
 from actors.messages import (ChannelInit, ChannelStatus, ChannelStatusQuery, ChannelUpdate, Crash, FeeCycle,
                              ForwardSettled, IoRequest, IoResult, PersistState, PolicyUpdate, RecordDecision,
-                             Retire, ChannelRetired)
+                             Retire, ChannelRetired, ChannelEconReply, EconQuery, RebalanceOutcome)
 from actors.supervision import SupervisedActor
 from revops import fees, flow
 from revops.model import ChannelView, FeeDecision, Policy, converter, to_dict
@@ -82,6 +82,10 @@ class ChannelActor(SupervisedActor):
         elif isinstance(msg, Retire):
             self.persist()
             self.send(self.runtime, ChannelRetired(self.view.scid, msg.now))
+        elif isinstance(msg, EconQuery):
+            self.send(sender, ChannelEconReply(msg.req_id, self.view.scid, self.econ(msg.now)))
+        elif isinstance(msg, RebalanceOutcome):
+            self.on_rebalance_outcome(msg)
         elif isinstance(msg, Crash):
             raise RuntimeError(msg.text)
 
@@ -175,6 +179,24 @@ class ChannelActor(SupervisedActor):
             failed = attrs.evolve(decision, reason=f"{decision.reason} — setchannel failed: {msg.error.get('message')}")
             self.state.last_decision = to_dict(failed)
             self.send(self.runtime, RecordDecision(failed, "failed"))
+        self.persist()
+
+    # -- rebalancing ----------------------------------------------------------------------------
+    def econ(self, now: int) -> dict:
+        """What the rebalance cycle needs from this channel: flow class, outbound demand, failure counters."""
+        days = self.daily_buckets(now)
+        return {"flow": self.flow_metrics.flow_class.value if self.flow_metrics else "unknown",
+                "out_sats_3d": sum(b.out_msat for b in days if b.day_age < 3) // 1000,
+                "out_sats_window": sum(b.out_msat for b in days) // 1000,
+                "failures": self.state.rebalance_failures,
+                "last_failure_at": self.state.last_rebalance_failure_at or None}
+
+    def on_rebalance_outcome(self, msg: RebalanceOutcome) -> None:
+        if msg.success:
+            self.state.rebalance_failures = 0
+        else:
+            self.state.rebalance_failures += 1
+            self.state.last_rebalance_failure_at = msg.now
         self.persist()
 
     # -- status ---------------------------------------------------------------------------------

@@ -17,9 +17,14 @@ from actors.messages import (BlockAdded, ChannelInit, Crash, ChannelRetired, Cha
                              ChannelStatusQuery, ChannelUpdate, ConfigChanged, FeeCycle, ForwardSettled,
                              HealthChanged, IoRequest, IoResult, PeerConnection, PersistFeerate,
                              PoliciesChanged, PolicyUpdate, Retire, RpcReply, Start, StatusRequest, Tick)
+from actors.messages import (ChannelEconReply, EconQuery, ExecutorInit, JobEnded, JobsChanged, LedgerFigures,
+                             LedgerQuery, ManualRebalance, PollJobs, RebalanceDebugRequest, RebalanceOutcome,
+                             ReserveBudget, ReserveResult, RpcError_, StartJob)
+from actors.sling import SlingExecutorActor
 from actors.supervision import SupervisedActor
+from revops import rebalance as rb
 from revops import fees, policy as policy_rules
-from revops.model import ChannelView, Policy
+from revops.model import ChannelView, FlowClass, Policy
 from revops.node import parse_channel, sat_per_vb
 
 FIRST_CYCLE_DELAY = 60
@@ -35,6 +40,9 @@ class CoordinatorState:
     vegas: fees.VegasState = attrs.field(factory=fees.VegasState)
     floor_ppm: int = 0
     feerate_samples: list[tuple[int, float]] = attrs.field(factory=list)
+    next_rebalance_at: int = 0
+    rebalance_cycles: int = 0
+    last_rebalance_cycle_at: int = 0
 
 
 class CoordinatorActor(SupervisedActor):
@@ -59,10 +67,22 @@ class CoordinatorActor(SupervisedActor):
         self.restored: dict[str, dict] = {}
         self.restore_buckets: dict[str, list[dict]] = {}
         self.routed_out: frozenset[str] = frozenset()
+        # rebalancing
+        self.executor: Any = None
+        self.executor_ready = False
+        self.jobs_active: dict[str, dict] = {}    # dest scid → job summary (from the executor)
+        self.rb_cycle: dict[str, Any] = {}        # inputs gathered for the running rebalance cycle
+        self.rb_pending: dict[int, dict] = {}     # req_id → what a reservation / manual request is for
+        self.last_candidates: list[dict] = []
+        self.last_rejections: list[dict] = []
+        self.last_capital: dict | None = None
+        self.last_budget: dict | None = None
+        self.drained: dict[str, dict[str, float]] = {}   # source scid → {dest scid: when} (ping-pong guard)
 
     def restore_checkpoint(self) -> None:
         self.state = copy.deepcopy(self.checkpoint)
         self.cycle.clear()
+        self.rb_cycle.clear()
 
     # -- dispatch -------------------------------------------------------------------------------
     def handle(self, msg: Any, sender: Any) -> None:
@@ -93,15 +113,18 @@ class CoordinatorActor(SupervisedActor):
             self.sync_clboss()
         elif isinstance(msg, ChannelRetired):
             self.send(self.runtime, msg)
+        elif isinstance(msg, REBALANCE_MESSAGES):
+            self.on_rebalance_message(msg)
         elif isinstance(msg, Crash):
             if msg.scid is None:
                 raise RuntimeError(msg.text)
             self.send(self.children[msg.scid], msg)
 
-    def request(self, method: str, params: dict, tag: str) -> None:
+    def request(self, method: str, params: dict, tag: str) -> int:
         self.next_req += 1
         self.inflight[self.next_req] = tag
         self.send(self.runtime, IoRequest(self.next_req, method, params, tag, self.myAddress))
+        return self.next_req
 
     # -- start ----------------------------------------------------------------------------------
     def on_start(self, msg: Start, sender: Any) -> None:
@@ -113,6 +136,9 @@ class CoordinatorActor(SupervisedActor):
         self.restored, self.restore_buckets, self.routed_out = msg.actor_states, msg.buckets, msg.routed_out
         self.policies = {(p.peer_id, p.channel_id): p for p in msg.policies}
         self.sync_channels(msg.channels, msg.now)
+        self.state.next_rebalance_at = msg.now + FIRST_REBALANCE_DELAY
+        self.executor = self.createActor(SlingExecutorActor)
+        self.send(self.executor, ExecutorInit(self.config, self.runtime, msg.sling_jobs, msg.now, self.sling_ok()))
         self.checkpoint = copy.deepcopy(self.state)
 
     def effective_policy(self, view: ChannelView) -> Policy:
@@ -167,9 +193,13 @@ class CoordinatorActor(SupervisedActor):
             self.cycle = {"at": now}
             self.request("feerates", {"style": "perkb"}, "cycle_feerates")
             self.request("listpeerchannels", {}, "cycle_channels")
+        self.maybe_rebalance_cycle(now)
 
     def on_io_result(self, msg: IoResult) -> None:
         tag = self.inflight.pop(msg.req_id, msg.tag)
+        if tag.startswith("rb_") or tag == "manual_funds":
+            self.on_rebalance_io(tag, msg)
+            return
         if tag == "clboss" and msg.error is not None:
             self.clboss_unmanaged.clear()   # retried at the next sync
             return
@@ -217,6 +247,226 @@ class CoordinatorActor(SupervisedActor):
         return chain_costs(rate)
 
 
+    # -- rebalancing ----------------------------------------------------------------------------
+    def sling_ok(self) -> bool:
+        return self.health.get("sling", {}).get("status") == "ok"
+
+    def node_stop(self, code: str, reason: str) -> None:
+        self.last_candidates = []
+        self.last_rejections = [rejection_dict(rb.Rejection("*", rb.Role.NODE, code, reason))]
+
+    def maybe_rebalance_cycle(self, now: int) -> None:
+        """Every rebalance_interval: poll our jobs, then gather inputs (all through messages) and decide."""
+        if self.executor is None or now < self.state.next_rebalance_at:
+            return
+        if self.rb_cycle and now - self.rb_cycle["at"] < self.config.rebalance_interval:
+            return   # inputs still arriving
+        self.rb_cycle = {}
+        self.state.next_rebalance_at = now + self.config.rebalance_interval
+        self.state.rebalance_cycles += 1
+        self.state.last_rebalance_cycle_at = now
+        self.send(self.executor, PollJobs(now, self.config))
+        if not self.sling_ok():
+            status = self.health.get("sling", {}).get("status", "unknown")
+            self.node_stop("sling_unavailable", f"sling health is {status}: no rebalancing")
+            return
+        if not self.executor_ready:
+            self.node_stop("starting", "our sling jobs are still being reconciled")
+            return
+        self.next_req += 1
+        self.rb_cycle = {"at": now, "id": self.next_req, "econ": {}, "expect": set(self.children)}
+        self.send(self.runtime, LedgerQuery(self.next_req, now, self.myAddress))
+        for addr in self.children.values():
+            self.send(addr, EconQuery(self.next_req, now))
+        self.request("listpeerchannels", {}, "rb_channels")
+        self.request("listfunds", {}, "rb_funds")
+        self.request("sling-jobsettings", {}, "rb_jobsettings")
+
+    def on_rebalance_message(self, msg: Any) -> None:
+        if isinstance(msg, ChannelEconReply):
+            if self.rb_cycle and msg.req_id == self.rb_cycle["id"]:
+                self.rb_cycle["econ"][msg.scid] = msg.data
+                self.try_rebalance_cycle()
+        elif isinstance(msg, LedgerFigures):
+            if self.rb_cycle and msg.req_id == self.rb_cycle["id"]:
+                self.rb_cycle["ledger"] = msg
+                self.try_rebalance_cycle()
+        elif isinstance(msg, ReserveResult):
+            self.on_reserved(msg)
+        elif isinstance(msg, JobsChanged):
+            self.jobs_active, self.executor_ready = dict(msg.active), msg.ready
+        elif isinstance(msg, JobEnded):
+            self.jobs_active.pop(msg.scid, None)
+            if msg.scid in self.children:
+                self.send(self.children[msg.scid], RebalanceOutcome(msg.scid, msg.success, msg.now))
+        elif isinstance(msg, ManualRebalance):
+            self.on_manual(msg)
+        elif isinstance(msg, RebalanceDebugRequest):
+            self.send(self.runtime, RpcReply(msg.req_id, self.rebalance_debug()))
+
+    def on_rebalance_io(self, tag: str, msg: IoResult) -> None:
+        if tag == "manual_funds":
+            self.on_manual_funds(msg)
+        elif self.rb_cycle:
+            self.rb_cycle[tag] = msg
+            self.try_rebalance_cycle()
+
+    def try_rebalance_cycle(self) -> None:
+        cyc = self.rb_cycle
+        if all(k in cyc for k in RB_INPUTS) and cyc["expect"] <= set(cyc["econ"]):
+            self.run_rebalance_cycle()
+
+    def run_rebalance_cycle(self) -> None:
+        cyc, self.rb_cycle = self.rb_cycle, {}
+        now, cfg, figures = cyc["at"], self.config, cyc["ledger"]
+        if figures.error is not None or figures.budget is None:
+            self.node_stop("ledger", f"budget ledger unreadable ({figures.error}): fail closed")
+            return
+        for tag, code in (("rb_channels", "channels_unknown"), ("rb_jobsettings", "sling_unavailable")):
+            if cyc[tag].error is not None:
+                self.node_stop(code, f"{tag[3:]} failed: {cyc[tag].error.get('message')}: fail closed")
+                return
+        funds = cyc["rb_funds"]
+        capital = None if funds.error is not None else parse_capital(funds.result)
+        self.last_capital = attrs.asdict(capital) if capital else None
+        budget = figures.budget
+        self.last_budget = {"daily_budget_msat": budget.daily_budget_msat, "spent_24h_msat": budget.spent_24h_msat,
+                            "reserved_msat": budget.reserved_msat, "remaining_msat": budget.remaining_msat,
+                            "channel_spend_30d_msat": dict(budget.channel_spend_30d_msat)}
+        ours = set(self.jobs_active)
+        settings = cyc["rb_jobsettings"].result if isinstance(cyc["rb_jobsettings"].result, dict) else {}
+        unavailable = {s.replace(":", "x") for s, js in settings.items()
+                       if s.replace(":", "x") not in ours and isinstance(js, dict) and js.get("sat_direction") == "pull"}
+        econs: list[rb.ChannelEcon] = []
+        history: dict[str, list[int]] = {}
+        for view in self.parse_channels(cyc["rb_channels"].result):
+            if not view.is_normal or not view.scid:
+                continue
+            data = cyc["econ"].get(view.scid) or {}
+            history.setdefault(view.peer_id, []).extend(figures.history_ppm.get(view.scid, []))
+            econs.append(rb.ChannelEcon(
+                view=view, flow=FlowClass(data.get("flow", "unknown")), policy=self.effective_policy(view),
+                fee_ppm=view.fee_ppm, out_sats_3d=data.get("out_sats_3d", 0),
+                out_sats_window=data.get("out_sats_window", 0),
+                earned_30d_msat=figures.earned_30d.get(view.scid, 0),
+                rebalance_spend_30d_msat=figures.settled_spend_30d.get(view.scid, 0),
+                failure_count=data.get("failures", 0), last_failure_at=data.get("last_failure_at") or None,
+                last_success_at=figures.last_success.get(view.scid),
+                last_drained_for=dict(self.drained.get(view.scid, {}))))
+        inbound = {peer: rb.estimate_inbound_fee(ppms, None, cfg) for peer, ppms in history.items()}
+        candidates, rejections = rb.find_candidates(econs, inbound, budget, capital, ours, now, cfg, unavailable)
+        self.last_candidates = [{**attrs.asdict(c), "source_scids": list(c.source_scids)} for c in candidates]
+        self.last_rejections = [rejection_dict(r) for r in rejections]
+        if cfg.dry_run:
+            return
+        by_scid = {e.scid: e for e in econs}
+        for c in candidates:
+            e = by_scid[c.dest_scid]
+            cap = None if c.hive else int(cfg.channel_cap_pct * max(0, e.earned_30d_msat - e.rebalance_spend_30d_msat))
+            self.reserve(c, e.view.local_msat, "auto", None, cap, now)
+
+    def reserve(self, c: rb.Candidate, local_msat: int, kind: str, rpc_req_id: int | None, cap: int | None,
+                now: int) -> None:
+        self.next_req += 1
+        res_id = f"rb-{now}-{c.dest_scid}-{self.next_req}"
+        self.rb_pending[self.next_req] = {"candidate": c, "local_msat": local_msat, "kind": kind, "rpc": rpc_req_id,
+                                          "now": now}
+        self.jobs_active.setdefault(c.dest_scid, {"phase": "reserving"})
+        self.send(self.runtime, ReserveBudget(self.next_req, res_id, c.dest_scid, c.max_fee_msat, cap, now,
+                                              self.myAddress))
+
+    def on_reserved(self, msg: ReserveResult) -> None:
+        p = self.rb_pending.pop(msg.req_id, None)
+        if p is None:
+            return
+        c = p["candidate"]
+        if not msg.ok:
+            if self.jobs_active.get(c.dest_scid, {}).get("phase") == "reserving":
+                self.jobs_active.pop(c.dest_scid)
+            if p["rpc"] is not None:
+                self.send(self.runtime, RpcError_(p["rpc"], f"rebalance not started: {msg.reason}"))
+            else:
+                self.last_rejections.append(rejection_dict(rb.Rejection(
+                    c.dest_scid, rb.Role.DESTINATION, "reservation", msg.reason)))
+            return
+        for src in c.source_scids:
+            self.drained.setdefault(src, {})[c.dest_scid] = p["now"]
+        self.send(self.executor, StartJob(c, msg.res_id, p["local_msat"], p["kind"], p["now"], p["rpc"]))
+
+    def on_manual(self, msg: ManualRebalance) -> None:
+        """revenue-rebalance: checked here, priced by the caller's max fee, always inside the daily budget."""
+        def refuse(text: str, code: int = -32000) -> None:
+            self.send(self.runtime, RpcError_(msg.req_id, text, code))
+
+        if not self.sling_ok():
+            refuse(f"sling is not available (health: {self.health.get('sling', {}).get('status', 'unknown')})")
+            return
+        if not self.executor_ready:
+            refuse("our sling jobs are still being reconciled; try again shortly")
+            return
+        for field, scid in (("from_channel", msg.from_channel), ("to_channel", msg.to_channel)):
+            if scid not in self.views:
+                refuse(f"Invalid parameter '{field}': {scid} is not a channel in CHANNELD_NORMAL", -32602)
+                return
+        src, dst = self.views[msg.from_channel], self.views[msg.to_channel]
+        if src.peer_id == dst.peer_id:
+            refuse("Invalid parameter 'from_channel': same peer as to_channel (liquidity would go in a circle)",
+                   -32602)
+            return
+        if dst.scid in self.jobs_active or src.scid in self.jobs_active:
+            refuse(f"a job of ours already runs on {dst.scid if dst.scid in self.jobs_active else src.scid}")
+            return
+        if not msg.force:
+            if not rb.may_fill(self.effective_policy(dst)):
+                refuse(f"policy of {dst.scid} ({self.effective_policy(dst).rebalance_mode.value}) forbids filling; "
+                       "use force=true to override")
+                return
+            if not rb.may_drain(self.effective_policy(src)):
+                refuse(f"policy of {src.scid} ({self.effective_policy(src).rebalance_mode.value}) forbids draining; "
+                       "use force=true to override")
+                return
+        amount_msat = msg.amount_sat * rb.MSAT_PER_SAT
+        if amount_msat > dst.receivable_msat or amount_msat > src.spendable_msat:
+            refuse(f"Invalid parameter 'amount_sats': {msg.amount_sat} sat exceeds what {src.scid} can send "
+                   f"({src.spendable_msat // 1000} sat) or {dst.scid} can receive ({dst.receivable_msat // 1000} sat)",
+                   -32602)
+            return
+        maxppm = (msg.max_fee_sats * rb.PPM // msg.amount_sat if msg.max_fee_sats is not None
+                  else rb.DEFAULT_INBOUND_PPM)
+        max_fee = min(amount_msat * maxppm // rb.PPM, (msg.max_fee_sats or 10**12) * rb.MSAT_PER_SAT)
+        target = min(1.0, int((dst.local_msat + amount_msat) / dst.capacity_msat * 10_000) / 10_000)
+        c = rb.Candidate(dest_scid=dst.scid, dest_peer=dst.peer_id, source_scids=(src.scid,),
+                         amount_sat=msg.amount_sat, max_fee_msat=max_fee, maxppm=maxppm, expected_fee_msat=max_fee,
+                         expected_income_msat=0, expected_profit_msat=0, sling_target=target, inbound_ppm=maxppm,
+                         hive=False, reason=f"revenue-rebalance{' (forced)' if msg.force else ''}")
+        if max_fee <= 0:
+            refuse("Invalid parameter 'max_fee_sats': the fee limit rounds to 0 ppm", -32602)
+            return
+        req = self.request("listfunds", {}, "manual_funds")
+        self.rb_pending[-req] = {"candidate": c, "local_msat": dst.local_msat, "rpc": msg.req_id, "now": msg.now}
+
+    def on_manual_funds(self, msg: IoResult) -> None:
+        p = self.rb_pending.pop(-msg.req_id, None)
+        if p is None:
+            return
+        ok, why = rb.capital_ok(None if msg.error is not None else parse_capital(msg.result), self.config)
+        if not ok:
+            self.send(self.runtime, RpcError_(p["rpc"], f"rebalance not started: {why}"))
+            return
+        self.reserve(p["candidate"], p["local_msat"], "manual", p["rpc"], None, p["now"])
+
+    def rebalance_debug(self) -> dict:
+        s = self.state
+        return {"sling": self.health.get("sling", {}).get("status", "unknown"),
+                "executor_ready": self.executor_ready, "dry_run": self.config.dry_run,
+                "rebalance_cycles": s.rebalance_cycles, "last_cycle_at": s.last_rebalance_cycle_at,
+                "next_cycle_at": s.next_rebalance_at,
+                "capital": {"figures": self.last_capital, "min_wallet_reserve_sats": self.config.min_wallet_reserve,
+                            "ok": rb.capital_ok(rb.CapitalState(**self.last_capital) if self.last_capital else None,
+                                                self.config)},
+                "budget": self.last_budget, "active_jobs": self.jobs_active,
+                "candidates": self.last_candidates, "rejections": self.last_rejections}
+
     # -- status ---------------------------------------------------------------------------------
     def on_status_request(self, msg: StatusRequest) -> None:
         targets = {s: a for s, a in self.children.items() if msg.scid in (None, s)}
@@ -249,6 +499,27 @@ class CoordinatorActor(SupervisedActor):
                 "messages_handled": self.messages_handled,
             },
         }))
+
+
+REBALANCE_MESSAGES = (ChannelEconReply, LedgerFigures, ReserveResult, JobsChanged, JobEnded, ManualRebalance,
+                      RebalanceDebugRequest)
+FIRST_REBALANCE_DELAY = 2 * FIRST_CYCLE_DELAY    # after the first fee cycle: channel actors have flow analysis
+RB_INPUTS = ("rb_channels", "rb_funds", "rb_jobsettings", "ledger")
+
+
+def rejection_dict(r: rb.Rejection) -> dict:
+    return {"scid": r.scid, "role": r.role.value, "code": r.code, "reason": r.reason, "dest_scid": r.dest_scid}
+
+
+def parse_capital(result: Any) -> rb.CapitalState | None:
+    """listfunds → confirmed, unreserved on-chain outputs + our side of normal channels; None if unreadable."""
+    try:
+        onchain = sum(int(o["amount_msat"]) for o in result["outputs"]
+                      if o.get("status") == "confirmed" and not o.get("reserved", False))
+        local = sum(int(c.get("our_amount_msat", 0)) for c in result["channels"] if c.get("state") == "CHANNELD_NORMAL")
+        return rb.CapitalState(onchain_msat=onchain, channels_local_msat=local)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def chain_costs(sat_vb: float) -> fees.ChainCosts:

@@ -26,6 +26,7 @@ class Start:
     policies: tuple[Policy, ...]
     health: dict[str, dict]
     feerate_samples: tuple[tuple[int, float], ...]
+    sling_jobs: tuple = ()                 # ((JobRecord, extra), ...) our sling job registry
 
 
 @attrs.frozen
@@ -208,3 +209,157 @@ class ActorRestarted:
     scid: str
     error: str
     restarts: int
+
+
+# --- rebalancing -------------------------------------------------------------------------------
+@attrs.frozen
+class LedgerQuery:
+    """coordinator → runtime: budget figures and per-channel economics from the store."""
+    req_id: int
+    now: int
+    reply_to: Any
+
+
+@attrs.frozen
+class LedgerFigures:
+    """runtime → coordinator: the answer to LedgerQuery."""
+    req_id: int
+    budget: Any                       # rebalance.BudgetState
+    earned_30d: dict[str, int]
+    settled_spend_30d: dict[str, int]
+    history_ppm: dict[str, list[int]]
+    last_success: dict[str, int]
+    error: str | None = None
+
+
+@attrs.frozen
+class ReserveBudget:
+    """coordinator → runtime: reserve atomically (daily budget + channel cap) before a job starts."""
+    req_id: int
+    res_id: str
+    scid: str
+    amount_msat: int
+    cap_msat: int | None
+    now: int
+    reply_to: Any
+
+
+@attrs.frozen
+class ReserveResult:
+    req_id: int
+    res_id: str
+    ok: bool
+    reason: str
+
+
+@attrs.frozen
+class ReleaseBudget:
+    res_id: str
+    now: int
+
+
+@attrs.frozen
+class EconQuery:
+    """coordinator → channel actor: a snapshot of what the rebalancer needs."""
+    req_id: int
+    now: int
+
+
+@attrs.frozen
+class ChannelEconReply:
+    req_id: int
+    scid: str
+    data: dict | None                 # None when the actor has no flow analysis yet
+
+
+@attrs.frozen
+class RebalanceOutcome:
+    """coordinator → channel actor: a job into this channel ended."""
+    scid: str
+    success: bool
+    now: int
+
+
+@attrs.frozen
+class ExecutorInit:
+    config: Any
+    runtime: Any
+    jobs: tuple                       # ((JobRecord, extra dict), ...) from the sling_jobs registry
+    now: int
+    sling_ok: bool
+
+
+@attrs.frozen
+class StartJob:
+    candidate: Any                    # rebalance.Candidate
+    res_id: str
+    local_msat: int
+    kind: str                         # auto | manual
+    now: int
+    rpc_req_id: int | None = None
+
+
+@attrs.frozen
+class PollJobs:
+    now: int
+    config: Any
+
+
+@attrs.frozen
+class JobsChanged:
+    """executor → coordinator: the destination scids of our running jobs (and whether it is ready)."""
+    active: dict[str, dict]
+    ready: bool = True
+
+
+@attrs.frozen
+class JobEnded:
+    """executor → coordinator: forwarded to the channel actor's failure counters."""
+    scid: str
+    success: bool
+    now: int
+
+
+@attrs.frozen
+class SaveJob:
+    """executor → runtime: upsert our registry row (delete=True removes it)."""
+    job: Any                          # rebalance.JobRecord
+    extra: dict
+    now: int
+    delete: bool = False
+
+
+@attrs.frozen
+class SettleJob:
+    """executor → runtime: book the real spend, release the rest, write the rebalances history row."""
+    res_id: str
+    job: Any
+    extra: dict
+    status: str
+    reason: str
+    now: int
+
+
+@attrs.frozen
+class ManualRebalance:
+    """rpc → coordinator: revenue-rebalance."""
+    req_id: int
+    from_channel: str
+    to_channel: str
+    amount_sat: int
+    max_fee_sats: int | None
+    force: bool
+    now: int
+
+
+@attrs.frozen
+class RebalanceDebugRequest:
+    req_id: int
+
+
+@attrs.frozen
+class RpcError_:
+    """actor → runtime: answer an RPC with a JSON-RPC error (code, message)."""
+    req_id: int
+    message: str
+    code: int = -32000

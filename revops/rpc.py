@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from pyln.client import RpcException
 
-from actors.messages import ConfigChanged, PoliciesChanged, StatusRequest
+from actors.messages import (ConfigChanged, ManualRebalance, PoliciesChanged, RebalanceDebugRequest,
+                             StatusRequest)
 from revops import config as cfgmod
 from revops import policy as policy_rules
 from revops.model import Policy, RebalanceMode, Strategy, from_dict
@@ -217,6 +218,50 @@ def revenue_analyze(rt: "Runtime", params: dict, respond: Respond) -> None:
     rt.tell(StatusRequest(rt.expect_reply(finish), scid))
 
 
+# --- revenue-rebalance / revenue-rebalance-debug ---------------------------------------------
+def revenue_rebalance(rt: "Runtime", params: dict, respond: Respond) -> None:
+    """Start one sling job now. Answers `initiated` only after sling-job and sling-go succeeded."""
+    for field in ("from_channel", "to_channel", "amount_sats"):
+        if params.get(field) is None:
+            raise InputError(field, "required")
+    src, dst = _opt_scid(params, "from_channel"), _opt_scid(params, "to_channel")
+    if src == dst:
+        raise InputError("to_channel", "must differ from from_channel")
+    amount = _int(params, "amount_sats", 1, 21 * 10**14, default=0)
+    max_fee = None if params.get("max_fee_sats") is None else _int(params, "max_fee_sats", 1, amount, default=0)
+    force = params.get("force", False)
+    if isinstance(force, str) and force.lower() in ("true", "false"):
+        force = force.lower() == "true"
+    if not isinstance(force, bool):
+        raise InputError("force", f"must be true or false (got {force!r})")
+    if not rt.started:
+        raise RpcException("cl-revenue-ops is still loading channels", -32000)
+    rt.tell(ManualRebalance(rt.expect_reply(respond), src, dst, amount, max_fee, force, rt.now))
+
+
+def revenue_rebalance_debug(rt: "Runtime", params: dict, respond: Respond) -> None:
+    def finish(result: Any, error: Exception | None) -> None:
+        if error is not None:
+            respond(None, error)
+            return
+        now = rt.now
+        budget = rt.ledger.budget_state(now, rt.config)
+        respond({**result, "ledger": {
+            "daily_budget_msat": budget.daily_budget_msat, "spent_24h_msat": budget.spent_24h_msat,
+            "reserved_msat": budget.reserved_msat, "remaining_msat": budget.remaining_msat,
+            "reservations": rt.ledger.reservations()[-20:],
+            "registry": [{"scid": j.scid, "status": j.status.value, **extra} for j, extra in rt.ledger.load_jobs()]},
+            "config": {k: getattr(rt.config, k) for k in (
+                "daily_budget_sats", "enable_proportional_budget", "proportional_budget_pct", "min_wallet_reserve",
+                "channel_cap_pct", "max_concurrent_jobs", "rebalance_interval", "reservation_timeout_hours")}},
+            None)
+
+    if not rt.started:
+        respond(None, RpcException("cl-revenue-ops is still loading channels", -32000))
+        return
+    rt.tell(RebalanceDebugRequest(rt.expect_reply(finish)))
+
+
 # --- parameter helpers -----------------------------------------------------------------------
 def _choice(params: dict, field: str, allowed: tuple[str, ...]) -> str:
     value = params.get(field)
@@ -257,5 +302,11 @@ METHODS: tuple[MethodSpec, ...] = (
                "Recent fee decisions with the branch, inputs and reason of each.", revenue_fee_debug),
     MethodSpec("revenue-analyze", ("channel_id",),
                "Flow analysis (SOURCE / SINK / BALANCED / CONGESTED) of one channel or all.", revenue_analyze),
+    MethodSpec("revenue-rebalance", ("from_channel", "to_channel", "amount_sats", "max_fee_sats", "force"),
+               "Start a sling job moving amount_sats from from_channel into to_channel, inside the daily budget.",
+               revenue_rebalance),
+    MethodSpec("revenue-rebalance-debug", (),
+               "Rebalancing: capital controls, budget, active jobs, last candidates and every rejection.",
+               revenue_rebalance_debug),
 )
 BY_NAME = {m.name: m for m in METHODS}

@@ -27,7 +27,10 @@ from actors.coordinator import CoordinatorActor
 from actors.messages import (ActorRestarted, BlockAdded, ChannelRetired, ChannelsChanged, ForwardSettled, HealthChanged,
                              IoRequest, IoResult, LogLine, PeerConnection, PersistFeerate, PersistState,
                              PoliciesChanged, RecordDecision, RpcReply, Start, Tick)
+from actors.messages import (LedgerFigures, LedgerQuery, ReleaseBudget, ReserveBudget, ReserveResult, RpcError_,
+                             SaveJob, SettleJob)
 from revops import node as nodeio
+from revops.ledger import Ledger
 from revops.model import ChannelView, Forward, from_dict
 from revops.store import Store
 
@@ -96,6 +99,7 @@ def _opt_float(v: Any) -> float | None:
 
 
 FINAL_STATUSES = ("settled", "failed", "local_failed")
+REBALANCE_OUTBOUND = (LedgerQuery, ReserveBudget, ReleaseBudget, SaveJob, SettleJob, RpcError_)
 
 
 class Runtime:
@@ -104,6 +108,7 @@ class Runtime:
                  tick_seconds: float = 5.0, rpc_attempts: int = 3, rpc_backoff: float = 0.2,
                  startup_config: Any = None):
         self.rpc_factory, self.store, self.config, self.clock, self.log = rpc_factory, store, config, clock, log
+        self.ledger = Ledger(store)
         self.startup_config = startup_config if startup_config is not None else config
         self.threaded, self.io_threads, self.tick_seconds = threaded, io_threads, tick_seconds
         self.rpc_attempts, self.rpc_backoff = rpc_attempts, rpc_backoff
@@ -371,7 +376,8 @@ class Runtime:
                          buckets=self.store.daily_buckets(None, now, self.config.flow_window_days),
                          routed_out=routed, policies=rpc.load_policies(self.store), health=self.health,
                          feerate_samples=tuple((r[0], r[1]) for r in self.store.db.execute(
-                             "SELECT at, sat_per_vb FROM feerate_samples ORDER BY at"))))
+                             "SELECT at, sat_per_vb FROM feerate_samples ORDER BY at")),
+                         sling_jobs=tuple(self.ledger.load_jobs())))
         self.started = True
         self.log("info", f"cl-revenue-ops started: {sum(v.is_normal for v in b.channels)} channel actors, "
                          f"plugins {', '.join(d for d in nodeio.OPTIONAL_PLUGINS if b.plugins.get(d)) or 'none'}")
@@ -420,6 +426,49 @@ class Runtime:
                                 f"(restart #{out.restarts}): {out.error}")
         elif isinstance(out, LogLine):
             self.log(out.level, out.text)
+        elif isinstance(out, REBALANCE_OUTBOUND):
+            self._on_rebalance_outbound(out)
+
+    def _on_rebalance_outbound(self, out: Any) -> None:
+        """Ledger and job-registry writes asked for by the coordinator and the sling executor (fail closed)."""
+        from pyln.client import RpcException
+        if isinstance(out, LedgerQuery):
+            try:
+                reply = LedgerFigures(out.req_id, self.ledger.budget_state(out.now, self.config),
+                                      self.ledger.earned_30d(out.now), self.ledger.settled_spend_30d(out.now),
+                                      self.ledger.history_ppm(out.now), self.ledger.last_success())
+            except Exception as e:  # noqa: BLE001 - no figures, no rebalance
+                reply = LedgerFigures(out.req_id, None, {}, {}, {}, {}, error=f"{type(e).__name__}: {e}")
+            self.asys.tell(out.reply_to, reply)
+        elif isinstance(out, ReserveBudget):
+            try:
+                ok, reason = self.ledger.reserve(out.res_id, out.scid, out.amount_msat, out.now, self.config,
+                                                 out.cap_msat)
+            except Exception as e:  # noqa: BLE001 - fail closed
+                ok, reason = False, f"reservation failed: {type(e).__name__}: {e}"
+            self.asys.tell(out.reply_to, ReserveResult(out.req_id, out.res_id, ok, reason))
+        elif isinstance(out, ReleaseBudget):
+            self.ledger.release(out.res_id, out.now)
+        elif isinstance(out, SaveJob):
+            if out.delete:
+                self.ledger.delete_job(out.job.scid)
+            else:
+                self.ledger.save_job(out.job, out.extra, out.now)
+        elif isinstance(out, SettleJob):
+            j = out.job
+            with self.store.tx():
+                s = self.ledger.settle(out.res_id, j.spent_msat, out.now)
+                self.ledger.record_rebalance(out.res_id, j.scid, out.extra.get("sources", []), j.amount_sat,
+                                             j.reserved_msat, j.spent_msat, j.moved_msat, out.status,
+                                             out.extra.get("kind", "auto"), out.reason, int(j.started_at), out.now)
+            self.counters["rebalances_settled"] = self.counters.get("rebalances_settled", 0) + 1
+            self.log("info" if s is None or not s.overspend_msat else "unusual",
+                     f"rebalance {j.scid} {out.status}: moved {j.moved_msat} msat, spent {j.spent_msat} msat "
+                     f"of {j.reserved_msat} reserved; {out.reason}")
+        elif isinstance(out, RpcError_):
+            respond = self.pending_rpc.pop(out.req_id, None)
+            if respond is not None:
+                respond(None, RpcException(out.message, out.code))
 
     def _on_decision(self, out: RecordDecision) -> None:
         d = out.decision
