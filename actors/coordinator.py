@@ -355,6 +355,11 @@ class CoordinatorActor(SupervisedActor):
                 last_drained_for=dict(self.drained.get(view.scid, {}))))
         inbound = {peer: rb.estimate_inbound_fee(ppms, None, cfg) for peer, ppms in history.items()}
         candidates, rejections = rb.find_candidates(econs, inbound, budget, capital, ours, now, cfg, unavailable)
+        operator_jobs = {s.replace(":", "x") for s in settings} - ours
+        for c in [c for c in candidates if c.dest_scid in operator_jobs]:
+            candidates.remove(c)
+            rejections.append(rb.Rejection(c.dest_scid, rb.Role.DESTINATION, "operator_job",
+                                           "sling already has a job on this channel that is not ours"))
         self.last_candidates = [{**attrs.asdict(c), "source_scids": list(c.source_scids)} for c in candidates]
         self.last_rejections = [rejection_dict(r) for r in rejections]
         if cfg.dry_run:

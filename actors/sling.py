@@ -137,7 +137,8 @@ class SlingExecutorActor(SupervisedActor):
         self.jobs[c.dest_scid] = {"job": None, "extra": extra, "phase": "creating", "rpc": msg.rpc_req_id,
                                   "candidate": c}
         self.changed()
-        self.io("sling-job", rb.sling_job_params(c, self.config), "job", c.dest_scid)
+        # sling-job on a scid replaces the job there: never overwrite one we did not create
+        self.io("sling-jobsettings", {}, "precheck", c.dest_scid)
 
     def fail_rpc(self, rpc_req_id: int | None, why: str) -> None:
         if rpc_req_id is not None:
@@ -168,7 +169,15 @@ class SlingExecutorActor(SupervisedActor):
         if e is None:
             return
         err = None if res.error is None else res.error.get("message", "error")
-        if res.tag == "job":
+        if res.tag == "precheck":
+            if err or not isinstance(res.result, dict):
+                self.abort_start(scid, f"sling-jobsettings failed: {err}", delete=False)
+            elif scid in {s.replace(":", "x") for s in res.result}:
+                self.abort_start(scid, "sling already has a job on this channel that is not ours: left alone",
+                                 delete=False)
+            else:
+                self.io("sling-job", rb.sling_job_params(e["candidate"], self.config), "job", scid)
+        elif res.tag == "job":
             if err:
                 self.abort_start(scid, f"sling-job failed: {err}", delete=False)
                 return

@@ -1,0 +1,264 @@
+"""Rebalancing end to end, in-process on the simulated node with its emulated sling (real sling API):
+coordinator cycle → atomic reservation → SlingExecutorActor → settle from sling's own counters."""
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+from pyln.client import RpcException
+
+from revops import simulate
+from revops.sim.scenario import load_scenario, loads_scenario
+from revops.sim.sling import SlingError
+
+REFILL = """
+name = "refill"
+description = "A depleted high-earning channel, a depleted low-earning one, two surplus sources."
+duration_days = 10
+[node]
+alias = "SIM-REFILL"
+blockheight = 930000
+[market]
+gossip_delay_s = 900
+enforcedelay_s = 600
+downstream_fail_rate = 0.02
+[[channels]]
+name = "hot"
+capacity_sat = 4_000_000
+local_sat = 1_000_000
+opener = "local"
+age_days = 200
+fee_ppm = 2500
+[[channels]]
+name = "cold"
+capacity_sat = 3_000_000
+local_sat = 200_000
+opener = "local"
+age_days = 200
+fee_ppm = 50
+[[channels]]
+name = "big"
+capacity_sat = 10_000_000
+local_sat = 9_000_000
+opener = "local"
+age_days = 300
+fee_ppm = 50
+[[channels]]
+name = "store"
+capacity_sat = 6_000_000
+local_sat = 5_400_000
+opener = "remote"
+age_days = 300
+fee_ppm = 50
+[[demand]]
+name = "big_to_hot"
+from = "big"
+to = "hot"
+rate_per_hour = 4.0
+median_sat = 40_000
+sigma = 0.8
+max_sat = 400_000
+market_ppm = 3000
+tolerance_sigma = 0.4
+[[demand]]
+name = "store_to_cold"
+from = "store"
+to = "cold"
+rate_per_hour = 0.3
+median_sat = 10_000
+sigma = 0.8
+market_ppm = 80
+tolerance_sigma = 0.3
+[mempool]
+baseline_sat_vb = 8.0
+[rebalance]
+cost_ppm_median = 300
+cost_ppm_sigma = 0.4
+failure_probability = 0.2
+attempt_interval_s = 120
+[plugins]
+sling = true
+clboss = false
+bookkeeper = true
+"""
+DAY = 86400
+
+
+def names(sim) -> dict[str, str]:
+    return {c.name: c.scid for c in sim.node.open_channels()}
+
+
+def reservations(sim) -> list[dict]:
+    return sim.runtime.ledger.reservations()
+
+
+def sling_fees_msat(sim, scid: str) -> int:
+    return sum(x["fee_msat"] for x in sim.node.sling.successes.get(scid, []))
+
+
+def test_depleted_high_earning_channel_is_refilled_and_the_reservation_settles_to_the_real_cost():
+    sim = simulate.start(loads_scenario(REFILL), seed=1)
+    hot = names(sim)["hot"]
+    sim.advance(DAY)
+    rows = [r for r in reservations(sim) if r["scid"] == hot]
+    assert rows and all(r["status"] == "settled" for r in rows)
+    spent = sum(r["spent_msat"] for r in rows)
+    # sling reports whole sats: the booked spend is the real cost to within 1 sat per job, never above it
+    assert 0 < spent <= sling_fees_msat(sim, hot) < spent + 1000 * len(rows)
+    assert all(r["spent_msat"] <= r["reserved_msat"] for r in rows)
+    history = sim.store.db.execute("SELECT status, moved_msat, fee_msat FROM rebalances WHERE to_channel=?",
+                                   (hot,)).fetchall()
+    assert [h[0] for h in history] == ["succeeded"] * len(rows) and all(h[1] >= 500_000_000 for h in history)
+    # the job is gone from sling (deleted, stats kept) and from our registry
+    assert hot not in sim.node.call("sling-jobsettings", {}) and not sim.runtime.ledger.load_jobs()
+    debug = sim.rpc("revenue-rebalance-debug")
+    assert debug["sling"] == "ok" and debug["capital"]["ok"][0] is True
+
+
+def test_a_low_earning_channel_is_never_refilled_at_a_loss():
+    sim = simulate.start(loads_scenario(REFILL), seed=2)
+    cold = names(sim)["cold"]
+    sim.advance(3 * DAY)
+    assert not [r for r in reservations(sim) if r["scid"] == cold]
+    assert cold not in sim.node.sling.successes
+    codes = {r["code"] for r in sim.rpc("revenue-rebalance-debug")["rejections"]
+             if r["scid"] == cold and r["role"] == "destination"}
+    assert codes and codes <= {"target_too_small", "gate", "below_min_profit", "channel_cap", "flow_unknown",
+                               "not_depleted", "amount_too_small", "flow_sink"}
+
+
+def _window_ok(rows: list[dict], budget_msat: int) -> None:
+    """At every reservation: settled spend of the last 24 h + live reservations (itself included) <= budget."""
+    for r in rows:
+        t = r["created_at"]
+        spent = sum(x["spent_msat"] for x in rows
+                    if x["status"] != "active" and x["settled_at"] is not None and t - DAY < x["settled_at"] <= t)
+        live = sum(x["reserved_msat"] for x in rows
+                   if x["created_at"] <= t and (x["settled_at"] is None or x["settled_at"] > t))
+        assert spent + live <= budget_msat, (r, spent, live)
+
+
+@pytest.mark.parametrize("scenario,budget_sats", [("refill", 5000), ("refill", 800), ("small", 5000)])
+def test_multi_day_budget_caps_and_spend_share(scenario, budget_sats, capsys):
+    sc = loads_scenario(REFILL) if scenario == "refill" else load_scenario("small")
+    sim = simulate.start(sc, seed=3, options={"revenue-ops-daily-budget-sats": budget_sats})
+    sim.advance(8 * DAY)
+    rows = reservations(sim)
+    _window_ok(rows, budget_sats * 1000)
+    now = sim.node.now
+    for scid, spend in sim.runtime.ledger.settled_spend_30d(now).items():
+        earned = sim.store.channel_earnings(scid, now - 30 * DAY)[0]
+        assert spend <= 0.5 * earned, (scid, spend, earned)
+    revenue = sim.store.revenue_msat(0)[0]
+    spent = sum(r["spent_msat"] for r in rows)
+    assert spent <= sim.node.ledger.rebalance_cost_msat     # booked from sling's whole-sat counters
+    assert spent < 0.3 * revenue
+    with capsys.disabled():
+        print(f"\n[rebalance] {scenario} budget {budget_sats} sat/day, 8 days: {len(rows)} jobs, spent "
+              f"{spent // 1000} sat, routing revenue {revenue // 1000} sat ({spent / max(revenue, 1):.1%}), "
+              f"node cost {sim.node.ledger.rebalance_cost_msat // 1000} sat")
+
+
+def test_restart_during_a_job_reconciles_it_without_a_second_reservation(tmp_path):
+    db = str(tmp_path / "revenue_ops.db")
+    sc = loads_scenario(REFILL)
+    sim = simulate.start(sc, seed=1, db_path=db, step_seconds=60)
+    hot = names(sim)["hot"]
+    for _ in range(24 * 60):
+        sim.advance(60)
+        if sim.runtime.ledger.load_jobs():
+            break
+    [(job, _extra)] = sim.runtime.ledger.load_jobs()
+    assert job.scid == hot and hot in sim.node.call("sling-jobsettings", {})
+    before = reservations(sim)
+    assert [r["status"] for r in before].count("active") == 1
+    node = sim.node
+    sim.close()
+    sim2 = simulate.start(sc, seed=1, db_path=db, node=node, step_seconds=60)
+    assert reservations(sim2) == before                      # nothing reserved again at start-up
+    assert hot in sim2.rpc("revenue-rebalance-debug")["active_jobs"]
+    sim2.advance(3 * 3600)
+    rows = [r for r in reservations(sim2) if r["created_at"] <= before[-1]["created_at"]]
+    mine = [r for r in rows if r["id"] == before[-1]["id"]]
+    assert mine[0]["status"] == "settled" and mine[0]["spent_msat"] > 0
+    # never two live reservations for one channel
+    for r in reservations(sim2):
+        overlapping = [x for x in reservations(sim2) if x["scid"] == r["scid"] and x["id"] != r["id"]
+                       and x["created_at"] <= r["created_at"] < (x["settled_at"] or 1e18)]
+        assert not overlapping, (r, overlapping)
+
+
+def test_the_operators_own_sling_job_survives_our_start_up_and_cycles(tmp_path):
+    sc = loads_scenario(REFILL)
+    from revops.sim.node import SimNode
+    node = SimNode(sc, seed=1)
+    hot = next(c.scid for c in node.open_channels() if c.name == "hot")
+    store = next(c.scid for c in node.open_channels() if c.name == "store")
+    node.call("sling-job", {"scid": hot, "direction": "pull", "amount": 100_000, "maxppm": 100,
+                            "outppm": 100, "target": 0.3})
+    sim = simulate.start(sc, node=node)
+    sim.advance(2 * DAY)
+    settings = sim.node.call("sling-jobsettings", {})
+    assert settings[hot]["maxppm"] == 100                     # untouched: never replaced, stopped or deleted
+    assert not [r for r in reservations(sim) if r["scid"] == hot]
+    assert any(r["scid"] == hot and r["code"] == "operator_job"
+               for r in sim.rpc("revenue-rebalance-debug")["rejections"])
+    # the manual path refuses to overwrite it too
+    with pytest.raises(RpcException, match="not ours"):
+        sim.rpc("revenue-rebalance", {"from_channel": store, "to_channel": hot, "amount_sats": 100_000,
+                                      "max_fee_sats": 100})
+    assert sim.node.call("sling-jobsettings", {})[hot]["maxppm"] == 100
+
+
+def test_revenue_rebalance_success_path_is_initiated_only_after_sling_go():
+    sim = simulate.start(loads_scenario(REFILL), seed=4)
+    sim.advance(600)
+    n = names(sim)
+    res = sim.rpc("revenue-rebalance", {"from_channel": n["big"], "to_channel": n["cold"], "amount_sats": 200_000,
+                                        "max_fee_sats": 200})
+    assert res["status"] == "initiated" and res["to_channel"] == n["cold"] and res["reserved_msat"] == 200_000
+    assert n["cold"] in sim.node.sling.running
+    [row] = [r for r in reservations(sim) if r["scid"] == n["cold"]]
+    assert row["status"] == "active" and row["id"] == res["reservation_id"]
+    sim.advance(3 * 3600)
+    [row] = [r for r in reservations(sim) if r["scid"] == n["cold"]]
+    assert row["status"] == "settled" and row["spent_msat"] <= 200_000
+
+
+def test_revenue_rebalance_errors_are_honest():
+    sim = simulate.start(loads_scenario(REFILL), seed=4)
+    sim.advance(600)
+    n = names(sim)
+    ok = {"from_channel": n["big"], "to_channel": n["cold"], "amount_sats": 100_000}
+    with pytest.raises(RpcException, match="to_channel"):
+        sim.rpc("revenue-rebalance", {**ok, "to_channel": "not-a-scid"})
+    with pytest.raises(RpcException, match="to_channel"):
+        sim.rpc("revenue-rebalance", {**ok, "to_channel": "1x1x1"})
+    with pytest.raises(RpcException, match="amount_sats"):
+        sim.rpc("revenue-rebalance", {**ok, "amount_sats": -5})
+    with pytest.raises(RpcException, match="force"):
+        sim.rpc("revenue-rebalance", {**ok, "force": "maybe"})
+    with pytest.raises(RpcException, match="budget"):
+        sim.rpc("revenue-rebalance", {**ok, "max_fee_sats": 50_000})          # > 5000 sat daily budget
+    # sling-go fails: the error is returned, the reservation released, the job deleted from sling
+    real_go = sim.node.sling._rpc_go
+    sim.node.sling._rpc_go = lambda params: (_ for _ in ()).throw(SlingError("go refused"))
+    with pytest.raises(RpcException, match="sling-go failed"):
+        sim.rpc("revenue-rebalance", {**ok, "max_fee_sats": 100})
+    sim.node.sling._rpc_go = real_go
+    assert [r["status"] for r in reservations(sim) if r["scid"] == n["cold"]] == ["released"]
+    assert n["cold"] not in sim.node.call("sling-jobsettings", {})
+    assert not sim.runtime.ledger.load_jobs()
+
+
+def test_sling_missing_means_no_rebalancing_visible_and_nothing_crashes():
+    sc = loads_scenario(REFILL.replace("sling = true", "sling = false"))
+    sim = simulate.start(sc, seed=1)
+    sim.advance(DAY)
+    debug = sim.rpc("revenue-rebalance-debug")
+    assert debug["sling"] == "missing" and debug["rejections"][0]["code"] == "sling_unavailable"
+    assert not reservations(sim)
+    n = names(sim)
+    with pytest.raises(RpcException, match="sling is not available"):
+        sim.rpc("revenue-rebalance", {"from_channel": n["big"], "to_channel": n["hot"], "amount_sats": 100_000})
+    assert sim.rpc("revenue-status")["counters"]["actor_restarts"] == 0
