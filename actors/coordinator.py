@@ -111,6 +111,8 @@ class CoordinatorActor(SupervisedActor):
         elif isinstance(msg, HealthChanged):
             self.health = msg.health
             self.sync_clboss()
+            if self.executor is not None:
+                self.send(self.executor, msg)
         elif isinstance(msg, ChannelRetired):
             self.send(self.runtime, msg)
         elif isinstance(msg, REBALANCE_MESSAGES):
@@ -502,6 +504,10 @@ class CoordinatorActor(SupervisedActor):
                 "vegas_floor_multiplier": round(fees.vegas_floor_multiplier(s.vegas), 4),
                 "channel_actors": len(self.children), "restarts": self.restarts,
                 "messages_handled": self.messages_handled,
+                "rebalancing": {"enabled": self.sling_ok(),
+                                "sling": self.health.get("sling", {}).get("status", "unknown"),
+                                "cycles": s.rebalance_cycles, "last_cycle_at": s.last_rebalance_cycle_at,
+                                "active_jobs": sorted(self.jobs_active)},
             },
         }))
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from actors.messages import (ExecutorInit, IoRequest, IoResult, JobEnded, JobsChanged, LogLine, PollJobs,
+from actors.messages import (ExecutorInit, HealthChanged, IoRequest, IoResult, JobEnded, JobsChanged, LogLine, PollJobs,
                              ReleaseBudget, RpcError_, RpcReply, SaveJob, SettleJob, StartJob)
 from actors.supervision import SupervisedActor
 from revops import rebalance as rb
@@ -77,6 +77,8 @@ class SlingExecutorActor(SupervisedActor):
                     self.io("sling-stats", {"scid": scid, "json": True}, "poll", scid)
         elif isinstance(msg, IoResult):
             self.on_io(msg)
+        elif isinstance(msg, HealthChanged):
+            self.sling_ok = msg.health.get("sling", {}).get("status") == "ok"
 
     # -- start-up reconcile ---------------------------------------------------------------------
     def on_init(self, msg: ExecutorInit, sender: Any) -> None:

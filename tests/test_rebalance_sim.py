@@ -262,3 +262,28 @@ def test_sling_missing_means_no_rebalancing_visible_and_nothing_crashes():
     with pytest.raises(RpcException, match="sling is not available"):
         sim.rpc("revenue-rebalance", {"from_channel": n["big"], "to_channel": n["hot"], "amount_sats": 100_000})
     assert sim.rpc("revenue-status")["counters"]["actor_restarts"] == 0
+
+
+def test_ledger_reservations_are_atomic_capped_and_expire(tmp_path):
+    from revops import config as cfgmod
+    from revops.ledger import Ledger
+    from revops.store import Store
+    cfg = cfgmod.parse_options({"revenue-ops-daily-budget-sats": "1000"})
+    ledger = Ledger(Store(str(tmp_path / "l.db")))
+    t = 1_700_000_000
+    assert ledger.reserve("a", "1x1x1", 600_000, t, cfg, None)[0]
+    ok, why = ledger.reserve("b", "2x2x2", 500_000, t, cfg, None)       # 600 + 500 > 1000 sat
+    assert not ok and why.startswith("budget")
+    ok, why = ledger.reserve("c", "1x1x1", 100_000, t, cfg, cap_msat=650_000)   # 600 + 100 > cap 650
+    assert not ok and why.startswith("channel_cap")
+    s = ledger.settle("a", 200_000, t + 60)
+    assert (s.book_msat, s.release_msat, s.overspend_msat) == (200_000, 400_000, 0)
+    assert ledger.settle("a", 999, t + 61) is None                        # settled once only
+    assert ledger.reserve("b", "2x2x2", 500_000, t + 120, cfg, None)[0]   # 200 spent + 500 <= 1000
+    assert ledger.spent_24h_msat(t + 120) == 200_000 and ledger.spent_24h_msat(t + 86400 + 61) == 0
+    # a reservation never settled (crash) stops counting after reservation_timeout_hours
+    assert ledger.reserved_msat(t + 120, 4 * 3600) == 500_000
+    assert ledger.release_stale(t + 120 + 4 * 3600, 4 * 3600) == 1
+    assert ledger.reserved_msat(t + 120 + 4 * 3600, 4 * 3600) == 0
+    assert ledger.settle("b", 700_000, t + 5 * 3600).overspend_msat == 200_000   # booked even above
+    assert not ledger.reserve("z", "3x3x3", 0, t, cfg, None)[0]
