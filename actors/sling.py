@@ -115,7 +115,7 @@ class SlingExecutorActor(SupervisedActor):
                 self.jobs[scid] = {"job": job, "extra": extra, "phase": "deleting", "rpc": None, "settled": True}
                 self.io("sling-deletejob", {"job": scid, "delete_stats": False}, "delete", scid)
             else:   # FORGET: gone from sling; book what we last saw
-                self.settle(job, extra, "forgotten: the job disappeared from sling")
+                self.settle(job, extra, "the job disappeared from sling: booked what we last saw", "forgotten")
                 self.send(self.runtime, SaveJob(job, extra, self.now, delete=True))
             self.log("info", f"reconcile {scid}: {action.value}")
         for job, extra in registry:
@@ -263,5 +263,5 @@ class SlingExecutorActor(SupervisedActor):
                                            "at": self.now}])[-20:]
         self.send(self.coordinator, JobEnded(scid, success, self.now))
 
-    def settle(self, job: rb.JobRecord, extra: dict, reason: str) -> None:
-        self.send(self.runtime, SettleJob(extra["res_id"], job, extra, job.status.value, reason, self.now))
+    def settle(self, job: rb.JobRecord, extra: dict, reason: str, status: str | None = None) -> None:
+        self.send(self.runtime, SettleJob(extra["res_id"], job, extra, status or job.status.value, reason, self.now))

@@ -287,3 +287,28 @@ def test_ledger_reservations_are_atomic_capped_and_expire(tmp_path):
     assert ledger.reserved_msat(t + 120 + 4 * 3600, 4 * 3600) == 0
     assert ledger.settle("b", 700_000, t + 5 * 3600).overspend_msat == 200_000   # booked even above
     assert not ledger.reserve("z", "3x3x3", 0, t, cfg, None)[0]
+
+
+@pytest.mark.parametrize("meddle", ["repriced", "deleted"])
+def test_restart_after_the_job_was_changed_or_removed_in_sling_settles_it_once(tmp_path, meddle):
+    db = str(tmp_path / "revenue_ops.db")
+    sc = loads_scenario(REFILL)
+    sim = simulate.start(sc, seed=1, db_path=db, step_seconds=60)
+    hot = names(sim)["hot"]
+    while not sim.runtime.ledger.load_jobs():
+        sim.advance(60)
+    [res_id] = [r["id"] for r in reservations(sim) if r["status"] == "active"]
+    node = sim.node
+    sim.close()
+    if meddle == "repriced":      # someone raised its price while we were away: delete it (settled from stats)
+        node.sling.jobs[hot]["maxppm"] += 5000
+    else:                         # gone from sling: forget it, book what we last saw
+        node.call("sling-deletejob", {"job": hot})
+    sim2 = simulate.start(sc, seed=1, db_path=db, node=node, step_seconds=60)
+    sim2.advance(60)
+    assert hot not in sim2.node.call("sling-jobsettings", {})
+    assert not sim2.runtime.ledger.load_jobs()
+    [row] = [r for r in reservations(sim2) if r["id"] == res_id]
+    assert row["status"] == "settled"
+    assert [h[0] for h in sim2.store.db.execute("SELECT status FROM rebalances WHERE id=?", (res_id,))] == \
+        ["failed" if meddle == "repriced" else "forgotten"]
