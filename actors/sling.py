@@ -43,6 +43,8 @@ class SlingExecutorActor(SupervisedActor):
     def io(self, method: str, params: Any, tag: str, scid: str) -> None:
         self.next_req += 1
         self.reqs[self.next_req] = scid
+        if scid in self.jobs:
+            self.jobs[scid]["asked"] = (self.now, method, params, tag)
         self.send(self.runtime, IoRequest(self.next_req, method, params, tag, self.myAddress, scid))
 
     def log(self, level: str, text: str) -> None:
@@ -71,10 +73,12 @@ class SlingExecutorActor(SupervisedActor):
             self.on_start_job(msg)
         elif isinstance(msg, PollJobs):
             self.now, self.config = max(self.now, msg.now), msg.config
-            for scid, e in self.jobs.items():
+            for scid, e in list(self.jobs.items()):
                 if e["phase"] == "running":
                     e["phase"] = "polling"
                     self.io("sling-stats", {"scid": scid, "json": True}, "poll", scid)
+                elif "asked" in e and self.now - e["asked"][0] > 2 * self.config.rebalance_interval:
+                    self.unstick(scid, e)
         elif isinstance(msg, IoResult):
             self.on_io(msg)
         elif isinstance(msg, HealthChanged):
@@ -141,6 +145,15 @@ class SlingExecutorActor(SupervisedActor):
         self.changed()
         # sling-job on a scid replaces the job there: never overwrite one we did not create
         self.io("sling-jobsettings", {}, "precheck", c.dest_scid)
+
+    def unstick(self, scid: str, e: dict) -> None:
+        """An answer never came (lost io, or a crash restored us mid-step): repeat the step, or abort a start."""
+        _at, method, params, tag = e["asked"]
+        if e["job"] is None or tag in ("go", "baseline"):
+            self.abort_start(scid, f"no answer to {method}", delete=e["phase"] not in ("creating",))
+        else:
+            self.log("unusual", f"{scid}: no answer to {method}, asking again")
+            self.io(method, params, tag, scid)
 
     def fail_rpc(self, rpc_req_id: int | None, why: str) -> None:
         if rpc_req_id is not None:

@@ -312,3 +312,24 @@ def test_restart_after_the_job_was_changed_or_removed_in_sling_settles_it_once(t
     assert row["status"] == "settled"
     assert [h[0] for h in sim2.store.db.execute("SELECT status FROM rebalances WHERE id=?", (res_id,))] == \
         ["failed" if meddle == "repriced" else "forgotten"]
+
+
+def test_a_lost_sling_answer_does_not_leave_a_job_unwatched():
+    sim = simulate.start(loads_scenario(REFILL), seed=1, step_seconds=60)
+    hot = names(sim)["hot"]
+    while not sim.runtime.ledger.load_jobs():
+        sim.advance(60)
+    real = sim.runtime._io_job
+    dropped = []
+
+    def lose_stats(req):                     # the next sling-stats answers never arrive
+        if req.method == "sling-stats" and len(dropped) < 2:
+            dropped.append(req)
+            sim.runtime.outstanding_io -= 1
+            return
+        real(req)
+    sim.runtime._io_job = lose_stats
+    sim.advance(3 * 3600)
+    assert len(dropped) == 2
+    rows = [r for r in reservations(sim) if r["scid"] == hot]
+    assert rows[0]["status"] == "settled" and hot not in sim.node.call("sling-jobsettings", {})
