@@ -19,7 +19,7 @@ from actors.messages import (BlockAdded, ChannelInit, Crash, ChannelRetired, Cha
                              PoliciesChanged, PolicyUpdate, Retire, RpcReply, Start, StatusRequest, Tick)
 from actors.messages import (ChannelEconReply, EconQuery, ExecutorInit, JobEnded, JobsChanged, LedgerFigures,
                              LedgerQuery, ManualRebalance, PollJobs, RebalanceDebugRequest, RebalanceOutcome,
-                             ReserveBudget, ReserveResult, RpcError_, StartJob)
+                             ReserveBudget, ReserveResult, RpcFailure, StartJob)
 from actors.sling import SlingExecutorActor
 from actors.supervision import SupervisedActor
 from revops import rebalance as rb
@@ -391,7 +391,7 @@ class CoordinatorActor(SupervisedActor):
             if self.jobs_active.get(c.dest_scid, {}).get("phase") == "reserving":
                 self.jobs_active.pop(c.dest_scid)
             if p["rpc"] is not None:
-                self.send(self.runtime, RpcError_(p["rpc"], f"rebalance not started: {msg.reason}"))
+                self.send(self.runtime, RpcFailure(p["rpc"], f"rebalance not started: {msg.reason}"))
             else:
                 self.last_rejections.append(rejection_dict(rb.Rejection(
                     c.dest_scid, rb.Role.DESTINATION, "reservation", msg.reason)))
@@ -403,7 +403,7 @@ class CoordinatorActor(SupervisedActor):
     def on_manual(self, msg: ManualRebalance) -> None:
         """revenue-rebalance: checked here, priced by the caller's max fee, always inside the daily budget."""
         def refuse(text: str, code: int = -32000) -> None:
-            self.send(self.runtime, RpcError_(msg.req_id, text, code))
+            self.send(self.runtime, RpcFailure(msg.req_id, text, code))
 
         if not self.sling_ok():
             refuse(f"sling is not available (health: {self.health.get('sling', {}).get('status', 'unknown')})")
@@ -458,7 +458,7 @@ class CoordinatorActor(SupervisedActor):
             return
         ok, why = rb.capital_ok(None if msg.error is not None else parse_capital(msg.result), self.config)
         if not ok:
-            self.send(self.runtime, RpcError_(p["rpc"], f"rebalance not started: {why}"))
+            self.send(self.runtime, RpcFailure(p["rpc"], f"rebalance not started: {why}"))
             return
         self.reserve(p["candidate"], p["local_msat"], "manual", p["rpc"], None, p["now"])
 

@@ -358,7 +358,7 @@ class RebalanceDebugRequest:
 
 
 @attrs.frozen
-class RpcError_:
+class RpcFailure:
     """actor → runtime: answer an RPC with a JSON-RPC error (code, message)."""
     req_id: int
     message: str

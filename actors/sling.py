@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from actors.messages import (ExecutorInit, HealthChanged, IoRequest, IoResult, JobEnded, JobsChanged, LogLine, PollJobs,
-                             ReleaseBudget, RpcError_, RpcReply, SaveJob, SettleJob, StartJob)
+                             ReleaseBudget, RpcFailure, RpcReply, SaveJob, SettleJob, StartJob)
 from actors.supervision import SupervisedActor
 from revops import rebalance as rb
 
@@ -157,7 +157,7 @@ class SlingExecutorActor(SupervisedActor):
 
     def fail_rpc(self, rpc_req_id: int | None, why: str) -> None:
         if rpc_req_id is not None:
-            self.send(self.runtime, RpcError_(rpc_req_id, f"rebalance not started: {why}"))
+            self.send(self.runtime, RpcFailure(rpc_req_id, f"rebalance not started: {why}"))
 
     def abort_start(self, scid: str, why: str, delete: bool) -> None:
         """Before sling-go succeeded nothing was spent: release, clean up, report honestly."""

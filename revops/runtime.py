@@ -27,7 +27,7 @@ from actors.coordinator import CoordinatorActor
 from actors.messages import (ActorRestarted, BlockAdded, ChannelRetired, ChannelsChanged, ForwardSettled, HealthChanged,
                              IoRequest, IoResult, LogLine, PeerConnection, PersistFeerate, PersistState,
                              PoliciesChanged, RecordDecision, RpcReply, Start, Tick)
-from actors.messages import (LedgerFigures, LedgerQuery, ReleaseBudget, ReserveBudget, ReserveResult, RpcError_,
+from actors.messages import (LedgerFigures, LedgerQuery, ReleaseBudget, ReserveBudget, ReserveResult, RpcFailure,
                              SaveJob, SettleJob)
 from revops import node as nodeio
 from revops.ledger import Ledger
@@ -99,7 +99,7 @@ def _opt_float(v: Any) -> float | None:
 
 
 FINAL_STATUSES = ("settled", "failed", "local_failed")
-REBALANCE_OUTBOUND = (LedgerQuery, ReserveBudget, ReleaseBudget, SaveJob, SettleJob, RpcError_)
+REBALANCE_OUTBOUND = (LedgerQuery, ReserveBudget, ReleaseBudget, SaveJob, SettleJob, RpcFailure)
 
 
 class Runtime:
@@ -465,7 +465,7 @@ class Runtime:
             self.log("info" if s is None or not s.overspend_msat else "unusual",
                      f"rebalance {j.scid} {out.status}: moved {j.moved_msat} msat, spent {j.spent_msat} msat "
                      f"of {j.reserved_msat} reserved; {out.reason}")
-        elif isinstance(out, RpcError_):
+        elif isinstance(out, RpcFailure):
             respond = self.pending_rpc.pop(out.req_id, None)
             if respond is not None:
                 respond(None, RpcException(out.message, out.code))

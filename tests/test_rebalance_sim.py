@@ -2,7 +2,6 @@
 coordinator cycle → atomic reservation → SlingExecutorActor → settle from sling's own counters."""
 from __future__ import annotations
 
-import pathlib
 
 import pytest
 from pyln.client import RpcException
