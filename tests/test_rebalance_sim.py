@@ -332,3 +332,35 @@ def test_a_lost_sling_answer_does_not_leave_a_job_unwatched():
     assert len(dropped) == 2
     rows = [r for r in reservations(sim) if r["scid"] == hot]
     assert rows[0]["status"] == "settled" and hot not in sim.node.call("sling-jobsettings", {})
+
+
+def test_the_real_plugin_rebalances_through_sling_over_the_plugin_protocol(tmp_path, monkeypatch):
+    """Threaded runtime inside the real plugin file, driven by the stand-in lightningd: revenue-rebalance
+    answers `initiated` after sling-go, and the next cycles settle the reservation from sling's counters."""
+    import time
+    from pathlib import Path
+    from revops.sim.lightningd import StandinLightningd
+    monkeypatch.setenv("REVOPS_TICK_SECONDS", "0.1")
+    plugin = str(Path(__file__).resolve().parents[1] / "cl-revenue-ops.py")
+    with StandinLightningd(loads_scenario(REFILL), lightning_dir=str(tmp_path), seed=1, speed=0, plugins=[plugin],
+                           log_stderr=False) as ld:
+        deadline = time.monotonic() + 20
+        while ld.rpc.call("revenue-status")["status"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        chans = {c["short_channel_id"]: c for c in ld.rpc.call("listpeerchannels")["channels"]}
+        by_local = sorted(chans, key=lambda s: int(chans[s]["to_us_msat"]) / int(chans[s]["total_msat"]))
+        dst, src = by_local[0], by_local[-1]
+        res = ld.rpc.call("revenue-rebalance", {"from_channel": src, "to_channel": dst, "amount_sats": 100_000,
+                                                "max_fee_sats": 100})
+        assert res["status"] == "initiated" and dst in ld.rpc.call("sling-jobsettings")
+        settled = []
+        for _ in range(40):
+            ld.rpc.call("dev-sim-advance", {"seconds": 300})
+            time.sleep(0.2)
+            debug = ld.rpc.call("revenue-rebalance-debug")
+            settled = [r for r in debug["ledger"]["reservations"] if r["status"] == "settled"]
+            if settled:
+                break
+        assert settled and settled[0]["id"] == res["reservation_id"] and settled[0]["spent_msat"] <= 100_000
+        assert dst not in ld.rpc.call("sling-jobsettings")
