@@ -354,7 +354,7 @@ class CoordinatorActor(SupervisedActor):
                 rebalance_spend_30d_msat=figures.settled_spend_30d.get(view.scid, 0),
                 failure_count=data.get("failures", 0), last_failure_at=data.get("last_failure_at") or None,
                 last_success_at=figures.last_success.get(view.scid),
-                last_drained_for=dict(self.drained.get(view.scid, {}))))
+                last_drained_for={**figures.drained.get(view.scid, {}), **self.drained.get(view.scid, {})}))
         inbound = {peer: rb.estimate_inbound_fee(ppms, None, cfg) for peer, ppms in history.items()}
         candidates, rejections = rb.find_candidates(econs, inbound, budget, capital, ours, now, cfg, unavailable)
         operator_jobs = {s.replace(":", "x") for s in settings} - ours

@@ -230,6 +230,7 @@ class LedgerFigures:
     history_ppm: dict[str, list[int]]
     last_success: dict[str, int]
     error: str | None = None
+    drained: dict = attrs.field(factory=dict)     # source scid → {dest scid: when} (rebalances history)
 
 
 @attrs.frozen

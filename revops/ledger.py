@@ -62,6 +62,16 @@ class Ledger:
             out.setdefault(scid, []).append(int(fee * 1_000_000 // moved))
         return out
 
+    def drained_for(self, now: int, hours: float) -> dict[str, dict[str, int]]:
+        """source scid → {dest scid: when}: which channels were offered as sources for which destination."""
+        out: dict[str, dict[str, int]] = {}
+        for dest, sources, at in self.db.execute(
+                "SELECT to_channel, from_channels, created_at FROM rebalances WHERE created_at > ? ORDER BY created_at",
+                (now - hours * 3600,)):
+            for src in json.loads(sources):
+                out.setdefault(src, {})[dest] = at
+        return out
+
     def last_success(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.db.execute(
             "SELECT to_channel, MAX(finished_at) FROM rebalances WHERE moved_msat > 0 GROUP BY to_channel")}

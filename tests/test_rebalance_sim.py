@@ -286,6 +286,11 @@ def test_ledger_reservations_are_atomic_capped_and_expire(tmp_path):
     assert ledger.reserved_msat(t + 120 + 4 * 3600, 4 * 3600) == 0
     assert ledger.settle("b", 700_000, t + 5 * 3600).overspend_msat == 200_000   # booked even above
     assert not ledger.reserve("z", "3x3x3", 0, t, cfg, None)[0]
+    ledger.record_rebalance("b", "2x2x2", ["5x5x5", "6x6x6"], 500_000, 500_000, 700_000, 500_000_000, "succeeded",
+                            "auto", "test", t + 120, t + 5 * 3600)
+    assert ledger.drained_for(t + 3600, 48) == {"5x5x5": {"2x2x2": t + 120}, "6x6x6": {"2x2x2": t + 120}}
+    assert ledger.drained_for(t + 49 * 3600, 48) == {}
+    assert ledger.history_ppm(t + 6 * 3600) == {"2x2x2": [1400]}
 
 
 @pytest.mark.parametrize("meddle", ["repriced", "deleted"])
