@@ -6,6 +6,8 @@ revops.fees and asks the runtime to run `setchannel`; it never does I/O or reads
 """
 from __future__ import annotations
 
+import collections
+
 from typing import Any
 
 import attrs
@@ -14,7 +16,7 @@ from actors.messages import (ChannelInit, ChannelStatus, ChannelStatusQuery, Cha
                              ForwardSettled, IoRequest, IoResult, PersistState, PolicyUpdate, RecordDecision,
                              Retire, ChannelRetired, ChannelEconReply, EconQuery, RebalanceOutcome)
 from actors.supervision import SupervisedActor
-from revops import fees, flow
+from revops import costs, fees, flow
 from revops.model import ChannelView, FeeDecision, Policy, converter, to_dict
 
 DAY = 86400
@@ -46,6 +48,8 @@ class ChannelActor(SupervisedActor):
         self.pending: dict[int, tuple[FeeDecision, fees.HillClimbState, int, int]] = {}
         self.next_req = 0
         self.flow_metrics: flow.FlowMetrics | None = None
+        self.holds: collections.deque[tuple[float, float]] = collections.deque()   # (received, seconds held), 24 h
+        self.economics: dict[str, Any] = {}      # last fee cycle's costs, return and stall premium
 
     # -- supervision ----------------------------------------------------------------------------
     def restore_checkpoint(self) -> None:
@@ -118,6 +122,8 @@ class ChannelActor(SupervisedActor):
             bucket[2] += f.fee_msat or 0
             bucket[3] += 1
             self.state.routed_out = True
+            if f.resolved_time is not None:
+                self.holds.append((f.received_time, f.resolved_time - f.received_time))
             if f.received_time >= self.state.hill.window_start:
                 self.state.window_fees_msat += f.fee_msat or 0
                 self.state.window_forwards += 1
@@ -134,11 +140,12 @@ class ChannelActor(SupervisedActor):
     def on_fee_cycle(self, msg: FeeCycle) -> None:
         self.config = msg.config
         self.flow_metrics = flow.analyze(self.view, self.daily_buckets(msg.now), msg.config)
+        roi, floor = self.assess(msg)
         obs = fees.FeeObservation(
             now=msg.now, channel=self.view, flow=self.flow_metrics,
             fees_earned_msat=self.state.window_fees_msat, forwards_out=self.state.window_forwards,
-            has_routed_out_ever=self.state.routed_out, floor_ppm=msg.floor_ppm,
-            vegas_multiplier=msg.vegas_multiplier, policy=self.policy)
+            has_routed_out_ever=self.state.routed_out, floor_ppm=floor,
+            vegas_multiplier=msg.vegas_multiplier, policy=self.policy, marginal_roi=roi)
         decision, hill = fees.decide(self.state.hill, obs, msg.config)
         self.state.last_decision = to_dict(decision)
         if decision.broadcast and not msg.config.dry_run:
@@ -155,6 +162,20 @@ class ChannelActor(SupervisedActor):
         if not decision.broadcast:
             self.adopt(hill)
         self.persist()
+
+    def assess(self, msg: FeeCycle) -> tuple[float | None, int]:
+        """This channel's operating return (None when unknown) and its floor with the stall premium."""
+        while self.holds and self.holds[0][0] < msg.now - DAY:
+            self.holds.popleft()
+        stall = costs.stall_premium(h for _, h in self.holds)
+        floor = fees.economic_floor_ppm(msg.chain, msg.vegas_multiplier, True, msg.config) if stall else msg.floor_ppm
+        known = msg.earned_30d_msat is not None and msg.rebalance_cost_msat is not None
+        roi = costs.marginal_roi(msg.earned_30d_msat, msg.rebalance_cost_msat) if known else None
+        self.economics = {"earned_30d_msat": msg.earned_30d_msat, "rebalance_cost_30d_msat": msg.rebalance_cost_msat,
+                          "open_cost_msat": msg.open_cost_msat,
+                          "marginal_roi": None if roi is None else round(roi, 4),
+                          "stall_premium": stall, "floor_ppm": floor}
+        return roi, floor
 
     def adopt(self, hill: fees.HillClimbState) -> None:
         """Take the new hill-climb state; a new observation window starts with empty counters."""
@@ -214,6 +235,8 @@ class ChannelActor(SupervisedActor):
             "hill_climb": converter.unstructure(hill),
             "window_fees_msat": s.window_fees_msat, "window_forwards": s.window_forwards,
             "rebalance_failures": s.rebalance_failures,
+            "economics": self.economics,
+            "flow": to_dict(metrics) if metrics else None,
             "last_decision": s.last_decision,
             "last_message_at": s.last_message_at,
             "messages_handled": self.messages_handled,

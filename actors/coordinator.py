@@ -24,6 +24,7 @@ from actors.sling import SlingExecutorActor
 from actors.supervision import SupervisedActor
 from revops import rebalance as rb
 from revops import fees, policy as policy_rules
+from revops.costs import ChannelCosts, bookkeeper_costs
 from revops.model import ChannelView, FlowClass, Policy
 from revops.node import parse_channel, sat_per_vb
 
@@ -40,6 +41,7 @@ class CoordinatorState:
     vegas: fees.VegasState = attrs.field(factory=fees.VegasState)
     floor_ppm: int = 0
     feerate_samples: list[tuple[int, float]] = attrs.field(factory=list)
+    next_costs_at: int = 0
     next_rebalance_at: int = 0
     rebalance_cycles: int = 0
     last_rebalance_cycle_at: int = 0
@@ -62,6 +64,7 @@ class CoordinatorActor(SupervisedActor):
         self.next_req = 0
         self.inflight: dict[int, str] = {}        # req_id → tag
         self.cycle: dict[str, Any] = {}           # results gathered for the running fee cycle
+        self.costs: dict[str, ChannelCosts] = {}  # from bookkeeper, refreshed every flow_interval
         self.status_calls: dict[int, dict] = {}   # req_id → {"expect": n, "channels": [...]}
         self.clboss_unmanaged: dict[str, bool] = {}   # peer → lnfee unmanaged (True) / handed back (False)
         self.restored: dict[str, dict] = {}
@@ -115,6 +118,9 @@ class CoordinatorActor(SupervisedActor):
                 self.send(self.executor, msg)
         elif isinstance(msg, ChannelRetired):
             self.send(self.runtime, msg)
+        elif isinstance(msg, LedgerFigures) and msg.req_id == self.cycle.get("ledger_id"):
+            self.cycle["cycle_ledger"] = msg
+            self.try_fee_cycle()
         elif isinstance(msg, REBALANCE_MESSAGES):
             self.on_rebalance_message(msg)
         elif isinstance(msg, Crash):
@@ -192,9 +198,14 @@ class CoordinatorActor(SupervisedActor):
         self.state.now = now
         if now >= self.state.next_fee_at and not self.cycle:
             self.state.next_fee_at = now + self.config.fee_interval
-            self.cycle = {"at": now}
+            self.next_req += 1
+            self.cycle = {"at": now, "ledger_id": self.next_req}
+            self.send(self.runtime, LedgerQuery(self.next_req, now, self.myAddress))
             self.request("feerates", {"style": "perkb"}, "cycle_feerates")
             self.request("listpeerchannels", {}, "cycle_channels")
+        if now >= self.state.next_costs_at and self.health.get("bookkeeper", {}).get("status") == "ok":
+            self.state.next_costs_at = now + self.config.flow_interval
+            self.request("bkpr-listaccountevents", {}, "costs")
         self.maybe_rebalance_cycle(now)
 
     def on_io_result(self, msg: IoResult) -> None:
@@ -209,10 +220,18 @@ class CoordinatorActor(SupervisedActor):
             if msg.error is None:
                 self.sync_channels(self.parse_channels(msg.result), self.state.now)
             return
+        if tag == "costs":
+            if msg.error is None:
+                self.costs = bookkeeper_costs(msg.result.get("events", []), {
+                    v.channel_id: (scid, v.funding_txid) for scid, v in self.views.items()})
+            return
         if tag in ("cycle_feerates", "cycle_channels") and self.cycle:
             self.cycle[tag] = msg
-            if "cycle_feerates" in self.cycle and "cycle_channels" in self.cycle:
-                self.run_fee_cycle()
+            self.try_fee_cycle()
+
+    def try_fee_cycle(self) -> None:
+        if all(k in self.cycle for k in ("cycle_feerates", "cycle_channels", "cycle_ledger")):
+            self.run_fee_cycle()
 
     @staticmethod
     def parse_channels(result: dict) -> tuple[ChannelView, ...]:
@@ -230,8 +249,15 @@ class CoordinatorActor(SupervisedActor):
         self.state.floor_ppm = fees.economic_floor_ppm(chain, multiplier, False, self.config)
         self.state.fee_cycles += 1
         self.state.last_fee_cycle_at = now
-        for addr in self.children.values():
-            self.send(addr, FeeCycle(now, self.state.floor_ppm, multiplier, self.config))
+        ledger = cycle["cycle_ledger"]
+        known = ledger.error is None
+        for scid, addr in self.children.items():
+            costs = self.costs.get(scid)
+            spent = max(ledger.settled_spend_30d.get(scid, 0), costs.rebalance_fees_msat if costs else 0)
+            self.send(addr, FeeCycle(now, self.state.floor_ppm, multiplier, self.config, chain=chain,
+                                     earned_30d_msat=ledger.earned_30d.get(scid, 0) if known else None,
+                                     rebalance_cost_msat=spent if known else None,
+                                     open_cost_msat=costs.open_cost_msat if costs else None))
         self.checkpoint = copy.deepcopy(self.state)
 
     def update_vegas(self, now: int, reply: IoResult) -> fees.ChainCosts | None:

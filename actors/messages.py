@@ -124,9 +124,13 @@ class PolicyUpdate:
 @attrs.frozen
 class FeeCycle:
     now: int
-    floor_ppm: int
+    floor_ppm: int                    # the node's economic floor (chain costs × Vegas), before stall premium
     vegas_multiplier: float
     config: Any
+    chain: Any = None                 # fees.ChainCosts, for a channel-specific floor (stall premium)
+    earned_30d_msat: int | None = None
+    rebalance_cost_msat: int | None = None   # max(our ledger, bookkeeper) over 30 days; None = unknown
+    open_cost_msat: int | None = None        # from bookkeeper; None = unknown
 
 
 @attrs.frozen

@@ -54,6 +54,7 @@ class ChannelView:
     htlc_value_msat: int             # value held in those HTLCs
     max_accepted_htlcs: int
     peer_connected: bool
+    funding_txid: str = ""
 
     @property
     def local_ratio(self) -> float:

@@ -122,6 +122,7 @@ def parse_channel(ch: dict, connected: bool | None = None) -> dict:
         "htlc_value_msat": sum(int(h.get("amount_msat", 0)) for h in htlcs),
         "max_accepted_htlcs": int(ch.get("max_accepted_htlcs", 483)),
         "peer_connected": bool(ch.get("peer_connected", True) if connected is None else connected),
+        "funding_txid": ch.get("funding_txid", ""),
     }
 
 

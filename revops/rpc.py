@@ -208,7 +208,7 @@ def revenue_analyze(rt: "Runtime", params: dict, respond: Respond) -> None:
             respond(None, InputError("channel_id", f"no channel actor for {scid}; see revenue-status"))
             return
         keys = ("scid", "peer_id", "flow_class", "flow_ratio", "local_ratio", "capacity_msat", "local_msat",
-                "fee_ppm", "window_fees_msat", "window_forwards")
+                "fee_ppm", "window_fees_msat", "window_forwards", "flow", "economics")
         rows = [{k: c[k] for k in keys} for c in channels]
         respond({"channel": rows[0]} if scid else {"channels": rows, "count": len(rows)}, None)
 
