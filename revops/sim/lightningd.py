@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import contextlib
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
 
@@ -564,11 +565,7 @@ class StandinLightningd:
             with self._clock_cv:
                 self._clock_cv.notify_all()
             self._log("INFO", "lightningd", "Shutting down")
-            if self._sock is not None:
-                try:
-                    self._sock.close()
-                except OSError:
-                    pass
+            self._close_listener()
             self._shutdown_plugins()
             try:
                 if os.path.exists(self.rpc_path):
@@ -1083,6 +1080,23 @@ class StandinLightningd:
         os.chmod(self.rpc_path, 0o600)
         s.listen(64)
         self._sock = s
+
+    def _close_listener(self) -> None:
+        """Wake the accept thread and let it finish before the fd is closed.
+
+        Closing the socket under a thread about to call accept() let that thread accept on the fd
+        number after it had been reused by the next stand-in's socket: a request for the new node was
+        answered by the stopped one ("lightningd is shutting down"), a flaky failure in the tests.
+        """
+        if self._sock is None:
+            return
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        for t in self._threads:
+            if t.name == "rpc-accept" and t is not threading.current_thread():
+                t.join(2.0)
+        with contextlib.suppress(OSError):
+            self._sock.close()
 
     def _short_path(self, path: str) -> str:
         if len(path.encode()) < 100:
