@@ -194,6 +194,8 @@ OPTIONS: tuple[Option, ...] = (
          "sats one cl-hive push may move (must be <= hive-daily-push-sats)"),
     _bool("stop-jobs-on-shutdown", "stop_jobs_on_shutdown", False,
           "stop the sling jobs this plugin started when it shuts down"),
+    _int("forward-retention-days", "forward_retention_days", 90, 31, 3650,
+         "raw forwards older than this are folded into daily roll-ups (reports read both; the budget and flow code read 30 days raw)"),
 )
 
 _BY_FIELD: dict[str, Option] = {o.field: o for o in OPTIONS}
@@ -270,6 +272,7 @@ class Config:
     hive_daily_push_sats: int
     hive_push_max_sats: int
     stop_jobs_on_shutdown: bool
+    forward_retention_days: int
     version: int = 0
 
 

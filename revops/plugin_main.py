@@ -16,6 +16,7 @@ from pyln.client import Plugin, RpcException
 
 from revops import config as cfgmod
 from revops import rpc
+from revops.metrics import Exporter
 from revops.node import SocketRpc
 from revops.runtime import Runtime
 from revops.store import Store, StoreError
@@ -96,6 +97,8 @@ class App:
             rpc_factory=lambda: SocketRpc(rpc_path, timeout=config.rpc_timeout_seconds),
             store=store, config=config, startup_config=startup_config, clock=_clock(rpc_path, clock_method), log=self.log, threaded=True,
             tick_seconds=float(os.environ.get("REVOPS_TICK_SECONDS", "1" if clock_method else "5")))
+        if config.enable_prometheus:
+            self.runtime.exporter = start_exporter(config, self.runtime.tick_seconds, self.log)
         self.runtime.start()
         self.log("info", f"cl-revenue-ops {rpc.VERSION} initialised; database {db_path}")
         return None
@@ -134,6 +137,19 @@ class App:
     def on_sigterm(self, signum: int, frame: Any) -> None:
         self.stop("SIGTERM")
         os._exit(0)
+
+
+def start_exporter(config: Any, tick_seconds: float, log: Callable[[str, str], None]) -> Exporter | None:
+    """Bind /metrics; a busy port is logged (the exporter-down alert fires) but fees still run."""
+    exporter = Exporter(config.prometheus_address, config.prometheus_port, refresh_seconds=3 * tick_seconds)
+    try:
+        exporter.start()
+    except OSError as e:
+        log("broken", f"Prometheus exporter could not bind {config.prometheus_address}:"
+                      f"{config.prometheus_port}: {e}; running without it")
+        return None
+    log("info", f"Prometheus exporter on http://{config.prometheus_address}:{exporter.port}/metrics")
+    return exporter
 
 
 def _clock(rpc_path: str, method: str | None) -> Callable[[], int]:

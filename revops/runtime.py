@@ -30,6 +30,7 @@ from actors.messages import (ActorRestarted, BlockAdded, ChannelRetired, Channel
 from actors.messages import (LedgerFigures, LedgerQuery, ReleaseBudget, ReserveBudget, ReserveResult, RpcFailure,
                              SaveJob, SettleJob)
 from revops import node as nodeio
+from revops.daily import DailyJobs
 from revops.ledger import Ledger
 from revops.model import ChannelView, Forward, from_dict
 from revops.store import Store
@@ -78,6 +79,20 @@ class Bootstrapped:
 @attrs.frozen
 class Stop:
     reason: str
+
+
+@attrs.frozen
+class Continue:
+    """Loop-thread code waiting for io-pool calls (a report reading lightningd): run `then` on the loop."""
+    then: Callable[[], None]
+
+
+@attrs.define
+class RpcStat:
+    """Per-method io-pool call count, failures and total seconds (exported to Prometheus)."""
+    calls: int = 0
+    errors: int = 0
+    seconds: float = 0.0
 
 
 def forward_from_event(ev: dict) -> Forward:
@@ -132,6 +147,9 @@ class Runtime:
         self._threads: list[threading.Thread] = []
         self.loop_lag_seconds = 0.0
         self.now = 0
+        self.rpc_stats: dict[str, RpcStat] = {}
+        self.exporter: Any = None                      # revops.metrics.Exporter when enabled
+        self.daily = DailyJobs()
 
     # -- public, thread-safe --------------------------------------------------------------------
     def post(self, msg: Any) -> None:
@@ -205,7 +223,7 @@ class Runtime:
             return
         handler = {Notification: self._on_notification, RpcCall: self._on_rpc_call, IoDone: self._on_io_done,
                    ForwardsPage: self._on_forwards_page, Bootstrapped: self._on_bootstrapped,
-                   Tick: self._on_tick}.get(type(msg), self._tell_if_started)
+                   Tick: self._on_tick, Continue: lambda c: c.then()}.get(type(msg), self._tell_if_started)
         handler(msg)
         self._drain()
         self.loop_lag_seconds = time.monotonic() - started
@@ -220,6 +238,10 @@ class Runtime:
     def _on_tick(self, tick: Tick) -> None:
         self.now = max(self.now, tick.now)
         self._tell_if_started(tick)
+        if self.started:
+            self.daily.on_tick(self)
+            if self.exporter is not None:
+                self.exporter.on_tick(self)
 
     def _drain(self) -> None:
         while (out := self.asys.listen(NO_WAIT)) is not None:
@@ -238,6 +260,8 @@ class Runtime:
             self.asys.shutdown()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.exporter is not None:
+            self.exporter.stop()
         self.store.close()
         self.log("info", f"cl-revenue-ops stopped ({reason})")
 
@@ -317,6 +341,13 @@ class Runtime:
         except (OSError, TimeoutError, ConnectionError) as e:
             return None, {"code": None, "message": f"{type(e).__name__}: {e}"}, 0.0
 
+    def run_io(self, calls: list[tuple[str, Any]], then: Callable[[list[tuple[Any, dict | None]]], None]) -> None:
+        """Run lightningd calls in the io pool, then `then([(result, error), ...])` on the loop thread."""
+        def job() -> None:
+            answers = [self.call_external(method, params)[:2] for method, params in calls]
+            self.post(Continue(lambda: then(answers)))
+        self._submit_job(job)
+
     def _io_job(self, req: IoRequest) -> None:
         result, error, seconds = self.call_external(req.method, req.params)
         self.post(IoDone(req, nodeio.plugin_group(req.method), result, error, seconds))
@@ -384,6 +415,10 @@ class Runtime:
 
     def _on_io_done(self, done: IoDone) -> None:
         self.outstanding_io -= 1
+        stat = self.rpc_stats.setdefault(done.request.method, RpcStat())
+        stat.calls += 1
+        stat.errors += done.error is not None
+        stat.seconds += done.seconds
         h = self.health[done.group]
         status_before = h["status"]
         h["calls"] += 1

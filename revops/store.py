@@ -61,6 +61,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE financial_snapshots (
         at INTEGER PRIMARY KEY, data_json TEXT NOT NULL);
     """,
+    # daily roll-ups of pruned forwards (revops/finance.py): windows read them together with raw forwards
+    """
+    CREATE TABLE forward_rollups (
+        day INTEGER NOT NULL, in_channel TEXT NOT NULL, out_channel TEXT NOT NULL, status TEXT NOT NULL,
+        forwards INTEGER NOT NULL, in_msat INTEGER NOT NULL, out_msat INTEGER NOT NULL, fee_msat INTEGER NOT NULL,
+        PRIMARY KEY (day, in_channel, out_channel, status));
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
