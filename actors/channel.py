@@ -15,9 +15,10 @@ import attrs
 from actors.messages import (ChannelInit, ChannelStatus, ChannelStatusQuery, ChannelUpdate, Crash, FeeCycle,
                              ForwardSettled, IoRequest, IoResult, PersistState, PolicyUpdate, RecordDecision,
                              Retire, ChannelRetired, ChannelEconReply, EconQuery, RebalanceOutcome)
+from actors.messages import HiveMembership, HivePush
 from actors.supervision import SupervisedActor
 from revops import costs, fees, flow
-from revops.model import ChannelView, FeeDecision, Policy, converter, to_dict
+from revops.model import ChannelView, FeeDecision, Policy, Strategy, converter, to_dict
 
 DAY = 86400
 
@@ -35,6 +36,7 @@ class ChannelState:
     last_rebalance_failure_at: int = 0
     last_decision: dict | None = None
     last_message_at: int = 0
+    last_hive_message: dict | None = None    # the last HiveMembership / HivePush this actor handled
 
 
 class ChannelActor(SupervisedActor):
@@ -90,6 +92,9 @@ class ChannelActor(SupervisedActor):
             self.send(sender, ChannelEconReply(msg.req_id, self.view.scid, self.econ(msg.now)))
         elif isinstance(msg, RebalanceOutcome):
             self.on_rebalance_outcome(msg)
+        elif isinstance(msg, (HiveMembership, HivePush)):
+            self.state.last_hive_message = {"type": type(msg).__name__, **attrs.asdict(msg)}
+            self.persist()
         elif isinstance(msg, Crash):
             raise RuntimeError(msg.text)
 
@@ -232,6 +237,7 @@ class ChannelActor(SupervisedActor):
             "flow_class": metrics.flow_class.value if metrics else "unknown",
             "flow_ratio": round(metrics.flow_ratio, 4) if metrics else 0.0,
             "strategy": self.policy.strategy.value, "rebalance_mode": self.policy.rebalance_mode.value,
+            "hive": {"member": self.policy.strategy is Strategy.HIVE, "last_message": s.last_hive_message},
             "hill_climb": converter.unstructure(hill),
             "window_fees_msat": s.window_fees_msat, "window_forwards": s.window_forwards,
             "rebalance_failures": s.rebalance_failures,

@@ -20,12 +20,13 @@ from actors.messages import (BlockAdded, ChannelInit, Crash, ChannelRetired, Cha
 from actors.messages import (ChannelEconReply, EconQuery, ExecutorInit, JobEnded, JobsChanged, LedgerFigures,
                              LedgerQuery, ManualRebalance, PollJobs, RebalanceDebugRequest, RebalanceOutcome,
                              ReserveBudget, ReserveResult, RpcFailure, StartJob)
+from actors.messages import HiveMembership, HivePush
 from actors.sling import SlingExecutorActor
 from actors.supervision import SupervisedActor
 from revops import rebalance as rb
-from revops import fees, policy as policy_rules
+from revops import fees, hive as hive_rules, policy as policy_rules
 from revops.costs import ChannelCosts, bookkeeper_costs
-from revops.model import ChannelView, FlowClass, Policy
+from revops.model import ChannelView, FlowClass, Policy, Strategy
 from revops.node import parse_channel, sat_per_vb
 
 FIRST_CYCLE_DELAY = 60
@@ -81,6 +82,7 @@ class CoordinatorActor(SupervisedActor):
         self.last_capital: dict | None = None
         self.last_budget: dict | None = None
         self.drained: dict[str, dict[str, float]] = {}   # source scid → {dest scid: when} (ping-pong guard)
+        self.hive_signals = 0                     # HiveMembership + HivePush messages handled
 
     def restore_checkpoint(self) -> None:
         self.state = copy.deepcopy(self.checkpoint)
@@ -121,12 +123,20 @@ class CoordinatorActor(SupervisedActor):
         elif isinstance(msg, LedgerFigures) and msg.req_id == self.cycle.get("ledger_id"):
             self.cycle["cycle_ledger"] = msg
             self.try_fee_cycle()
+        elif isinstance(msg, HiveMembership):
+            self.hive_signals += 1
+            self.tell_channels((v.scid for v in self.views.values() if v.peer_id == msg.peer_id), msg)
         elif isinstance(msg, REBALANCE_MESSAGES):
             self.on_rebalance_message(msg)
         elif isinstance(msg, Crash):
             if msg.scid is None:
                 raise RuntimeError(msg.text)
             self.send(self.children[msg.scid], msg)
+
+    def tell_channels(self, scids: Any, msg: Any) -> None:
+        for scid in dict.fromkeys(scids):
+            if scid in self.children:
+                self.send(self.children[scid], msg)
 
     def request(self, method: str, params: dict, tag: str) -> int:
         self.next_req += 1
@@ -399,20 +409,22 @@ class CoordinatorActor(SupervisedActor):
             self.reserve(c, e.view.local_msat, "auto", None, cap, now)
 
     def reserve(self, c: rb.Candidate, local_msat: int, kind: str, rpc_req_id: int | None, cap: int | None,
-                now: int) -> None:
+                now: int, push: ManualRebalance | None = None) -> None:
         self.next_req += 1
         res_id = f"rb-{now}-{c.dest_scid}-{self.next_req}"
         self.rb_pending[self.next_req] = {"candidate": c, "local_msat": local_msat, "kind": kind, "rpc": rpc_req_id,
-                                          "now": now}
+                                          "now": now, "push": push}
         self.jobs_active.setdefault(c.dest_scid, {"phase": "reserving"})
         self.send(self.runtime, ReserveBudget(self.next_req, res_id, c.dest_scid, c.max_fee_msat, cap, now,
-                                              self.myAddress))
+                                              self.myAddress, hive_sat=c.amount_sat if c.hive else 0))
 
     def on_reserved(self, msg: ReserveResult) -> None:
         p = self.rb_pending.pop(msg.req_id, None)
         if p is None:
             return
         c = p["candidate"]
+        if p["push"] is not None:
+            self.hive_push(p["push"], msg.ok, f"{msg.reason}; starting the sling job" if msg.ok else msg.reason)
         if not msg.ok:
             if self.jobs_active.get(c.dest_scid, {}).get("phase") == "reserving":
                 self.jobs_active.pop(c.dest_scid)
@@ -427,8 +439,17 @@ class CoordinatorActor(SupervisedActor):
         self.send(self.executor, StartJob(c, msg.res_id, p["local_msat"], p["kind"], p["now"], p["rpc"]))
 
     def on_manual(self, msg: ManualRebalance) -> None:
-        """revenue-rebalance: checked here, priced by the caller's max fee, always inside the daily budget."""
+        """revenue-rebalance: checked here, priced by the caller's max fee, always inside the daily budget.
+
+        Into a hive peer it is a cl-hive push: bounded per call and per 24 h, priced by the strategic
+        exemption's tolerance when no max fee is given, and told to both channel actors (HivePush).
+        """
+        dst_view = self.views.get(msg.to_channel)
+        push = msg if dst_view is not None and self.effective_policy(dst_view).strategy is Strategy.HIVE else None
+
         def refuse(text: str, code: int = -32000) -> None:
+            if push is not None:
+                self.hive_push(push, False, text)
             self.send(self.runtime, RpcFailure(msg.req_id, text, code))
 
         if not self.sling_ok():
@@ -458,25 +479,30 @@ class CoordinatorActor(SupervisedActor):
                 refuse(f"policy of {src.scid} ({self.effective_policy(src).rebalance_mode.value}) forbids draining; "
                        "use force=true to override")
                 return
+        if push is not None and (why := hive_rules.push_refusal(msg.amount_sat, self.config)):
+            refuse(why, -32602)
+            return
         amount_msat = msg.amount_sat * rb.MSAT_PER_SAT
         if amount_msat > dst.receivable_msat or amount_msat > src.spendable_msat:
             refuse(f"Invalid parameter 'amount_sats': {msg.amount_sat} sat exceeds what {src.scid} can send "
                    f"({src.spendable_msat // 1000} sat) or {dst.scid} can receive ({dst.receivable_msat // 1000} sat)",
                    -32602)
             return
-        maxppm = (msg.max_fee_sats * rb.PPM // msg.amount_sat if msg.max_fee_sats is not None
-                  else rb.DEFAULT_INBOUND_PPM)
-        max_fee = min(amount_msat * maxppm // rb.PPM, (msg.max_fee_sats or 10**12) * rb.MSAT_PER_SAT)
+        fee_sats = hive_rules.push_fee_limit_sats(msg.max_fee_sats, self.config) if push else msg.max_fee_sats
+        maxppm = fee_sats * rb.PPM // msg.amount_sat if fee_sats is not None else rb.DEFAULT_INBOUND_PPM
+        max_fee = amount_msat * maxppm // rb.PPM
         target = min(1.0, int((dst.local_msat + amount_msat) / dst.capacity_msat * 10_000) / 10_000)
         c = rb.Candidate(dest_scid=dst.scid, dest_peer=dst.peer_id, source_scids=(src.scid,),
                          amount_sat=msg.amount_sat, max_fee_msat=max_fee, maxppm=maxppm, expected_fee_msat=max_fee,
                          expected_income_msat=0, expected_profit_msat=0, sling_target=target, inbound_ppm=maxppm,
-                         hive=False, reason=f"revenue-rebalance{' (forced)' if msg.force else ''}")
+                         hive=push is not None,
+                         reason=f"revenue-rebalance{' (hive push)' if push else ''}{' (forced)' if msg.force else ''}")
         if max_fee <= 0:
             refuse("Invalid parameter 'max_fee_sats': the fee limit rounds to 0 ppm", -32602)
             return
         req = self.request("listfunds", {}, "manual_funds")
-        self.rb_pending[-req] = {"candidate": c, "local_msat": dst.local_msat, "rpc": msg.req_id, "now": msg.now}
+        self.rb_pending[-req] = {"candidate": c, "local_msat": dst.local_msat, "rpc": msg.req_id, "now": msg.now,
+                                 "push": push}
 
     def on_manual_funds(self, msg: IoResult) -> None:
         p = self.rb_pending.pop(-msg.req_id, None)
@@ -484,9 +510,18 @@ class CoordinatorActor(SupervisedActor):
             return
         ok, why = rb.capital_ok(None if msg.error is not None else parse_capital(msg.result), self.config)
         if not ok:
+            if p["push"] is not None:
+                self.hive_push(p["push"], False, why)
             self.send(self.runtime, RpcFailure(p["rpc"], f"rebalance not started: {why}"))
             return
-        self.reserve(p["candidate"], p["local_msat"], "manual", p["rpc"], None, p["now"])
+        self.reserve(p["candidate"], p["local_msat"], "manual", p["rpc"], None, p["now"], p["push"])
+
+    def hive_push(self, msg: ManualRebalance, accepted: bool, reason: str) -> None:
+        """Tell the destination and source actors what became of a cl-hive push."""
+        self.hive_signals += 1
+        self.tell_channels((msg.to_channel, msg.from_channel),
+                           HivePush(msg.to_channel, msg.from_channel, msg.amount_sat, msg.max_fee_sats, accepted,
+                                    reason, msg.now))
 
     def rebalance_debug(self) -> dict:
         s = self.state
@@ -529,6 +564,9 @@ class CoordinatorActor(SupervisedActor):
                 "floor_ppm": s.floor_ppm, "vegas_intensity": round(s.vegas.intensity, 4),
                 "vegas_floor_multiplier": round(fees.vegas_floor_multiplier(s.vegas), 4),
                 "channel_actors": len(self.children), "restarts": self.restarts,
+                "hive": {"member_peers": sorted(p for (p, c), pol in self.policies.items()
+                                                if c is None and hive_rules.is_member(pol)),
+                         "signals_handled": self.hive_signals},
                 "messages_handled": self.messages_handled,
                 "rebalancing": {"enabled": self.sling_ok(),
                                 "sling": self.health.get("sling", {}).get("status", "unknown"),

@@ -247,6 +247,7 @@ class ReserveBudget:
     cap_msat: int | None
     now: int
     reply_to: Any
+    hive_sat: int = 0                 # sats this job pushes into a hive peer (counts against the daily cap)
 
 
 @attrs.frozen
@@ -368,3 +369,25 @@ class RpcFailure:
     req_id: int
     message: str
     code: int = -32000
+
+
+# --- cl-hive (docs/hive.md) ----------------------------------------------------------------------
+@attrs.frozen
+class HiveMembership:
+    """rpc → coordinator → the peer's channel actors: cl-hive set strategy hive (joined) or lifted it (left)."""
+    peer_id: str
+    member: bool
+    reason: str
+    now: int
+
+
+@attrs.frozen
+class HivePush:
+    """coordinator → the channel actors of a push: cl-hive's revenue-rebalance into a hive peer, and the verdict."""
+    to_channel: str
+    from_channel: str
+    amount_sat: int
+    max_fee_sats: int | None
+    accepted: bool
+    reason: str
+    now: int

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from revops import hive
 from revops import rebalance as rb
 from revops.model import converter
 from revops.store import Store
@@ -76,17 +77,24 @@ class Ledger:
         return {r[0]: r[1] for r in self.db.execute(
             "SELECT to_channel, MAX(finished_at) FROM rebalances WHERE moved_msat > 0 GROUP BY to_channel")}
 
+    def hive_pushed_24h_sat(self, now: int) -> int:
+        """Sats pushed into hive peers by jobs started in the last 24 h (running: the whole amount)."""
+        return self.db.execute("SELECT COALESCE(SUM(hive_sat), 0) FROM budget_reservations "
+                               "WHERE status!='released' AND created_at > ?", (now - DAY,)).fetchone()[0]
+
     def budget_state(self, now: int, cfg: Any) -> rb.BudgetState:
         revenue = self.store.revenue_msat(now - DAY, now + 1)[0]
         timeout = cfg.reservation_timeout_hours * 3600
         return rb.BudgetState(daily_budget_msat=rb.effective_daily_budget_msat(cfg, revenue),
                               spent_24h_msat=self.spent_24h_msat(now), reserved_msat=self.reserved_msat(now, timeout),
-                              channel_spend_30d_msat=self.channel_spend_30d(now, timeout))
+                              channel_spend_30d_msat=self.channel_spend_30d(now, timeout),
+                              hive_pushed_24h_sat=self.hive_pushed_24h_sat(now))
 
     # -- reservations ---------------------------------------------------------------------------
     def reserve(self, res_id: str, scid: str, amount_msat: int, now: int, cfg: Any,
-                cap_msat: int | None) -> tuple[bool, str]:
-        """Atomically check the daily budget (and the channel cap when given) and insert the reservation."""
+                cap_msat: int | None, hive_sat: int = 0) -> tuple[bool, str]:
+        """Atomically check the daily budget (the channel cap and the hive push cap when given) and insert
+        the reservation."""
         if amount_msat <= 0:
             return False, f"reservation of {amount_msat} msat refused"
         with self.store.tx():
@@ -99,19 +107,22 @@ class Ledger:
             used = budget.channel_spend_30d_msat.get(scid, 0)
             if cap_msat is not None and used + amount_msat > cap_msat:
                 return False, f"channel_cap: {used} + {amount_msat} msat > cap {cap_msat} msat (30 days)"
-            self.db.execute("INSERT INTO budget_reservations(id, scid, reserved_msat, spent_msat, status, created_at) "
-                            "VALUES (?,?,?,0,?,?)", (res_id, scid, amount_msat, ACTIVE, now))
+            if hive_sat and (why := hive.daily_push_refusal(budget.hive_pushed_24h_sat, hive_sat, cfg)):
+                return False, why
+            self.db.execute("INSERT INTO budget_reservations(id, scid, reserved_msat, spent_msat, status, created_at, "
+                            "hive_sat) VALUES (?,?,?,0,?,?,?)", (res_id, scid, amount_msat, ACTIVE, now, hive_sat))
         return True, f"reserved {amount_msat} msat for {scid}"
 
-    def settle(self, res_id: str, spent_msat: int, now: int) -> rb.Settlement | None:
+    def settle(self, res_id: str, spent_msat: int, now: int, moved_msat: int | None = None) -> rb.Settlement | None:
         with self.store.tx():
-            row = self.db.execute("SELECT reserved_msat, status FROM budget_reservations WHERE id=?",
+            row = self.db.execute("SELECT reserved_msat, status, hive_sat FROM budget_reservations WHERE id=?",
                                   (res_id,)).fetchone()
             if row is None or row["status"] not in (ACTIVE, "expired"):
                 return None
             s = rb.settle(row["reserved_msat"], spent_msat)
-            self.db.execute("UPDATE budget_reservations SET spent_msat=?, status='settled', settled_at=? WHERE id=?",
-                            (s.book_msat, now, res_id))
+            self.db.execute("UPDATE budget_reservations SET spent_msat=?, status='settled', settled_at=?, "
+                            "hive_sat=MIN(hive_sat, ?) WHERE id=?",
+                            (s.book_msat, now, row["hive_sat"] if moved_msat is None else moved_msat // 1000, res_id))
         return s
 
     def release(self, res_id: str, now: int) -> None:

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from pyln.client import RpcException
 
-from actors.messages import (ConfigChanged, ManualRebalance, PoliciesChanged, RebalanceDebugRequest,
-                             StatusRequest)
+from actors.messages import (ConfigChanged, HiveMembership, ManualRebalance, PoliciesChanged,
+                             RebalanceDebugRequest, StatusRequest)
 from revops import config as cfgmod
+from revops import hive
 from revops import policy as policy_rules
 from revops.model import Policy, RebalanceMode, Strategy, from_dict
 
@@ -154,6 +155,8 @@ def revenue_policy(rt: "Runtime", params: dict, respond: Respond) -> None:
                 else:
                     rt.store.save_policy(policy_rules.policy_to_dict(pol))
         rt.tell(PoliciesChanged(load_policies(rt.store)))
+        for change in hive.membership_changes(policies, {**policies, **changed}):
+            rt.tell(HiveMembership(change.peer_id, change.member, change.reason, rt.now))
     respond(result, None)
 
 

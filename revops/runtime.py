@@ -479,7 +479,7 @@ class Runtime:
         elif isinstance(out, ReserveBudget):
             try:
                 ok, reason = self.ledger.reserve(out.res_id, out.scid, out.amount_msat, out.now, self.config,
-                                                 out.cap_msat)
+                                                 out.cap_msat, out.hive_sat)
             except Exception as e:  # noqa: BLE001 - fail closed
                 ok, reason = False, f"reservation failed: {type(e).__name__}: {e}"
             self.asys.tell(out.reply_to, ReserveResult(out.req_id, out.res_id, ok, reason))
@@ -493,7 +493,7 @@ class Runtime:
         elif isinstance(out, SettleJob):
             j = out.job
             with self.store.tx():
-                s = self.ledger.settle(out.res_id, j.spent_msat, out.now)
+                s = self.ledger.settle(out.res_id, j.spent_msat, out.now, j.moved_msat)
                 self.ledger.record_rebalance(out.res_id, j.scid, out.extra.get("sources", []), j.amount_sat,
                                              j.reserved_msat, j.spent_msat, j.moved_msat, out.status,
                                              out.extra.get("kind", "auto"), out.reason, int(j.started_at), out.now)

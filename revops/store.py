@@ -68,6 +68,11 @@ MIGRATIONS: tuple[str, ...] = (
         forwards INTEGER NOT NULL, in_msat INTEGER NOT NULL, out_msat INTEGER NOT NULL, fee_msat INTEGER NOT NULL,
         PRIMARY KEY (day, in_channel, out_channel, status));
     """,
+    # sats a reservation's job pushes into a hive peer (0 = not a hive push); counted against
+    # hive_daily_push_sats, set to what was really moved when the job settles
+    """
+    ALTER TABLE budget_reservations ADD COLUMN hive_sat INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
