@@ -120,9 +120,10 @@ class Ledger:
             if row is None or row["status"] not in (ACTIVE, "expired"):
                 return None
             s = rb.settle(row["reserved_msat"], spent_msat)
-            self.db.execute("UPDATE budget_reservations SET spent_msat=?, status='settled', settled_at=?, "
-                            "hive_sat=MIN(hive_sat, ?) WHERE id=?",
-                            (s.book_msat, now, row["hive_sat"] if moved_msat is None else moved_msat // 1000, res_id))
+            # a hive push counts what sling really moved (sling may move more than one chunk before a poll)
+            pushed = row["hive_sat"] if moved_msat is None or not row["hive_sat"] else moved_msat // 1000
+            self.db.execute("UPDATE budget_reservations SET spent_msat=?, status='settled', settled_at=?, hive_sat=? "
+                            "WHERE id=?", (s.book_msat, now, pushed, res_id))
         return s
 
     def release(self, res_id: str, now: int) -> None:
