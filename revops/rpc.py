@@ -252,6 +252,7 @@ def revenue_rebalance_debug(rt: "Runtime", params: dict, respond: Respond) -> No
         respond({**result, "ledger": {
             "daily_budget_msat": budget.daily_budget_msat, "spent_24h_msat": budget.spent_24h_msat,
             "reserved_msat": budget.reserved_msat, "remaining_msat": budget.remaining_msat,
+            "hive_pushed_24h_sat": budget.hive_pushed_24h_sat,
             "reservations": rt.ledger.reservations()[-20:],
             "registry": [{"scid": j.scid, "status": j.status.value, **extra} for j, extra in rt.ledger.load_jobs()]},
             "config": {k: getattr(rt.config, k) for k in (

@@ -8,72 +8,12 @@ from pyln.client import RpcException
 
 from revops import hive, simulate
 from revops.model import Policy, Strategy
-from revops.sim.scenario import loads_scenario
+from revops.sim.scenario import SCENARIO_DIR, loads_scenario
 from revops.sim.sling import SlingError
 
 DAY = 86400
 
-FLEET = """
-name = "fleet"
-description = "A fleet member drained through its 0-ppm channel, two surplus sources, one ordinary peer."
-duration_days = 6
-[node]
-alias = "SIM-FLEET"
-blockheight = 930000
-[market]
-gossip_delay_s = 900
-enforcedelay_s = 600
-downstream_fail_rate = 0.02
-[[channels]]
-name = "member"
-capacity_sat = 4_000_000
-local_sat = 1_400_000
-opener = "local"
-age_days = 100
-fee_ppm = 300
-[[channels]]
-name = "big"
-capacity_sat = 10_000_000
-local_sat = 3_000_000
-opener = "local"
-age_days = 300
-fee_ppm = 50
-[[channels]]
-name = "store"
-capacity_sat = 6_000_000
-local_sat = 5_400_000
-opener = "remote"
-age_days = 300
-fee_ppm = 50
-[[channels]]
-name = "plain"
-capacity_sat = 3_000_000
-local_sat = 300_000
-opener = "remote"
-age_days = 200
-fee_ppm = 400
-[[demand]]
-name = "big_to_member"
-from = "big"
-to = "member"
-rate_per_hour = 1.5
-median_sat = 20_000
-sigma = 0.6
-max_sat = 200_000
-market_ppm = 200
-tolerance_sigma = 0.3
-[mempool]
-baseline_sat_vb = 8.0
-[rebalance]
-cost_ppm_median = 300
-cost_ppm_sigma = 0.4
-failure_probability = 0.2
-attempt_interval_s = 120
-[plugins]
-sling = true
-clboss = false
-bookkeeper = true
-"""
+FLEET = (SCENARIO_DIR / "fleet.toml").read_text()
 # a 500k-sat push may lose up to 600 sat: 1200 ppm, above the 1000 ppm inbound estimate of an unknown peer
 FLEET_OPTIONS = {"revenue-ops-hive-rebalance-tolerance": 600, "revenue-ops-rebalance-cooldown-hours": 6}
 
