@@ -203,14 +203,3 @@ def test_trigger_rebalance_caps_and_honest_status(fleet):
     assert "hive_daily_push" in channel(ld, member)["hive"]["last_message"]["reason"]
     # cl-hive counted only the push that really started against its own daily cap
     assert sum(bridge.pushed_by_day.values()) == 200_000
-
-
-def test_dashboard_read_for_settlement(fleet):
-    ld, _ = fleet
-    figures = HiveBridge(ld.rpc).settlement_figures()
-    now = ld.rpc.call("dev-sim-time")["now"]
-    settled = [f for f in ld.rpc.call("listforwards", {"status": "settled"})["forwards"]
-               if f["received_time"] >= now - 7 * 86400]
-    assert figures["total_forwards"] == len(settled) > 0
-    assert figures["gross_revenue_sats"] == sum(int(f["fee_msat"]) for f in settled) // 1000
-    assert figures["rebalance_cost_sats"] >= 0
