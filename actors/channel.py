@@ -14,7 +14,8 @@ import attrs
 
 from actors.messages import (ChannelInit, ChannelStatus, ChannelStatusQuery, ChannelUpdate, Crash, FeeCycle,
                              ForwardSettled, IoRequest, IoResult, PersistState, PolicyUpdate, RecordDecision,
-                             Retire, ChannelRetired, ChannelEconReply, EconQuery, RebalanceOutcome)
+                             Retire, ChannelRetired, ChannelEconReply, EconQuery, ManualFee, RebalanceOutcome,
+                             RpcFailure, RpcReply)
 from actors.messages import HiveMembership, HivePush
 from actors.supervision import SupervisedActor
 from revops import costs, fees, flow
@@ -47,7 +48,8 @@ class ChannelActor(SupervisedActor):
         self.config: Any = None
         self.state: ChannelState | None = None
         self.checkpoint: dict | None = None      # the state as last persisted (unstructured)
-        self.pending: dict[int, tuple[FeeDecision, fees.HillClimbState, int, int]] = {}
+        # io req → (decision, hill before, window fees before, window forwards before, RPC to answer)
+        self.pending: dict[int, tuple[FeeDecision, fees.HillClimbState, int, int, int | None]] = {}
         self.next_req = 0
         self.flow_metrics: flow.FlowMetrics | None = None
         self.holds: collections.deque[tuple[float, float]] = collections.deque()   # (received, seconds held), 24 h
@@ -95,6 +97,8 @@ class ChannelActor(SupervisedActor):
         elif isinstance(msg, (HiveMembership, HivePush)):
             self.state.last_hive_message = {"type": type(msg).__name__, **attrs.asdict(msg)}
             self.persist()
+        elif isinstance(msg, ManualFee):
+            self.on_manual_fee(msg)
         elif isinstance(msg, Crash):
             raise RuntimeError(msg.text)
 
@@ -156,11 +160,7 @@ class ChannelActor(SupervisedActor):
         if decision.broadcast and not msg.config.dry_run:
             # decide() assumes the broadcast succeeds; keep what to restore if setchannel fails
             self.next_req += 1
-            s = self.state
-            self.pending[self.next_req] = (decision, s.hill, s.window_fees_msat, s.window_forwards)
-            self.adopt(hill)
-            params = {"id": self.view.scid, "feebase": msg.config.base_fee_msat, "feeppm": decision.new_fee_ppm}
-            self.send(self.runtime, IoRequest(self.next_req, "setchannel", params, "setchannel", self.myAddress))
+            self.broadcast(decision, hill, None)
             return
         if decision.new_fee_ppm != decision.old_fee_ppm:
             self.send(self.runtime, RecordDecision(decision, "dry_run" if decision.broadcast else "held"))
@@ -182,6 +182,36 @@ class ChannelActor(SupervisedActor):
                           "stall_premium": stall, "floor_ppm": floor}
         return roi, floor
 
+    def broadcast(self, decision: FeeDecision, hill: fees.HillClimbState, rpc_req: int | None) -> None:
+        """setchannel through the runtime; the new state is taken now and undone if the call fails."""
+        self.next_req += 1
+        s = self.state
+        self.pending[self.next_req] = (decision, s.hill, s.window_fees_msat, s.window_forwards, rpc_req)
+        self.adopt(hill)
+        params = {"id": self.view.scid, "feebase": self.config.base_fee_msat, "feeppm": decision.new_fee_ppm}
+        self.send(self.runtime, IoRequest(self.next_req, "setchannel", params, "setchannel", self.myAddress))
+
+    def on_manual_fee(self, msg: ManualFee) -> None:
+        refusal = fees.manual_fee_refusal(msg.fee_ppm, self.policy, self.config)
+        if refusal is not None and not msg.force:
+            self.send(self.runtime, RpcFailure(msg.req_id, f"Invalid parameter 'fee_ppm': {refusal}", -32602))
+            return
+        forced = " (forced past the bounds)" if refusal is not None else ""
+        decision = FeeDecision(scid=self.view.scid, at=msg.now, old_fee_ppm=self.view.fee_ppm,
+                               new_fee_ppm=msg.fee_ppm, branch="manual", broadcast=True,
+                               reason=f"manual: revenue-set-fee {msg.fee_ppm} ppm{forced}; hill climbing goes on "
+                                      "from here (use a static policy to pin)")
+        self.state.last_decision = to_dict(decision)
+        if self.config.dry_run:
+            self.send(self.runtime, RecordDecision(decision, "dry_run"))
+            self.send(self.runtime, RpcReply(msg.req_id, self.manual_reply(decision, "dry run: not applied")))
+            return
+        self.broadcast(decision, fees.manual_fee_state(self.state.hill, msg.fee_ppm, msg.now), msg.req_id)
+
+    def manual_reply(self, decision: FeeDecision, message: str) -> dict:
+        return {"status": "success", "channel_id": decision.scid, "peer_id": self.view.peer_id,
+                "old_fee_ppm": decision.old_fee_ppm, "new_fee_ppm": decision.new_fee_ppm, "message": message}
+
     def adopt(self, hill: fees.HillClimbState) -> None:
         """Take the new hill-climb state; a new observation window starts with empty counters."""
         if hill.window_start != self.state.hill.window_start:
@@ -193,10 +223,13 @@ class ChannelActor(SupervisedActor):
         pending = self.pending.pop(msg.req_id, None)
         if pending is None:
             return
-        decision, hill_before, fees_before, forwards_before = pending
+        decision, hill_before, fees_before, forwards_before, rpc_req = pending
         if msg.error is None:
             self.view = attrs.evolve(self.view, fee_ppm=decision.new_fee_ppm, fee_base_msat=self.config.base_fee_msat)
             self.send(self.runtime, RecordDecision(decision, "applied"))
+            if rpc_req is not None:
+                self.send(self.runtime, RpcReply(rpc_req, self.manual_reply(
+                    decision, f"Fee set to {decision.new_fee_ppm} ppm")))
         else:
             # the fee did not change: the old window goes on, with what it earned meanwhile
             self.state.hill = hill_before
@@ -205,6 +238,8 @@ class ChannelActor(SupervisedActor):
             failed = attrs.evolve(decision, reason=f"{decision.reason} — setchannel failed: {msg.error.get('message')}")
             self.state.last_decision = to_dict(failed)
             self.send(self.runtime, RecordDecision(failed, "failed"))
+            if rpc_req is not None:
+                self.send(self.runtime, RpcFailure(rpc_req, f"setchannel failed: {msg.error.get('message')}"))
         self.persist()
 
     # -- rebalancing ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from actors.channel import ChannelActor
-from actors.messages import (BlockAdded, ChannelInit, Crash, ChannelRetired, ChannelsChanged, ChannelStatus,
+from actors.messages import (BlockAdded, ChannelInit, ChannelRetired, ChannelsChanged, ChannelStatus, Crash, ManualFee,
                              ChannelStatusQuery, ChannelUpdate, ConfigChanged, FeeCycle, ForwardSettled,
                              HealthChanged, IoRequest, IoResult, PeerConnection, PersistFeerate,
                              PoliciesChanged, PolicyUpdate, Retire, RpcReply, Start, StatusRequest, Tick)
@@ -128,6 +128,12 @@ class CoordinatorActor(SupervisedActor):
             self.tell_channels((v.scid for v in self.views.values() if v.peer_id == msg.peer_id), msg)
         elif isinstance(msg, REBALANCE_MESSAGES):
             self.on_rebalance_message(msg)
+        elif isinstance(msg, ManualFee):
+            if msg.scid in self.children:
+                self.send(self.children[msg.scid], msg)
+            else:
+                self.send(self.runtime, RpcFailure(msg.req_id, f"Invalid parameter 'channel_id': no channel actor for "
+                                                               f"{msg.scid} (not in CHANNELD_NORMAL)", -32602))
         elif isinstance(msg, Crash):
             if msg.scid is None:
                 raise RuntimeError(msg.text)

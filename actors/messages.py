@@ -391,3 +391,13 @@ class HivePush:
     accepted: bool
     reason: str
     now: int
+
+
+@attrs.frozen
+class ManualFee:
+    """runtime → coordinator → channel actor: revenue-set-fee (answered with RpcReply or RpcFailure)."""
+    req_id: int
+    scid: str
+    fee_ppm: int
+    force: bool
+    now: int

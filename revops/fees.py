@@ -537,3 +537,25 @@ def _enough_evidence(obs: FeeObservation, hours: float, cfg: FeeConfig) -> bool:
 
 def _clamp(value: int, low: int, high: int) -> int:
     return max(low, min(high, value))
+
+
+# ---------------------------------------------------------------------------------------------
+# Manual fees (revenue-set-fee)
+# ---------------------------------------------------------------------------------------------
+
+def manual_fee_refusal(fee_ppm: int, policy: Policy, cfg: FeeConfig) -> str | None:
+    """Why a manual fee is refused without force (None = allowed): outside the configured or policy bounds."""
+    low = max(cfg.min_fee_ppm, policy.fee_min_ppm or 0)
+    high = min(cfg.max_fee_ppm, policy.fee_max_ppm if policy.fee_max_ppm is not None else cfg.max_fee_ppm)
+    if low <= fee_ppm <= high:
+        return None
+    return f"{fee_ppm} ppm is outside this channel's range [{low}, {high}]; use force=true to override"
+
+
+def manual_fee_state(state: HillClimbState, fee_ppm: int, now: int) -> HillClimbState:
+    """The climber continues from an operator's fee (not sticky: pin with a static policy), re-baselined."""
+    recent = tuple(t for t in state.update_times if t > now - DAY_S)
+    return attrs.evolve(state, climb_fee_ppm=fee_ppm, last_broadcast_fee_ppm=fee_ppm, window_start=now,
+                        last_revenue_rate=None, previous_fee_ppm=None, rate_before_change=None,
+                        is_sleeping=False, sleep_until=0, stable_cycles=0, last_branch="manual",
+                        update_times=recent + (now,))

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from pyln.client import RpcException
 
-from actors.messages import (ConfigChanged, HiveMembership, ManualRebalance, PoliciesChanged,
+from actors.messages import (ConfigChanged, HiveMembership, ManualFee, ManualRebalance, PoliciesChanged,
                              RebalanceDebugRequest, StatusRequest)
 from revops import config as cfgmod
 from revops import hive
 from revops import policy as policy_rules
-from revops.model import Policy, RebalanceMode, Strategy, from_dict
+from revops.model import Policy, RebalanceMode, Strategy
 
 if TYPE_CHECKING:
     from revops.runtime import Runtime, RpcCall
@@ -144,9 +144,23 @@ def _policy_from_row(r: dict) -> Policy:
 
 
 def revenue_policy(rt: "Runtime", params: dict, respond: Respond) -> None:
-    cmd = policy_rules.parse_policy_request(params, rt.now)
+    respond(_apply_policy_commands(rt, [policy_rules.parse_policy_request(params, rt.now)]), None)
+
+
+def _apply_policy_commands(rt: "Runtime", cmds: list[policy_rules.PolicyCommand]) -> dict:
+    """Apply validated commands as one: each sees the previous ones' rows; one transaction; last reply."""
     policies = {(p.peer_id, p.channel_id): p for p in load_policies(rt.store)}
-    result, changed = _policy_action(cmd, policies)
+    before = dict(policies)
+    changed: dict[PolicyKey, Policy | None] = {}
+    result: dict = {}
+    for cmd in cmds:
+        result, rows = _policy_action(cmd, policies)
+        for key, pol in rows.items():
+            changed[key] = pol
+            if pol is None:
+                policies.pop(key, None)
+            else:
+                policies[key] = pol
     if changed:
         with rt.store.tx():
             for (peer_id, channel_id), pol in changed.items():
@@ -155,9 +169,9 @@ def revenue_policy(rt: "Runtime", params: dict, respond: Respond) -> None:
                 else:
                     rt.store.save_policy(policy_rules.policy_to_dict(pol))
         rt.tell(PoliciesChanged(load_policies(rt.store)))
-        for change in hive.membership_changes(policies, {**policies, **changed}):
+        for change in hive.membership_changes(before, {**before, **changed}):
             rt.tell(HiveMembership(change.peer_id, change.member, change.reason, rt.now))
-    respond(result, None)
+    return result
 
 
 PolicyKey = tuple[str, str | None]
@@ -232,13 +246,8 @@ def revenue_rebalance(rt: "Runtime", params: dict, respond: Respond) -> None:
         raise InputError("to_channel", "must differ from from_channel")
     amount = _int(params, "amount_sats", 1, 21 * 10**14, default=0)
     max_fee = None if params.get("max_fee_sats") is None else _int(params, "max_fee_sats", 1, amount, default=0)
-    force = params.get("force", False)
-    if isinstance(force, str) and force.lower() in ("true", "false"):
-        force = force.lower() == "true"
-    if not isinstance(force, bool):
-        raise InputError("force", f"must be true or false (got {force!r})")
-    if not rt.started:
-        raise RpcException("cl-revenue-ops is still loading channels", -32000)
+    force = _bool(params, "force")
+    _require_started(rt)
     rt.tell(ManualRebalance(rt.expect_reply(respond), src, dst, amount, max_fee, force, rt.now))
 
 
@@ -266,7 +275,77 @@ def revenue_rebalance_debug(rt: "Runtime", params: dict, respond: Respond) -> No
     rt.tell(RebalanceDebugRequest(rt.expect_reply(finish)))
 
 
+# --- revenue-set-fee ------------------------------------------------------------------------
+def revenue_set_fee(rt: "Runtime", params: dict, respond: Respond) -> None:
+    """Set one channel's fee now, through its actor; answers success only once setchannel succeeded."""
+    for field in ("channel_id", "fee_ppm"):
+        if params.get(field) is None:
+            raise InputError(field, "required")
+    scid = _opt_scid(params, "channel_id")
+    fee = _int(params, "fee_ppm", 0, policy_rules.MAX_FEE_PPM, default=0)
+    force = _bool(params, "force")
+    _require_started(rt)
+    rt.tell(ManualFee(rt.expect_reply(respond), scid, fee, force, rt.now))
+
+
+# --- deprecated ignore family (reference §2.11), kept as policy shorthands ---------------------
+DEPRECATED = "DEPRECATED: use 'revenue-policy set' instead."
+
+
+def revenue_ignore(rt: "Runtime", params: dict, respond: Respond) -> None:
+    """ignore = passive strategy, rebalancing disabled, tagged 'ignored' (+ the reason)."""
+    peer_id = _peer(params)
+    reason = params.get("reason", "manual")
+    cmds = [{"action": "set", "peer_id": peer_id, "strategy": "passive", "rebalance": "disabled"},
+            {"action": "tag", "peer_id": peer_id, "tag": "ignored"}]
+    if reason != "manual":
+        cmds.append({"action": "tag", "peer_id": peer_id, "tag": reason})
+    _apply_policy_commands(rt, [policy_rules.parse_policy_request(c, rt.now) for c in cmds])
+    rt.log("unusual", f"revenue-ignore is deprecated: {DEPRECATED}")
+    respond({"status": "success", "action": "ignore", "peer_id": peer_id, "reason": reason,
+             "message": f"Peer {peer_id[:12]}... is now passive with rebalancing disabled", "warning": DEPRECATED},
+            None)
+
+
+def revenue_unignore(rt: "Runtime", params: dict, respond: Respond) -> None:
+    peer_id = _peer(params)
+    _apply_policy_commands(rt, [policy_rules.parse_policy_request({"action": "delete", "peer_id": peer_id}, rt.now)])
+    rt.log("unusual", f"revenue-unignore is deprecated: {DEPRECATED}")
+    respond({"status": "success", "action": "unignore", "peer_id": peer_id,
+             "message": f"Policy of {peer_id[:12]}... removed: back to dynamic", "warning": DEPRECATED}, None)
+
+
+def revenue_list_ignored(rt: "Runtime", params: dict, respond: Respond) -> None:
+    ignored = [{"peer_id": p.peer_id, "reason": next((t for t in p.tags if t != "ignored"), "manual"),
+                "ignored_at": p.updated_at} for p in load_policies(rt.store)
+               if p.channel_id is None and p.strategy is Strategy.PASSIVE and p.rebalance_mode is RebalanceMode.DISABLED]
+    respond({"ignored_peers": ignored, "count": len(ignored), "warning": DEPRECATED}, None)
+
+
+def _peer(params: dict) -> str:
+    if params.get("peer_id") is None:
+        raise InputError("peer_id", "required: a 66-hex-character node id")
+    try:
+        return policy_rules.validate_peer_id(params["peer_id"])
+    except policy_rules.PolicyError as e:
+        raise InputError("peer_id", str(e)) from e
+
+
 # --- parameter helpers -----------------------------------------------------------------------
+def _require_started(rt: "Runtime") -> None:
+    if not rt.started:
+        raise RpcException("cl-revenue-ops is still loading channels", -32000)
+
+
+def _bool(params: dict, field: str) -> bool:
+    value = params.get(field, False)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        value = value.lower() == "true"
+    if not isinstance(value, bool):
+        raise InputError(field, f"must be true or false (got {value!r})")
+    return value
+
+
 def _choice(params: dict, field: str, allowed: tuple[str, ...]) -> str:
     value = params.get(field)
     if value not in allowed:
@@ -312,5 +391,14 @@ METHODS: tuple[MethodSpec, ...] = (
     MethodSpec("revenue-rebalance-debug", (),
                "Rebalancing: capital controls, budget, active jobs, last candidates and every rejection.",
                revenue_rebalance_debug),
+    MethodSpec("revenue-set-fee", ("channel_id", "fee_ppm", "force"),
+               "Set one channel's fee now (within its bounds unless force); hill climbing goes on from it.",
+               revenue_set_fee),
+    MethodSpec("revenue-ignore", ("peer_id", "reason"),
+               "Deprecated: revenue-policy set peer_id strategy=passive rebalance=disabled (tagged ignored).",
+               revenue_ignore),
+    MethodSpec("revenue-unignore", ("peer_id",), "Deprecated: revenue-policy delete peer_id.", revenue_unignore),
+    MethodSpec("revenue-list-ignored", (), "Deprecated: peers whose policy is passive with rebalancing disabled.",
+               revenue_list_ignored),
 )
 BY_NAME = {m.name: m for m in METHODS}
