@@ -59,8 +59,9 @@ class Simulation:
 def start(scenario: Scenario, *, seed: int = 0, controller: str = "revops",
           options: Mapping[str, Any] | None = None, db_path: str | None = None,
           log: Callable[[str, str], None] | None = None, step_seconds: int = STEP_SECONDS,
-          node: SimNode | None = None) -> Simulation:
-    """Attach the plugin to a new node (or to `node`, e.g. to restart the plugin on a running one)."""
+          node: SimNode | None = None, rpc: Any = None) -> Simulation:
+    """Attach the plugin to a new node (or to `node`, e.g. to restart the plugin on a running one);
+    `rpc` stands between the plugin and the node when given (revops.sim.faults.FaultyRpc)."""
     if controller not in CONTROLLERS:
         raise ValueError(f"unknown controller {controller!r}; choose one of: {', '.join(CONTROLLERS)}")
     node = node or SimNode(scenario, seed=seed)
@@ -70,7 +71,7 @@ def start(scenario: Scenario, *, seed: int = 0, controller: str = "revops",
     path = db_path or os.path.join(tempfile.mkdtemp(prefix="revops-sim-"), "revenue_ops.db")
     store = Store(path)
     config = cfgmod.parse_options(dict(options or {}))
-    runtime = Runtime(rpc_factory=lambda: node, store=store, config=config, clock=lambda: node.now,
+    runtime = Runtime(rpc_factory=lambda: rpc or node, store=store, config=config, clock=lambda: node.now,
                       log=log or (lambda level, text: lines.append((level, text))), threaded=False)
     node.subscribe(runtime.notify)
     runtime.start()

@@ -1,0 +1,104 @@
+"""Fault injection in front of the simulated node: what a real node's RPC socket does when things go wrong.
+
+`FaultyRpc` is an RpcClient that passes calls to a SimNode unless a fault matches the method:
+
+- ``error``   lightningd (or a plugin) answers a JSON-RPC error (a definite answer, never retried);
+- ``timeout`` no answer within the socket timeout (``TimeoutError``, as `SocketRpc` raises it);
+- ``lost``    the node carried the call out, but the answer never arrived (``TimeoutError`` after it);
+- ``vanish``  the RPC socket file is gone (``FileNotFoundError`` on connect, as `SocketRpc` raises it);
+- ``absent``  the method's plugin is not installed (``-32601 Unknown command``, lightningd's answer);
+- ``slow``    the answer comes, after ``seconds`` of wall time (only meaningful in threaded mode).
+
+A method pattern is an exact name, a prefix ending in ``*`` (``sling-*``) or ``*`` for everything.
+`stick_sling_jobs` makes the emulated sling stop attempting without telling anyone (a stuck job).
+Every call and every injected failure is counted, so tests can say how many faults were survived.
+"""
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from pyln.client import RpcError
+
+from revops.sim.node import SimNode
+
+WRITES = ("setchannel", "sling-job", "sling-go", "sling-stop", "sling-deletejob", "clboss-unmanage")
+KINDS = ("error", "timeout", "lost", "vanish", "absent", "slow")
+
+
+@attrs.define
+class Fault:
+    kind: str
+    pattern: str
+    code: int = -32603
+    message: str = "injected fault"
+    seconds: float = 0.0
+    times: int | None = None        # fail only this many matching calls (None: until cleared)
+
+    def matches(self, method: str) -> bool:
+        if self.times is not None and self.times <= 0:
+            return False
+        if self.pattern.endswith("*"):
+            return method.startswith(self.pattern[:-1])
+        return method == self.pattern
+
+
+@attrs.define
+class FaultyRpc:
+    node: SimNode
+    sleep: Callable[[float], None] = time.sleep
+    faults: list[Fault] = attrs.field(factory=list)
+    calls: collections.Counter = attrs.field(factory=collections.Counter)
+    injected: collections.Counter = attrs.field(factory=collections.Counter)
+    delivered: list[tuple[int, str, Any]] = attrs.field(factory=list)   # (node time, method, params) of writes
+
+    def inject(self, kind: str, pattern: str = "*", **kwargs: Any) -> Fault:
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; one of: {', '.join(KINDS)}")
+        fault = Fault(kind, pattern, **kwargs)
+        self.faults.append(fault)
+        return fault
+
+    def clear(self, pattern: str | None = None) -> None:
+        self.faults = [f for f in self.faults if pattern is not None and f.pattern != pattern]
+
+    def call(self, method: str, params: dict | list | None = None) -> Any:
+        self.calls[method] += 1
+        for fault in self.faults:
+            if fault.matches(method) and fault.kind != "lost":
+                self._fail(fault, method, params)
+        result = self.node.call(method, params)
+        if method in WRITES:
+            self.delivered.append((self.node.now, method, params))
+        lost = next((f for f in self.faults if f.kind == "lost" and f.matches(method)), None)
+        if lost is not None:
+            self._fail(lost, method, params)
+        return result
+
+    def _fail(self, fault: Fault, method: str, params: Any) -> None:
+        if fault.times is not None:
+            fault.times -= 1
+        if fault.kind == "slow":
+            self.sleep(fault.seconds)
+            return
+        self.injected[fault.kind] += 1
+        if fault.kind == "timeout":
+            raise TimeoutError(f"{method}: timed out (injected)")
+        if fault.kind == "lost":
+            raise TimeoutError(f"{method}: the answer was lost (injected)")
+        if fault.kind == "vanish":
+            raise FileNotFoundError(2, "No such file or directory (injected: RPC socket gone)")
+        if fault.kind == "absent":
+            raise RpcError(method, params or {}, {"code": -32601, "message": f"Unknown command '{method}'"})
+        raise RpcError(method, params or {}, {"code": fault.code, "message": f"{fault.message} ({method})"})
+
+
+def stick_sling_jobs(node: SimNode) -> list[str]:
+    """sling keeps its jobs 'running' but never attempts again (a wedged job); returns their scids."""
+    stuck = sorted(node.sling.running)
+    for scid in stuck:
+        node.sling.running[scid] = -1      # no scheduled attempt carries generation -1
+    return stuck
