@@ -231,8 +231,12 @@ class ChannelActor(SupervisedActor):
                 self.send(self.runtime, RpcReply(rpc_req, self.manual_reply(
                     decision, f"Fee set to {decision.new_fee_ppm} ppm")))
         else:
-            # the fee did not change: the old window goes on, with what it earned meanwhile
-            self.state.hill = hill_before
+            # the fee did not change: the old window goes on, with what it earned meanwhile; but with no
+            # answer at all (timeout, socket gone) lightningd may have applied it: the update still counts
+            # against max_fee_updates_per_day, so a lost answer can never buy an extra broadcast
+            no_answer = msg.error.get("code") is None
+            self.state.hill = attrs.evolve(hill_before, update_times=self.state.hill.update_times) \
+                if no_answer else hill_before
             self.state.window_fees_msat += fees_before
             self.state.window_forwards += forwards_before
             failed = attrs.evolve(decision, reason=f"{decision.reason} — setchannel failed: {msg.error.get('message')}")
