@@ -131,6 +131,7 @@ class Runtime:
         self.asys: ActorSystem | None = None
         self.coordinator: Any = None
         self.started = False
+        self.bootstrap_due = False
         self.stopped = threading.Event()
         self.node_id = ""
         self.health: dict[str, dict] = {g: {"status": "unknown", "calls": 0, "errors": 0, "last_error": None}
@@ -237,6 +238,9 @@ class Runtime:
 
     def _on_tick(self, tick: Tick) -> None:
         self.now = max(self.now, tick.now)
+        if self.bootstrap_due:
+            self.bootstrap_due = False
+            self._submit_job(self._bootstrap_job, self._hydration_starts())
         self._tell_if_started(tick)
         if self.started:
             self.daily.on_tick(self)
@@ -282,7 +286,8 @@ class Runtime:
     def _ingest(self, f: Forward, live: bool) -> None:
         if f.status not in FINAL_STATUSES:
             return
-        if not self.store.insert_forward(f):
+        # until hydration is complete, a live forward must not move the index past unread ones
+        if not self.store.insert_forward(f, bump_index=self.started or not live):
             self.counters["forwards_duplicate"] += 1
             return
         self.counters["forwards_ingested"] += 1
@@ -362,34 +367,40 @@ class Runtime:
             self.post(Bootstrapped("", (), {}, error=f"getinfo failed: {err['message']}"))
             return
         plist, perr, _ = self.call_external("plugin", {"subcommand": "list"})
-        plugins = nodeio.installed_plugins(plist) if perr is None else {}
+        if perr is not None:     # not "no plugins": sling, clboss and bookkeeper would stay missing
+            self.post(Bootstrapped("", (), {}, error=f"plugin list failed: {perr['message']}"))
+            return
+        plugins = nodeio.installed_plugins(plist)
         # settled/failed forwards carry an updated_index; local_failed ones only a created_index
-        self._hydrate("updated", starts["updated"], FINAL_STATUSES)
-        self._hydrate("created", starts["created"], ("local_failed",))
+        herr = (self._hydrate("updated", starts["updated"], FINAL_STATUSES)
+                or self._hydrate("created", starts["created"], ("local_failed",)))
+        if herr is not None:     # the forwards made while we were away must not be skipped
+            self.post(Bootstrapped("", (), {}, error=herr))
+            return
         chans, cerr, _ = self.call_external("listpeerchannels", {})
         views = tuple(ChannelView(**nodeio.parse_channel(c)) for c in (chans or {}).get("channels", []))
         self.post(Bootstrapped(info["id"], views, plugins,
                                error=None if cerr is None else f"listpeerchannels failed: {cerr['message']}"))
 
-    def _hydrate(self, index: str, start: int, statuses: tuple[str, ...]) -> None:
-        """Page through listforwards from the last index seen, posting final forwards to the loop."""
+    def _hydrate(self, index: str, start: int, statuses: tuple[str, ...]) -> str | None:
+        """Page through listforwards from the last index seen, posting final forwards to the loop;
+        the error when a page could not be read (the start-up is retried from the last index stored)."""
         while True:
             page, err, _ = self.call_external("listforwards", {"index": index, "start": start,
                                                                "limit": LISTFORWARDS_PAGE})
             if err is not None:
-                self.log("unusual", f"listforwards hydration ({index}) stopped: {err['message']}")
-                return
+                return f"listforwards hydration ({index}) failed: {err['message']}"
             rows = page.get("forwards", [])
             self.post(ForwardsPage(tuple(forward_from_event(r) for r in rows if r.get("status") in statuses)))
             if len(rows) < LISTFORWARDS_PAGE:
-                return
+                return None
             start = max(int(r.get(f"{index}_index", start)) for r in rows) + 1
 
     def _on_bootstrapped(self, b: Bootstrapped) -> None:
         if b.error is not None:
-            self.log("unusual", f"start-up load failed, retrying: {b.error}")
+            self.log("unusual", f"start-up load failed, retrying at the next tick: {b.error}")
             self._set_health("lightningd", "error", b.error)
-            self._submit_job(self._bootstrap_job, self._hydration_starts())
+            self.bootstrap_due = True     # not at once: a node that is down would be hammered (and, stepped, hang)
             return
         self.node_id = b.node_id
         self._set_health("lightningd", "ok", None)

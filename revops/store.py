@@ -158,13 +158,15 @@ class Store:
                         "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, str(value)))
 
     # -- forwards -------------------------------------------------------------------------------
-    def insert_forward(self, f: Forward) -> bool:
-        """Store one final forward; True only the first time this forward is seen."""
+    def insert_forward(self, f: Forward, bump_index: bool = True) -> bool:
+        """Store one final forward; True only the first time this forward is seen. `bump_index=False`
+        keeps the listforwards index where it is (a live forward arriving before hydration finished must
+        not move the index past forwards not yet read)."""
         cur = self.db.execute(
             "INSERT OR IGNORE INTO forwards VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", _forward_row(f))
-        if f.updated_index is not None:
+        if bump_index and f.updated_index is not None:
             self._bump_index("forwards_updated_index", f.updated_index)
-        if f.created_index is not None:
+        if bump_index and f.created_index is not None:
             self._bump_index("forwards_created_index", f.created_index)
         return cur.rowcount == 1
 
