@@ -99,12 +99,15 @@ def test_every_method_failed_every_way_loses_nothing(methods_used, capsys):
 def test_a_stuck_sling_job_times_out_and_its_spend_is_booked():
     sim, rpc = start(options={"revenue-ops-sling-job-timeout-seconds": 7200})
     sim.advance(FAULT_STARTS)
-    while not stick_sling_jobs(sim.node):
+    while not (stuck := stick_sling_jobs(sim.node)):
         sim.advance(600)
-    stuck_at = sim.node.now
-    sim.advance(6 * HOUR)
-    debug = sim.rpc("revenue-rebalance-debug")
-    assert not [j for j in debug["ledger"]["registry"] if j.get("started_at", stuck_at) < stuck_at - 7200]
+    live = {r["scid"]: r["id"] for r in sim.runtime.ledger.reservations() if r["status"] == "active"}
+    assert set(stuck) <= set(live)
+    sim.advance(4 * HOUR)
+    rows = {r["id"]: r for r in sim.runtime.ledger.reservations()}
+    assert all(rows[live[scid]]["status"] == "settled" for scid in stuck)
+    assert not set(stuck) & {j["scid"] for j in sim.rpc("revenue-rebalance-debug")["ledger"]["registry"]}
+    assert not set(stuck) & set(sim.node.call("sling-jobsettings", {}))
     assert not check_all(sim, rpc)
 
 
