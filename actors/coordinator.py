@@ -578,6 +578,8 @@ class CoordinatorActor(SupervisedActor):
                                 "sling": self.health.get("sling", {}).get("status", "unknown"),
                                 "cycles": s.rebalance_cycles, "last_cycle_at": s.last_rebalance_cycle_at,
                                 "active_jobs": sorted(self.jobs_active)},
+                "clboss": {"unmanaged_lnfee": sorted(p for p, un in self.clboss_unmanaged.items() if un),
+                           "handed_back": sorted(p for p, un in self.clboss_unmanaged.items() if not un)},
             },
         }))
 

@@ -331,6 +331,31 @@ def _peer(params: dict) -> str:
         raise InputError("peer_id", str(e)) from e
 
 
+# --- clboss (reference §2.7, §2.10) -----------------------------------------------------------
+def revenue_clboss_status(rt: "Runtime", params: dict, respond: Respond) -> None:
+    """Which peers' fees clboss was told to leave to us (lnfee unmanaged), and which were handed back."""
+    def finish(result: Any, error: Exception | None) -> None:
+        if error is not None:
+            respond(None, error)
+            return
+        health = rt.health["clboss"]
+        respond({"clboss_enabled": rt.config.clboss_enabled, "clboss_available": health["status"] == "ok",
+                 "clboss_health": health, **result["coordinator"]["clboss"]}, None)
+
+    _require_started(rt)
+    rt.tell(StatusRequest(rt.expect_reply(finish), None))
+
+
+def revenue_remanage(rt: "Runtime", params: dict, respond: Respond) -> None:
+    """Hand a peer's fees back to clboss: its policy becomes passive, and the coordinator tells clboss."""
+    peer_id = _peer(params)
+    policy = _apply_policy_commands(rt, [policy_rules.parse_policy_request(
+        {"action": "set", "peer_id": peer_id, "strategy": "passive"}, rt.now)])["policy"]
+    respond({"status": "success", "action": "remanage", "peer_id": peer_id, "policy": policy,
+             "message": f"cl-revenue-ops no longer sets fees for {peer_id[:12]}...; clboss manages them again "
+                        f"(undo with revenue-policy set {peer_id[:12]}... strategy=dynamic)"}, None)
+
+
 # --- parameter helpers -----------------------------------------------------------------------
 def _require_started(rt: "Runtime") -> None:
     if not rt.started:
@@ -400,5 +425,9 @@ METHODS: tuple[MethodSpec, ...] = (
     MethodSpec("revenue-unignore", ("peer_id",), "Deprecated: revenue-policy delete peer_id.", revenue_unignore),
     MethodSpec("revenue-list-ignored", (), "Deprecated: peers whose policy is passive with rebalancing disabled.",
                revenue_list_ignored),
+    MethodSpec("revenue-clboss-status", (), "clboss hand-off: peers whose fees clboss leaves to us, and those handed back.",
+               revenue_clboss_status),
+    MethodSpec("revenue-remanage", ("peer_id",), "Hand a peer's fees back to clboss (sets its policy passive).",
+               revenue_remanage),
 )
 BY_NAME = {m.name: m for m in METHODS}

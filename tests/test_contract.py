@@ -87,3 +87,25 @@ def test_ignore_family_maps_onto_policies(sim):
     assert sim.rpc("revenue-policy", {"action": "get", "peer_id": c["peer_id"]})["stored"] is False
     with pytest.raises(RpcException, match="'peer_id'"):
         sim.rpc("revenue-ignore", {"peer_id": "02deadbeef"})
+
+
+def test_clboss_status_and_remanage_hand_fees_back():
+    from tests.test_runtime import with_plugins
+    from revops.sim.scenario import loads_scenario
+    sim = simulate.start(loads_scenario(with_plugins(clboss=True)), seed=1)
+    sim.advance(3600)
+    peers = sorted({c["peer_id"] for c in sim.rpc("revenue-status")["channels"]})
+    status = sim.rpc("revenue-clboss-status")
+    assert status["clboss_available"] and status["unmanaged_lnfee"] == peers and status["handed_back"] == []
+    reply = sim.rpc("revenue-remanage", {"peer_id": peers[0]})
+    assert reply["status"] == "success" and reply["policy"]["strategy"] == "passive"
+    sim.advance(600)
+    status = sim.rpc("revenue-clboss-status")
+    assert status["handed_back"] == [peers[0]] and peers[0] not in status["unmanaged_lnfee"]
+    assert peers[0] not in sim.node.call("clboss-status")["unmanaged"]
+
+
+def test_clboss_status_when_clboss_is_absent(sim):
+    status = sim.rpc("revenue-clboss-status")
+    assert status["clboss_available"] is False and status["clboss_health"]["status"] == "missing"
+    assert status["unmanaged_lnfee"] == []
