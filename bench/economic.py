@@ -1,0 +1,272 @@
+"""Economic benchmark (issue #8 part 1): money earned by each fee controller, side by side.
+
+    python -m bench.economic                      # every scenario in bench/scenarios, 5 seeds, 30 days
+    python -m bench.economic --scenarios stationary my.toml --seeds 0 1 --days 10 --workers 2
+
+Every run is in-process on the simulated node: (a) ours through `revops.simulate` (real runtime and
+actors); (b)–(e) the baselines of bench/controllers.py and bench/v14.py driving the node through its
+RPCs; (f) the hindsight-best static fee per channel (bench/hindsight.py). Any scenario file runs the
+same way (a path, or a name in bench/scenarios). Results: bench/results/economic.json, a Markdown
+table (bench/results/economic.md) and, with matplotlib (extra `bench`), a PNG of cumulative net profit.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bench.controllers import DAY, ClbossLike, Controller, FeeAdjusterLike, StaticFees
+from bench.v14 import V14HillClimber
+from revops import simulate
+from revops.sim.node import SimNode
+from revops.sim.scenario import Scenario, load_scenario
+
+HERE = Path(__file__).resolve().parent
+SCENARIO_DIR = HERE / "scenarios"
+RESULTS = HERE / "results"
+# What the targets call "drifting": the market moves under the controller. Everything else is stationary.
+DRIFTING = {"drifting", "surge"}
+BASELINES = ("static_default", "static_100", "feeadjuster", "clboss", "v1.4")
+CONTROLLERS = ("ours",) + BASELINES + ("hindsight",)
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def scenario_path(name: str) -> str:
+    p = Path(name)
+    return str(p if p.suffix == ".toml" else SCENARIO_DIR / f"{name}.toml")
+
+
+def make_baseline(name: str, seed: int, per_channel_ppm: Mapping[str, int] | None = None) -> Controller:
+    if name == "static_default":
+        return StaticFees(name, base_msat=1000, ppm=10)
+    if name == "static_100":
+        return StaticFees(name, base_msat=0, ppm=100)
+    if name == "hindsight":
+        return StaticFees(name, base_msat=0, ppm=100, per_channel_ppm=dict(per_channel_ppm or {}))
+    if name == "feeadjuster":
+        return FeeAdjusterLike(seed=seed)
+    if name == "clboss":
+        return ClbossLike(seed=seed)
+    if name == "v1.4":
+        return V14HillClimber()
+    raise ValueError(f"unknown controller {name!r}; choose one of: {', '.join(CONTROLLERS)}")
+
+
+def _net(node: SimNode) -> int:
+    return int(node.ledger.fees_earned_msat - node.ledger.rebalance_cost_msat)
+
+
+def run_baseline(sc: Scenario, seed: int, ctl: Controller, days: float) -> dict:
+    """Advance the node to each controller action and day end; the controller acts first at the start."""
+    node = SimNode(sc, seed=seed)
+    end = node.now + int(days * DAY)
+    next_act, next_day, curve = node.now, node.now + DAY, []
+    while node.now < end:
+        if node.now >= next_act:
+            ctl.step(node, node.now)
+            next_act += ctl.interval_s
+        node.advance_to(min(next_act, next_day, end))
+        if node.now >= next_day:
+            curve.append(_net(node))
+            next_day += DAY
+    return {**simulate.summary(simulate.Simulation(node, None, None), days), "daily_net_msat": curve}
+
+
+def run_ours(sc: Scenario, seed: int, days: float) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        sim = simulate.start(sc, seed=seed, controller="revops", db_path=os.path.join(tmp, "revenue_ops.db"))
+        try:
+            curve = []
+            for _ in range(math.ceil(days)):
+                sim.advance(int(min(DAY, days * DAY - (sim.node.now - sc.start_time))))
+                curve.append(_net(sim.node))
+            return {**simulate.summary(sim, days), "daily_net_msat": curve}
+        finally:
+            sim.close()
+
+
+def run_task(task: tuple[str, int, str, float]) -> dict:
+    """One (scenario, seed, controller) run; the unit of work of the process pool."""
+    from bench.hindsight import search
+
+    path, seed, name, days = task
+    sc = load_scenario(path)
+    t0 = time.monotonic()
+    extra: dict[str, Any] = {}
+    if name == "ours":
+        res = run_ours(sc, seed, days)
+    elif name == "hindsight":
+        ppm, res, evals = search(sc, seed, days)
+        extra = {"hindsight_ppm": ppm, "hindsight_evaluations": evals}
+    else:
+        res = run_baseline(sc, seed, make_baseline(name, seed), days)
+    res.pop("per_channel", None)
+    return {"scenario": sc.name, "seed": seed, "controller": name, "wall_s": round(time.monotonic() - t0, 2),
+            **res, **extra}
+
+
+# ------------------------------------------------------------------------------------- aggregation
+def mean_ci(xs: list[float]) -> dict:
+    """Mean and 95 % interval (Student t) over seeds."""
+    m = statistics.fmean(xs)
+    half = T95.get(len(xs) - 1, 1.96) * statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else 0.0
+    return {"mean": m, "lo": m - half, "hi": m + half, "n": len(xs)}
+
+
+def _metrics(r: dict) -> dict:
+    fees = r["fees_earned_msat"]
+    return {"net_profit_sat": r["net_profit_msat"] / 1000, "fees_earned_sat": fees / 1000,
+            "rebalance_over_revenue": r["rebalance_cost_msat"] / fees if fees else 0.0,
+            "failed_liquidity": r["failed_liquidity"],
+            "fee_updates_per_channel_day": r["fee_updates_per_channel_day"]}
+
+
+def aggregate(runs: list[dict]) -> dict:
+    by: dict[str, dict[str, dict[int, dict]]] = {}
+    for r in runs:
+        by.setdefault(r["scenario"], {}).setdefault(r["controller"], {})[r["seed"]] = r
+    out: dict[str, Any] = {}
+    for scen, ctls in by.items():
+        table: dict[str, Any] = {}
+        for name, seeds in ctls.items():
+            ms = [_metrics(seeds[s]) for s in sorted(seeds)]
+            table[name] = {k: mean_ci([m[k] for m in ms]) for k in ms[0]}
+            table[name]["daily_net_sat_mean"] = [statistics.fmean(seeds[s]["daily_net_msat"][d] / 1000 for s in seeds)
+                                                 for d in range(min(len(seeds[s]["daily_net_msat"]) for s in seeds))]
+        ratios: dict[str, Any] = {}
+        ours = ctls.get("ours", {})
+        present = [b for b in BASELINES if b in ctls]
+        for ref in ("hindsight", "clboss", "v1.4", "best_baseline"):
+            xs = []
+            for s, r in ours.items():
+                if ref == "best_baseline":
+                    vals = [ctls[b][s]["net_profit_msat"] for b in present if s in ctls[b]]
+                    denom = max(vals) if vals else None
+                else:
+                    denom = ctls.get(ref, {}).get(s, {}).get("net_profit_msat")
+                if denom:
+                    xs.append(r["net_profit_msat"] / denom)
+            if xs:
+                ratios[f"ours_over_{ref}"] = mean_ci(xs)
+        if present:
+            best = max(present, key=lambda b: table[b]["net_profit_sat"]["mean"])
+            ratios["best_baseline_by_mean"] = best
+        out[scen] = {"kind": "drifting" if scen in DRIFTING else "stationary", "controllers": table, "ratios": ratios}
+    return out
+
+
+def targets(agg: dict) -> dict:
+    """The issue's targets for ours, judged on the mean of per-seed ratios."""
+    res = {}
+    for scen, a in agg.items():
+        r = a["ratios"]
+        t: dict[str, Any] = {}
+        if "ours_over_hindsight" in r:
+            need = 1.10 if a["kind"] == "drifting" else 0.95
+            t[f"ours >= {need}x (f)"] = r["ours_over_hindsight"]["mean"] >= need
+        for ref in ("clboss", "v1.4"):
+            if f"ours_over_{ref}" in r:
+                t[f"ours >= 1.3x {ref}"] = r[f"ours_over_{ref}"]["mean"] >= 1.3
+        if "ours_over_best_baseline" in r:
+            t["ours >= 0.95x best baseline"] = r["ours_over_best_baseline"]["mean"] >= 0.95
+        res[scen] = t
+    return res
+
+
+def markdown(agg: dict) -> str:
+    def fmt(ci: dict, scale: float = 1.0, nd: int = 0) -> str:
+        return f"{ci['mean'] * scale:,.{nd}f} [{ci['lo'] * scale:,.{nd}f}, {ci['hi'] * scale:,.{nd}f}]"
+
+    lines = []
+    for scen, a in agg.items():
+        lines += [f"### {scen} ({a['kind']})", "",
+                  "| controller | net profit, sat | fees earned, sat | rebalance / revenue | failed (liquidity) "
+                  "| fee updates / ch / day |", "|---|---|---|---|---|---|"]
+        for name in CONTROLLERS:
+            c = a["controllers"].get(name)
+            if c:
+                lines.append(f"| {name} | {fmt(c['net_profit_sat'])} | {fmt(c['fees_earned_sat'])} | "
+                             f"{fmt(c['rebalance_over_revenue'], 100, 1)} % | {fmt(c['failed_liquidity'])} | "
+                             f"{fmt(c['fee_updates_per_channel_day'], 1, 2)} |")
+        rs = a["ratios"]
+        parts = [f"{k.replace('ours_over_', 'ours / ')} = {fmt(v, 1, 2)}" for k, v in rs.items() if isinstance(v, dict)]
+        lines += ["", "Ratios (mean of per-seed ratios [95 % interval]): " + "; ".join(parts) + ".", ""]
+    return "\n".join(lines)
+
+
+def chart(agg: dict, path: Path) -> bool:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    n = len(agg)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    for ax, (scen, a) in zip(axes.flat, agg.items()):
+        for name in CONTROLLERS:
+            c = a["controllers"].get(name)
+            if c:
+                ys = c["daily_net_sat_mean"]
+                ax.plot(range(1, len(ys) + 1), ys, label=name, lw=2.2 if name == "ours" else 1.2)
+        ax.set_title(f"{scen} ({a['kind']})")
+        ax.set_xlabel("day")
+        ax.set_ylabel("cumulative net profit, sat (mean over seeds)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenarios", nargs="*", default=sorted(p.stem for p in SCENARIO_DIR.glob("*.toml")))
+    ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2, 3, 4])
+    ap.add_argument("--controllers", nargs="*", default=list(CONTROLLERS), choices=CONTROLLERS)
+    ap.add_argument("--days", type=float, default=None, help="default: each scenario's duration_days")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default=str(RESULTS / "economic.json"))
+    a = ap.parse_args(argv)
+    cost = {"ours": 3, "hindsight": 2}
+    tasks = [(scenario_path(s), seed, c, a.days or load_scenario(scenario_path(s)).duration_days)
+             for s in a.scenarios for seed in a.seeds for c in a.controllers]
+    tasks.sort(key=lambda t: -cost.get(t[2], 0))
+    t0 = time.monotonic()
+    runs = []
+    with multiprocessing.get_context("fork").Pool(a.workers) as pool:
+        for r in pool.imap_unordered(run_task, tasks):
+            runs.append(r)
+            print(f"[{time.monotonic() - t0:7.1f}s] {r['scenario']:<12} seed {r['seed']} {r['controller']:<15} "
+                  f"net {r['net_profit_msat'] / 1000:>12,.0f} sat  ({r['wall_s']} s)", flush=True)
+    agg = aggregate(runs)
+    wall = round(time.monotonic() - t0, 1)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"wall_s": wall, "workers": a.workers, "seeds": a.seeds, "scenarios": a.scenarios,
+           "controllers": a.controllers, "targets": targets(agg), "aggregate": agg,
+           "runs": sorted(runs, key=lambda r: (r["scenario"], r["controller"], r["seed"]))}
+    out.write_text(json.dumps(doc, indent=1))
+    md = markdown(agg)
+    out.with_suffix(".md").write_text(md + "\n")
+    has_chart = chart(agg, out.with_suffix(".png"))
+    print(md)
+    print(json.dumps(doc["targets"], indent=1))
+    print(f"wall {wall} s; chart {'written' if has_chart else 'skipped (matplotlib not installed)'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
