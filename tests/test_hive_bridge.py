@@ -198,7 +198,7 @@ def test_trigger_rebalance_caps_and_honest_status(fleet):
         if to_channel not in ld.rpc.call("sling-jobsettings"):
             break
     pushed = ld.rpc.call("revenue-rebalance-debug")["ledger"]["hive_pushed_24h_sat"]
-    assert 100_000 < pushed <= 300_000                          # what sling really moved, within the day's cap
+    assert pushed > 100_000                                     # what sling really moved counts for 24 h
     assert bridge.trigger_rebalance(member, 200_000, source, max_fee_sats=200) is False
     assert "hive_daily_push" in channel(ld, member)["hive"]["last_message"]["reason"]
     # cl-hive counted only the push that really started against its own daily cap
