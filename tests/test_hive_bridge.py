@@ -192,11 +192,13 @@ def test_trigger_rebalance_caps_and_honest_status(fleet):
     assert last["accepted"] is True and last["amount_sat"] == 200_000
     # a second push while the first runs, then beyond the plugin's 24 h cap: both refused, and told so
     assert bridge.trigger_rebalance(member, 100_000, source, max_fee_sats=100) is False
-    for _ in range(40):
+
+    def settled() -> bool:
         ld.rpc.call("dev-sim-advance", {"seconds": 600})
         time.sleep(0.1)
-        if to_channel not in ld.rpc.call("sling-jobsettings"):
-            break
+        rows = ld.rpc.call("revenue-rebalance-debug")["ledger"]["reservations"]
+        return any(r["scid"] == to_channel and r["status"] == "settled" for r in rows)
+    wait_for(settled, timeout=60)
     pushed = ld.rpc.call("revenue-rebalance-debug")["ledger"]["hive_pushed_24h_sat"]
     assert pushed > 100_000                                     # what sling really moved counts for 24 h
     assert bridge.trigger_rebalance(member, 200_000, source, max_fee_sats=200) is False
