@@ -40,6 +40,7 @@ class Window:
     rebalance_cost_msat: int
     rebalance_cost_by_channel: dict[str, int]     # by destination (the channel refilled)
     rebalances: int
+    rebalance_cost_source: str = "plugin: sling counters (whole sats)"
 
 
 @attrs.frozen

@@ -31,6 +31,7 @@ class Snapshot:
     at: int
     channels: tuple[dict, ...]                        # revenue-status channel entries
     decisions: dict[tuple[str, str], int]             # (scid, branch) -> decisions recorded
+    last_30d: finance.Window                          # per-channel fees and rebalance cost (plugin's record)
     node: dict[str, Any]                              # see build_snapshot
     rpc: dict[str, tuple[int, int, float]]            # method -> (calls, errors, seconds)
 
@@ -49,7 +50,8 @@ def build_snapshot(rt: "Runtime", status: dict) -> Snapshot:
     }
     open_scids = {c["scid"] for c in status.get("channels", [])}
     decisions = {k: n for k, n in finance.decisions_by_branch(rt.store).items() if k[0] in open_scids}
-    return Snapshot(rt.now, tuple(status.get("channels", [])), decisions, node,
+    last_30d = finance.window(rt.store, rt.now - 30 * finance.DAY, rt.now + 1)
+    return Snapshot(rt.now, tuple(status.get("channels", [])), decisions, last_30d, node,
                     {m: (s.calls, s.errors, s.seconds) for m, s in rt.rpc_stats.items()})
 
 
@@ -108,6 +110,9 @@ def _channel_families(snap: Snapshot) -> Iterator[Metric]:
     direction = gauge("revops_channel_hill_direction", "Hill-climb direction (+1 up, -1 down)")
     sleeping = gauge("revops_channel_sleeping", "1 while the fee controller sleeps on a stable fee")
     failures = gauge("revops_channel_rebalance_failures", "Consecutive failed rebalances into the channel")
+    fees_30d = gauge("revops_channel_fees_30d_msat", "Fees earned as outgoing channel, last 30 days, msat")
+    cost_30d = gauge("revops_channel_rebalance_cost_30d_msat", "Rebalance fees paid to refill the channel, "
+                     "last 30 days, msat (sling's whole-sat counters)")
     handled = CounterMetricFamily("revops_channel_messages_handled", "Messages the channel actor handled",
                                   labels=CHANNEL_LABELS)
     restarts = CounterMetricFamily("revops_channel_restarts", "Crashes of the channel actor restored from its "
@@ -126,12 +131,16 @@ def _channel_families(snap: Snapshot) -> Iterator[Metric]:
         direction.add_metric(labels, hill["direction"])
         sleeping.add_metric(labels, int(hill["is_sleeping"]))
         failures.add_metric(labels, c["rebalance_failures"])
+        flow30 = snap.last_30d.channels.get(c["scid"])
+        fees_30d.add_metric(labels, flow30.fees_msat if flow30 else 0)
+        cost_30d.add_metric(labels, snap.last_30d.rebalance_cost_by_channel.get(c["scid"], 0))
         handled.add_metric(labels, c["messages_handled"])
         restarts.add_metric(labels, c["restarts"])
     peers = {c["scid"]: c["peer_id"] for c in snap.channels}
     for (scid, branch), count in sorted(snap.decisions.items()):
         decisions.add_metric([scid, peers[scid], branch], count)
-    yield from (fee, rate, flow, ratio, step, direction, sleeping, failures, handled, restarts, decisions)
+    yield from (fee, rate, flow, ratio, step, direction, sleeping, failures, fees_30d, cost_30d, handled, restarts,
+                decisions)
 
 
 class Exporter:

@@ -44,6 +44,24 @@ def snapshot_data(w: NetWorth, totals: Totals) -> dict:
             "forwards_settled": totals.forwards_by_status.get("settled", 0)}
 
 
+def with_bookkeeper_costs(win: Window, income: list[dict], events: list[dict], scid_of: dict[str, str]) -> Window:
+    """The window with rebalance cost from bookkeeper (msat exact; sling reports whole sats): its
+    rebalance_fee income events, each credited to the channel the same payment refilled."""
+    dest = {e["payment_id"]: e["account"] for e in events
+            if e.get("is_rebalance") and int(e.get("credit_msat", 0)) > 0 and e.get("payment_id")}
+    total, by = 0, {}
+    for e in income:
+        if e.get("tag") != "rebalance_fee" or not win.since <= int(e["timestamp"]) < win.until:
+            continue
+        fee = int(e.get("debit_msat", 0)) - int(e.get("credit_msat", 0))
+        total += fee
+        scid = scid_of.get(dest.get(e.get("payment_id"), ""))
+        if scid is not None:
+            by[scid] = by.get(scid, 0) + fee
+    return attrs.evolve(win, rebalance_cost_msat=total, rebalance_cost_by_channel=by,
+                        rebalance_cost_source="bookkeeper")
+
+
 def classify(net_msat: int, flow: ChannelFlow, cost_msat: int) -> str:
     """zombie: nothing routed and nothing spent; otherwise by the sign of net."""
     if flow.forwards_out == 0 and flow.forwards_in == 0 and cost_msat == 0:
@@ -85,7 +103,7 @@ def summary(win: Window, worth: NetWorth, window_days: int) -> dict:
                       "onchain_msat": worth.onchain_msat, "local_msat": worth.local_msat,
                       "remote_msat": worth.remote_msat, "capacity_msat": worth.capacity_msat},
         "gross_revenue_msat": win.fees_msat, "rebalance_cost_msat": win.rebalance_cost_msat,
-        "net_profit_msat": net, "operating_margin_pct": _margin_pct(win.fees_msat, net),
+        "rebalance_cost_source": win.rebalance_cost_source, "net_profit_msat": net, "operating_margin_pct": _margin_pct(win.fees_msat, net),
         "return_on_capacity_pct": round(100 * roc, 6),
         "annualized_return_on_capacity_pct": round(100 * roc * 365 / window_days, 4),
         "forwards": win.forwards_by_status, "rebalances": win.rebalances,
@@ -111,7 +129,8 @@ def dashboard(win: Window, worth: NetWorth, window_days: int, trend: list[dict])
         "period": {"window_days": window_days, "gross_revenue_sats": win.fees_msat // 1000,
                    "gross_revenue_msat": win.fees_msat, "total_forwards": win.forwards,
                    "rebalance_cost_sats": win.rebalance_cost_msat // 1000,
-                   "rebalance_cost_msat": win.rebalance_cost_msat, "opex_sats": win.rebalance_cost_msat // 1000},
+                   "rebalance_cost_msat": win.rebalance_cost_msat, "opex_sats": win.rebalance_cost_msat // 1000,
+                   "rebalance_cost_source": win.rebalance_cost_source},
         "warnings": [f"Channel {r['channel_id']} is bleeding: spent {r['rebalance_cost_msat'] // 1000} sats "
                      f"rebalancing, earned {r['revenue_msat'] // 1000} sats" for r in bleeding],
         "bleeder_count": len(bleeding),
@@ -121,32 +140,31 @@ def dashboard(win: Window, worth: NetWorth, window_days: int, trend: list[dict])
     }
 
 
-def chain_costs(income: list[dict], channel_accounts: set[str]) -> dict[str, int]:
-    """Opening and closing costs from bookkeeper's income events (onchain_fee debits, by account)."""
-    out = {"open_msat": 0, "close_msat": 0, "other_msat": 0}
+def chain_costs(income: list[dict]) -> dict[str, int]:
+    """On-chain fees from bookkeeper's income events: charged to channel accounts (opening and closing
+    channels) or to the wallet (everything else)."""
+    out = {"channel_msat": 0, "wallet_msat": 0}
     for e in income:
-        if e.get("tag") != "onchain_fee":
-            continue
-        fee = int(e.get("debit_msat", 0)) - int(e.get("credit_msat", 0))
-        key = "other_msat" if e.get("account") not in channel_accounts else (
-            "close_msat" if e.get("closing") else "open_msat")
-        out[key] += fee
+        if e.get("tag") == "onchain_fee":
+            key = "wallet_msat" if e.get("account") in ("wallet", "external") else "channel_msat"
+            out[key] += int(e.get("debit_msat", 0)) - int(e.get("credit_msat", 0))
     return out
 
 
-def history(lifetime: Window, income: list[dict] | None, channel_accounts: set[str]) -> dict:
-    """Lifetime P&L: routing revenue - rebalance spend - on-chain open/close costs (from bookkeeper)."""
-    chain = chain_costs(income or [], channel_accounts)
-    costs = lifetime.rebalance_cost_msat + chain["open_msat"] + chain["close_msat"]
+def history(lifetime: Window, income: list[dict] | None) -> dict:
+    """Lifetime P&L: routing revenue - rebalance spend - on-chain channel open/close fees (bookkeeper)."""
+    chain = chain_costs(income or [])
+    costs = lifetime.rebalance_cost_msat + chain["channel_msat"]
     net = lifetime.fees_msat - costs
     return {"lifetime_revenue_msat": lifetime.fees_msat, "lifetime_rebalance_costs_msat": lifetime.rebalance_cost_msat,
-            "lifetime_opening_costs_msat": chain["open_msat"], "lifetime_closing_costs_msat": chain["close_msat"],
-            "lifetime_other_onchain_fees_msat": chain["other_msat"], "lifetime_total_costs_msat": costs,
+            "lifetime_channel_onchain_costs_msat": chain["channel_msat"],
+            "lifetime_wallet_onchain_fees_msat": chain["wallet_msat"], "lifetime_total_costs_msat": costs,
             "lifetime_net_profit_msat": net, "lifetime_revenue_sats": lifetime.fees_msat // 1000,
             "lifetime_net_profit_sats": net // 1000,
             "lifetime_roi_percent": round(100 * net / costs, 2) if costs else None,
             "lifetime_forward_count": lifetime.forwards, "lifetime_rebalances": lifetime.rebalances,
-            "bookkeeper": "ok" if income is not None else "unavailable: opening and closing costs not counted"}
+            "rebalance_cost_source": lifetime.rebalance_cost_source,
+            "bookkeeper": "ok" if income is not None else "unavailable: on-chain channel costs not counted"}
 
 
 def profitability(win: Window, worth: NetWorth, scid: str | None) -> dict:

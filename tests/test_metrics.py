@@ -81,7 +81,8 @@ def test_exporter_serves_per_channel_series_on_loopback_only(node):
     for name in ("revops_channel_revenue_rate_msat_per_hour", "revops_channel_flow_class",
                  "revops_channel_local_balance_ratio", "revops_channel_hill_step_ppm",
                  "revops_channel_hill_direction", "revops_channel_sleeping", "revops_channel_rebalance_failures",
-                 "revops_channel_messages_handled_total", "revops_channel_restarts_total"):
+                 "revops_channel_messages_handled_total", "revops_channel_restarts_total",
+                 "revops_channel_fees_30d_msat", "revops_channel_rebalance_cost_30d_msat"):
         assert channels_in(text, name) == normal_scids(node), name
     assert channels_in(text, "revops_channel_decisions_total") <= normal_scids(node)
     assert series(text, "revops_lightningd_rpc_seconds_count"), "io-pool calls are timed by method"
