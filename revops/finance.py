@@ -96,8 +96,24 @@ def window(store: Store, since: int, until: int) -> Window:
 
 
 def lifetime_totals(store: Store) -> Totals:
-    w = window(store, 0, 2**62)
-    return Totals(w.forwards_by_status, w.fees_msat, w.rebalance_cost_msat)
+    """Node totals for the exporter: one pass per table, no per-channel grouping (it runs every refresh)."""
+    by_status, fees = {}, 0
+    for status, n, fee_msat in store.db.execute(
+            "SELECT status, COUNT(*), SUM(COALESCE(fee_msat, 0)) FROM forwards WHERE received_time >= ? "
+            "GROUP BY status UNION ALL "
+            "SELECT status, SUM(forwards), SUM(fee_msat) FROM forward_rollups GROUP BY status",
+            (pruned_before(store),)):
+        by_status[status] = by_status.get(status, 0) + n
+        fees += fee_msat if status == "settled" else 0
+    spent = store.db.execute("SELECT COALESCE(SUM(fee_msat), 0) FROM rebalances").fetchone()[0]
+    return Totals(by_status, fees, spent)
+
+
+def routed_out_channels(store: Store) -> frozenset[str]:
+    """Channels that ever forwarded out (raw or rolled up): pruning must not restore virgin amnesty."""
+    return frozenset(r[0] for r in store.db.execute(
+        "SELECT out_channel FROM forwards WHERE status='settled' UNION "
+        "SELECT out_channel FROM forward_rollups WHERE status='settled'"))
 
 
 def decisions_by_branch(store: Store) -> dict[tuple[str, str], int]:

@@ -29,6 +29,7 @@ from actors.messages import (ActorRestarted, BlockAdded, ChannelRetired, Channel
                              PoliciesChanged, RecordDecision, RpcReply, Start, Tick)
 from actors.messages import (LedgerFigures, LedgerQuery, ReleaseBudget, ReserveBudget, ReserveResult, RpcFailure,
                              SaveJob, SettleJob)
+from revops import finance
 from revops import node as nodeio
 from revops.daily import DailyJobs
 from revops.ledger import Ledger
@@ -411,8 +412,7 @@ class Runtime:
         for scid, state in states.items():
             window_start = state.get("hill", {}).get("window_start", now)
             state["window_fees_msat"], state["window_forwards"] = self.store.channel_earnings(scid, window_start)
-        routed = frozenset(r[0] for r in self.store.db.execute(
-            "SELECT DISTINCT out_channel FROM forwards WHERE status='settled'"))
+        routed = finance.routed_out_channels(self.store)
         from revops import rpc  # the RPC layer imports the runtime's types; import late to avoid a cycle
         self.tell(Start(now=now, config=self.config, node_id=b.node_id, channels=b.channels, actor_states=states,
                          buckets=self.store.daily_buckets(None, now, self.config.flow_window_days),

@@ -73,6 +73,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE budget_reservations ADD COLUMN hive_sat INTEGER NOT NULL DEFAULT 0;
     """,
+    # the exporter counts decisions by channel and branch on every refresh
+    """
+    CREATE INDEX fee_decisions_scid_branch ON fee_decisions(scid, branch);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -56,9 +56,9 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
-def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+def promtool(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     assert shutil.which("promtool"), "promtool missing: .ci/run installs the Debian package prometheus"
-    return subprocess.run(["promtool", *args], input=stdin, capture_output=True, text=True, timeout=60)
+    return subprocess.run(["promtool", *args], input=stdin, capture_output=True, text=True, timeout=60, cwd=cwd)
 
 
 @pytest.fixture

@@ -67,6 +67,8 @@ def test_pruned_forwards_still_count_through_daily_rollups(sim):
     assert finance.pruned_before(sim.store) % DAY == 0
     check_against_ledger(sim)
     assert finance.prune_forwards(sim.store, sim.node.now, 1) == 0, "pruning the same days twice does nothing"
+    routed = {f["out_channel"] for f in sim.node.call("listforwards", {"status": "settled"})["forwards"]}
+    assert finance.routed_out_channels(sim.store) == routed, "pruning must not make a channel look virgin"
 
 
 def test_one_financial_snapshot_per_day_feeds_the_dashboard_trend(sim):
