@@ -113,3 +113,26 @@ def test_bad_report_input_names_the_field(sim, method, params, field):
 def test_splice_feature_bits():
     assert reports.splice_capable(hex(1 << 63)) and reports.splice_capable(hex(1 << 62))
     assert reports.splice_capable(hex(1 << 163)) and not reports.splice_capable(hex((1 << 61) | (1 << 64)))
+
+
+def test_without_bookkeeper_costs_come_from_sling_in_whole_sats_and_say_so():
+    sim = simulate.start(loads_scenario(REFILL.replace("bookkeeper = true", "bookkeeper = false")), seed=1)
+    try:
+        sim.advance(4 * DAY)
+        s = sim.rpc("revenue-report")
+        recorded = sim.store.db.execute("SELECT SUM(fee_msat) FROM rebalances").fetchone()[0]
+        assert s["rebalance_cost_source"].startswith("plugin") and s["rebalance_cost_msat"] == recorded > 0
+        assert s["rebalance_cost_msat"] % 1000 == 0 and s["gross_revenue_msat"] == sim.node.ledger.fees_earned_msat
+        assert abs(s["rebalance_cost_msat"] - sim.node.ledger.rebalance_cost_msat) < 1000 * s["rebalances"]
+        h = sim.rpc("revenue-history")
+        assert h["bookkeeper"].startswith("unavailable") and h["lifetime_channel_onchain_costs_msat"] == 0
+    finally:
+        sim.close()
+
+
+def test_onchain_fees_are_split_between_channel_accounts_and_the_wallet():
+    income = [{"account": "wallet", "tag": "onchain_fee", "debit_msat": 1500, "credit_msat": 0},
+              {"account": "ab" * 32, "tag": "onchain_fee", "debit_msat": 2_000_000, "credit_msat": 0},
+              {"account": "ab" * 32, "tag": "onchain_fee", "debit_msat": 0, "credit_msat": 500},
+              {"account": "ab" * 32, "tag": "routed", "debit_msat": 0, "credit_msat": 7}]
+    assert reports.chain_costs(income) == {"channel_msat": 1_999_500, "wallet_msat": 1500}
