@@ -9,6 +9,7 @@ back to direct RPC; this replays the direct-RPC path (same methods, same keyword
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import time
 from pathlib import Path
@@ -113,15 +114,12 @@ def wait_for(fn, timeout=20.0, interval=0.05):
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     """The real plugin under the stand-in, with the fleet scenario, ready to rebalance."""
-    import os
     os.environ["REVOPS_TICK_SECONDS"] = "0.1"
     with StandinLightningd(load_scenario("fleet"), lightning_dir=str(tmp_path_factory.mktemp("hive")), seed=1,
                            speed=0, plugins=[PLUGIN], log_stderr=False) as ld:
         wait_for(lambda: ld.rpc.call("revenue-status")["status"] == "running")
         wait_for(lambda: ld.rpc.call("revenue-rebalance-debug")["executor_ready"])
-        ld.rpc.call("dev-sim-advance", {"seconds": 3600})          # some forwards for the dashboard
-        peers = {c["short_channel_id"]: c["peer_id"] for c in ld.rpc.call("listpeerchannels")["channels"]}
-        yield ld, peers
+        yield ld
 
 
 def peer_of(ld, name: str) -> str:
@@ -133,7 +131,7 @@ def channel(ld, peer: str) -> dict:
 
 
 def test_detection_version_and_fee_config(fleet):
-    ld, _ = fleet
+    ld = fleet
     bridge = HiveBridge(ld.rpc)
     assert bridge.initialize() is True
     assert bridge.calls == ["plugin", "revenue-status"]
@@ -143,7 +141,7 @@ def test_detection_version_and_fee_config(fleet):
 
 
 def test_set_hive_policy_for_members_and_non_members_and_get_peer_policy(fleet):
-    ld, _ = fleet
+    ld = fleet
     bridge = HiveBridge(ld.rpc)
     member, other = peer_of(ld, "member"), peer_of(ld, "plain")
     assert bridge.set_hive_policy(member, True) is True
@@ -167,7 +165,7 @@ def test_set_hive_policy_for_members_and_non_members_and_get_peer_policy(fleet):
 
 
 def test_trigger_rebalance_caps_and_honest_status(fleet):
-    ld, _ = fleet
+    ld = fleet
     bridge = HiveBridge(ld.rpc)
     member, source = peer_of(ld, "member"), peer_of(ld, "store")
     assert bridge.set_hive_policy(member, True)
@@ -205,3 +203,21 @@ def test_trigger_rebalance_caps_and_honest_status(fleet):
     assert "hive_daily_push" in channel(ld, member)["hive"]["last_message"]["reason"]
     # cl-hive counted only the push that really started against its own daily cap
     assert sum(bridge.pushed_by_day.values()) == 200_000
+
+
+def test_dashboard_read_for_settlement(fleet):
+    ld = fleet
+    bridge = HiveBridge(ld.rpc)
+    assert bridge.set_hive_policy(peer_of(ld, "member"), True)      # at 0 ppm the member routes
+    for _ in range(6):
+        ld.rpc.call("dev-sim-advance", {"seconds": 2 * 3600})
+        time.sleep(0.2)
+    now = ld.rpc.call("dev-sim-time")["now"]
+    settled = [f for f in ld.rpc.call("listforwards", {"status": "settled"})["forwards"]
+               if f["received_time"] >= now - 7 * 86400]
+    assert settled
+    figures = wait_for(lambda: (f := bridge.settlement_figures())["total_forwards"] == len(settled) and f)
+    assert figures["gross_revenue_sats"] == sum(int(f["fee_msat"]) for f in settled) // 1000
+    # what our pushes paid is what the settlement sees (sling books whole sats)
+    jobs = [r for r in ld.rpc.call("revenue-rebalance-debug")["ledger"]["reservations"] if r["spent_msat"]]
+    assert abs(figures["rebalance_cost_sats"] - sum(r["spent_msat"] for r in jobs) // 1000) <= len(jobs)
