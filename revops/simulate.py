@@ -70,8 +70,10 @@ def start(scenario: Scenario, *, seed: int = 0, controller: str = "revops",
     lines: list[tuple[str, str]] = []
     path = db_path or os.path.join(tempfile.mkdtemp(prefix="revops-sim-"), "revenue_ops.db")
     store = Store(path)
-    config = cfgmod.parse_options(dict(options or {}))
-    runtime = Runtime(rpc_factory=lambda: rpc or node, store=store, config=config, clock=lambda: node.now,
+    startup_config = cfgmod.parse_options(dict(options or {}))
+    config, _ = cfgmod.apply_overrides(startup_config, store.load_overrides(), store.config_version())  # as at init
+    runtime = Runtime(rpc_factory=lambda: rpc or node, store=store, config=config, startup_config=startup_config,
+                      clock=lambda: node.now,
                       log=log or (lambda level, text: lines.append((level, text))), threaded=False)
     node.subscribe(runtime.notify)
     runtime.start()

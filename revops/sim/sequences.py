@@ -1,0 +1,125 @@
+"""Random event sequences through the real runtime and actors on the tiny scenario, checked by the
+invariants after every sequence (tests/test_invariants.py runs a CI-sized batch, bench/invariants.py
+runs 10,000 or more).
+
+A sequence is fully determined by its seed: the market warms up for a random time (so sequences start
+inside the scenario's congestion, drain, mempool spike or disconnect as often as outside them), the
+plugin is attached, then `events` random events run. Events: time passes (5 min to 2 h), a policy
+changes, the configuration changes, an RPC or plugin fault starts or clears, the plugin is killed and
+started again on the same database, a manual rebalance is asked for, a channel opens or closes, sling's
+jobs get stuck. Fee intervals are shortened so the daily update limit is actually reached.
+"""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from typing import Any
+
+import attrs
+from pyln.client import RpcException
+
+from revops import simulate
+from revops.sim.faults import FaultyRpc, stick_sling_jobs
+from revops.sim.invariants import check_all
+from revops.sim.node import SimNode
+from revops.sim.scenario import Scenario, load_scenario
+
+HOUR = 3600
+METHODS = ("listpeerchannels", "setchannel", "feerates", "listfunds", "listforwards", "getinfo", "plugin",
+           "sling-*", "clboss-*", "bkpr-*", "*")
+FAULT_KINDS = ("error", "timeout", "lost", "vanish", "absent")
+STRATEGIES = ("dynamic", "static", "passive", "hive")
+REBALANCE_MODES = ("enabled", "disabled", "sink_only", "source_only")
+# config keys whose change the invariants can follow (the budget check takes the largest budget set)
+CONFIG_VALUES = {"min_fee_ppm": (5, 10, 50, 300), "max_fee_ppm": (200, 1000, 5000), "fee_interval": (300, 900, 1800),
+                 "daily_budget_sats": (0, 100, 1000, 5000), "rebalance_interval": (600, 1800)}
+EVENTS = ("advance",) * 6 + ("policy", "config", "fault", "clear", "restart", "rebalance", "channel", "stuck")
+BASE_OPTIONS = {"revenue-ops-fee-interval": 600, "revenue-ops-rebalance-interval": 900,
+                "revenue-ops-daily-budget-sats": 5000}
+
+
+@attrs.define
+class Outcome:
+    seed: int
+    events: dict[str, int]
+    faults_injected: int
+    forwards: int
+    problems: list[str]
+
+
+def run_sequence(seed: int, events: int = 12, scenario: Scenario | None = None, db_dir: str | None = None) -> Outcome:
+    rng = random.Random(seed)
+    scenario = scenario or load_scenario("tiny")
+    node = SimNode(scenario, seed=seed)
+    node.advance_to(node.now + rng.randrange(0, 36 * HOUR, 300))
+    rpc = FaultyRpc(node)
+    db = os.path.join(db_dir or tempfile.mkdtemp(prefix="revops-seq-"), f"seq-{seed}.db")
+    start = lambda: simulate.start(scenario, node=node, rpc=rpc, db_path=db, options=BASE_OPTIONS)  # noqa: E731
+    sim = start()
+    done: dict[str, int] = {}
+    budgets = [BASE_OPTIONS["revenue-ops-daily-budget-sats"]]
+    manual: set[tuple[int, str]] = set()
+    try:
+        for _ in range(events):
+            kind = rng.choice(EVENTS)
+            done[kind] = done.get(kind, 0) + 1
+            if kind == "restart":         # kill -9: the old runtime is abandoned, not stopped
+                sim = start()
+            else:
+                _event(kind, sim, rpc, rng, budgets, manual)
+        rpc.clear()
+        sim.advance(HOUR)                 # faults cleared: let the plugin catch up before judging
+        problems = check_all(sim, rpc, budget_sats_max=max(budgets), manual=frozenset(manual))
+        forwards = sim.store.forward_count()
+    finally:
+        sim.close()
+    return Outcome(seed, done, sum(rpc.injected.values()), forwards, problems)
+
+
+def _event(kind: str, sim: Any, rpc: FaultyRpc, rng: random.Random, budgets: list[int],
+           manual: set[tuple[int, str]]) -> None:
+    node = sim.node
+    if kind == "advance":
+        sim.advance(rng.randrange(300, 2 * HOUR + 1, 300))
+    elif kind == "policy":
+        peer = rng.choice(sorted({c.peer_id for c in node.open_channels()}))
+        params: dict[str, Any] = {"action": "set", "peer_id": peer, "strategy": rng.choice(STRATEGIES),
+                                  "rebalance": rng.choice(REBALANCE_MODES)}
+        if params["strategy"] == "static":
+            params["fee_ppm"] = rng.choice((0, 100, 1000, 9000))
+        if rng.random() < 0.5:
+            params["fee_min_ppm"], params["fee_max_ppm"] = rng.choice(((20, 800), (100, 100), (500, 50), (1, 20000)))
+        _rpc(sim, "revenue-policy", params)
+    elif kind == "config":
+        key = rng.choice(sorted(CONFIG_VALUES))
+        value = rng.choice(CONFIG_VALUES[key])
+        if _rpc(sim, "revenue-config", {"action": "set", "key": key, "value": value}) and key == "daily_budget_sats":
+            budgets.append(value)
+    elif kind == "fault":
+        rpc.inject(rng.choice(FAULT_KINDS), rng.choice(METHODS))
+    elif kind == "clear":
+        rpc.clear()
+    elif kind == "rebalance":
+        scids = sorted(c.scid for c in node.open_channels())
+        src, dst = rng.sample(scids, 2)
+        manual.add((sim.runtime.now, dst))
+        _rpc(sim, "revenue-rebalance", {"from_channel": src, "to_channel": dst,
+                                        "amount_sats": rng.choice((10_000, 200_000, 5_000_000))})
+    elif kind == "channel":
+        closable = [c.scid for c in node.open_channels()]
+        if rng.random() < 0.5 and len(closable) > 3:
+            node.close_channel(rng.choice(closable))
+        else:
+            node.open_channel(capacity_sat=rng.choice((1_000_000, 5_000_000)), local_sat=rng.choice((0, 500_000)))
+    elif kind == "stuck":
+        stick_sling_jobs(node)
+
+
+def _rpc(sim: Any, method: str, params: dict) -> bool:
+    """Call a plugin RPC; a refusal is an answer too (the invariants judge what happened)."""
+    try:
+        sim.rpc(method, params)
+        return True
+    except RpcException:
+        return False
