@@ -239,12 +239,29 @@ class SlingExecutorActor(SupervisedActor):
             e["phase"] = "deleting"
             self.io("sling-deletejob", {"job": scid, "delete_stats": False}, "delete", scid)
         elif res.tag == "delete":
-            if not e.get("settled"):
-                self.finish(scid, e)
-            self.jobs.pop(scid, None)
-            # deleted in sling: forget it; not deleted: keep it finished so the next start deletes it
-            self.send(self.runtime, SaveJob(e["job"], e["extra"], self.now, delete=err is None))
-            self.changed()
+            e["deleted"] = err is None
+            if e.get("settled"):
+                self.forget(scid, e)
+                return
+            # book from stats read after the stop (sling keeps them): polls may have missed spending
+            e["phase"] = "final"
+            self.io("sling-stats", {"scid": scid, "json": True}, "final", scid)
+        elif res.tag == "final":
+            if res.error is not None and res.error.get("code") is None:
+                return      # no answer: asked again at a later poll; the reservation counts meanwhile
+            try:
+                if err is None:
+                    e["job"] = rb.book_final(e["job"], rb.parse_sling_stats(res.result))
+            except ValueError as ex:
+                self.log("unusual", f"{scid}: final sling-stats unreadable ({ex}): booking what was last seen")
+            self.finish(scid, e)
+            self.forget(scid, e)
+
+    def forget(self, scid: str, e: dict) -> None:
+        """Deleted in sling: forget it; not deleted: keep it finished so the next start deletes it."""
+        self.jobs.pop(scid, None)
+        self.send(self.runtime, SaveJob(e["job"], e["extra"], self.now, delete=e["deleted"]))
+        self.changed()
 
     def on_poll(self, scid: str, e: dict, res: IoResult, err: str | None) -> None:
         stats = None

@@ -777,6 +777,18 @@ def _progress(job: JobRecord, stats: SlingStats) -> tuple[int, int, int, int] | 
     return spent * MSAT_PER_SAT, moved * MSAT_PER_SAT, ok, failed
 
 
+def book_final(job: JobRecord, stats: SlingStats) -> JobRecord:
+    """What a stopped job cost, from sling-stats read after it stopped: polls may have been missed (lost
+    answers) while sling went on spending. Never less than already booked; counters that went back
+    below the baseline book the full reservation."""
+    progress = _progress(job, stats)
+    if progress is None:
+        return attrs.evolve(job, spent_msat=max(job.spent_msat, job.reserved_msat))
+    spent, moved, _successes, failed = progress
+    return attrs.evolve(job, spent_msat=max(job.spent_msat, spent), moved_msat=max(job.moved_msat, moved),
+                        failed_attempts=max(job.failed_attempts, failed))
+
+
 def job_step(job: JobRecord, stats: SlingStats | None, local_msat_now: int, now: float,
              cfg: RebalanceConfig) -> tuple[JobRecord, JobAction, str]:
     """Advance a job from fresh sling-stats. Success is sling's own success count and amount.
