@@ -237,6 +237,14 @@ class Runtime:
         if self.started:
             self.tell(msg)
 
+    def _refresh_now(self) -> None:
+        """Before the first tick (or while start-up fails) `now` comes from the clock: an RPC answered then
+        must not stamp a policy or an override with time 0 (found by the random sequences)."""
+        try:
+            self.now = max(self.now, int(self.clock()))
+        except Exception as e:  # noqa: BLE001 - no clock: keep the last time seen
+            self.log("unusual", f"clock read failed: {e}")
+
     def _on_tick(self, tick: Tick) -> None:
         self.now = max(self.now, tick.now)
         if self.bootstrap_due:
@@ -302,6 +310,8 @@ class Runtime:
 
     def _on_rpc_call(self, call: RpcCall) -> None:
         from revops import rpc  # the RPC layer imports the runtime's types; import late to avoid a cycle
+        if not self.started:
+            self._refresh_now()
         try:
             rpc.dispatch(self, call)
         except Exception as e:  # noqa: BLE001 - every failure becomes a JSON-RPC error, never a dead loop
