@@ -296,12 +296,16 @@ DEPRECATED = "DEPRECATED: use 'revenue-policy set' instead."
 def revenue_ignore(rt: "Runtime", params: dict, respond: Respond) -> None:
     """ignore = passive strategy, rebalancing disabled, tagged 'ignored' (+ the reason)."""
     peer_id = _peer(params)
-    reason = params.get("reason", "manual")
+    reason = "manual" if params.get("reason") is None else params["reason"]
     cmds = [{"action": "set", "peer_id": peer_id, "strategy": "passive", "rebalance": "disabled"},
             {"action": "tag", "peer_id": peer_id, "tag": "ignored"}]
     if reason != "manual":
         cmds.append({"action": "tag", "peer_id": peer_id, "tag": reason})
-    _apply_policy_commands(rt, [policy_rules.parse_policy_request(c, rt.now) for c in cmds])
+    try:
+        parsed = [policy_rules.parse_policy_request(c, rt.now) for c in cmds]
+    except policy_rules.PolicyError as e:   # the reason becomes a tag: name the field the caller gave
+        raise InputError("reason" if e.field == "tag" else e.field, str(e)) from e
+    _apply_policy_commands(rt, parsed)
     rt.log("unusual", f"revenue-ignore is deprecated: {DEPRECATED}")
     respond({"status": "success", "action": "ignore", "peer_id": peer_id, "reason": reason,
              "message": f"Peer {peer_id[:12]}... is now passive with rebalancing disabled", "warning": DEPRECATED},
