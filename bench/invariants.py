@@ -46,6 +46,7 @@ def main() -> int:
             faults, forwards = faults + injected, forwards + fwd
             if problems:
                 failed[seed] = problems
+                print(f"seed {seed}: {problems}", file=sys.stderr)
             if done % 1000 == 0:
                 print(f"{done} sequences, {len(failed)} with problems, {time.monotonic() - started:.0f} s",
                       file=sys.stderr)

@@ -148,3 +148,35 @@ def test_a_failing_plugin_list_at_start_does_not_leave_sling_missing_for_good():
     health = sim.rpc("revenue-status")["health"]
     assert {k: health[k]["status"] for k in ("sling", "clboss", "bookkeeper")} == dict.fromkeys(
         ("sling", "clboss", "bookkeeper"), "ok")
+
+
+def test_a_job_whose_last_sling_stats_were_lost_is_booked_from_stats_read_after_it_stopped():
+    """Found by the random sequences (seed 218): sling-stats answers were lost while a job ran, the job
+    timed out, and its reservation was settled from the last stats seen (0) though sling had spent."""
+    sim, rpc = start(options={"revenue-ops-sling-job-timeout-seconds": 3600})
+    while not sim.rpc("revenue-rebalance-debug")["ledger"]["registry"]:
+        sim.advance(300)
+    rpc.inject("lost", "sling-*")
+    sim.advance(3 * HOUR)
+    rpc.clear()
+    sim.advance(3 * HOUR)
+    assert rpc.injected["lost"] > 0 and sim.node.ledger.rebalance_cost_msat > 0
+    assert not check_all(sim, rpc)
+
+
+def test_a_policy_set_right_after_a_restart_is_stamped_with_the_node_time(tmp_path):
+    """Found by the random sequences (seed 307): while the start-up could not complete (lightningd
+    failing) the runtime's time was 0, so a policy set then was stamped 1970 and one with
+    expires_in_hours had already expired."""
+    db = str(tmp_path / "revenue_ops.db")
+    sim, rpc = start(db_path=db)
+    sim.advance(HOUR)
+    sim.close()
+    rpc.inject("timeout", "getinfo")
+    sim2 = simulate.start(load_scenario("tiny"), node=sim.node, rpc=rpc, db_path=db)
+    peer = sim.node.open_channels()[0].peer_id
+    sim2.rpc("revenue-policy", {"action": "set", "peer_id": peer, "strategy": "static", "fee_ppm": 77,
+                                "expires_in_hours": 24})
+    policy = sim2.rpc("revenue-policy", {"action": "get", "peer_id": peer})["policy"]
+    assert sim2.rpc("revenue-status")["status"] == "starting"
+    assert policy["strategy"] == "static" and policy["updated_at"] == sim.node.now
