@@ -325,6 +325,7 @@ class CoordinatorActor(SupervisedActor):
         self.request("listpeerchannels", {}, "rb_channels")
         self.request("listfunds", {}, "rb_funds")
         self.request("sling-jobsettings", {}, "rb_jobsettings")
+        self.request("listchannels", {"destination": self.node_id}, "rb_lasthop")
 
     def on_rebalance_message(self, msg: Any) -> None:
         if isinstance(msg, ChannelEconReply):
@@ -397,7 +398,9 @@ class CoordinatorActor(SupervisedActor):
                 failure_count=data.get("failures", 0), last_failure_at=data.get("last_failure_at") or None,
                 last_success_at=figures.last_success.get(view.scid),
                 last_drained_for={**figures.drained.get(view.scid, {}), **self.drained.get(view.scid, {})}))
-        inbound = {peer: rb.estimate_inbound_fee(ppms, None, cfg) for peer, ppms in history.items()}
+        gossip = cyc["rb_lasthop"]   # unknown (error) → the default estimate, which errs high
+        last_hop = rb.last_hop_ppm(gossip.result, cfg.sling_chunk_size_sats) if gossip.error is None else {}
+        inbound = {peer: rb.estimate_inbound_fee(ppms, last_hop.get(peer), cfg) for peer, ppms in history.items()}
         candidates, rejections = rb.find_candidates(econs, inbound, budget, capital, ours, now, cfg, unavailable)
         operator_jobs = {s.replace(":", "x") for s in settings} - ours
         for c in [c for c in candidates if c.dest_scid in operator_jobs]:
@@ -587,7 +590,7 @@ class CoordinatorActor(SupervisedActor):
 REBALANCE_MESSAGES = (ChannelEconReply, LedgerFigures, ReserveResult, JobsChanged, JobEnded, ManualRebalance,
                       RebalanceDebugRequest)
 FIRST_REBALANCE_DELAY = 2 * FIRST_CYCLE_DELAY    # after the first fee cycle: channel actors have flow analysis
-RB_INPUTS = ("rb_channels", "rb_funds", "rb_jobsettings", "ledger")
+RB_INPUTS = ("rb_channels", "rb_funds", "rb_jobsettings", "rb_lasthop", "ledger")
 
 
 def rejection_dict(r: rb.Rejection) -> dict:

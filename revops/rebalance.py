@@ -385,6 +385,29 @@ def _amount_sat(ch: ChannelEcon, hive: bool, cfg: RebalanceConfig) -> tuple[int,
     return amount, None
 
 
+def _fit_tolerance(amount_sat: int, inbound: InboundEstimate, cfg: RebalanceConfig) -> tuple[int, tuple[str, str] | None]:
+    """A hive push is sized so that its expected route fee fits the tolerance: smaller, but it happens."""
+    fit = cfg.hive_rebalance_tolerance * PPM // max(1, inbound.ppm)
+    if fit >= amount_sat:
+        return amount_sat, None
+    if fit < cfg.rebalance_min_amount:
+        return 0, ("hive_tolerance", f"route ~{inbound.ppm} ppm ({inbound.source}): even rebalance_min_amount "
+                                     f"{cfg.rebalance_min_amount} sat would cost more than hive_rebalance_tolerance "
+                                     f"{cfg.hive_rebalance_tolerance} sat")
+    return fit, None
+
+
+def last_hop_ppm(listchannels: Mapping, chunk_sat: int) -> dict[str, int]:
+    """Per peer, what it charges on its channels towards us (`listchannels destination=<us>`), in ppm of a
+    chunk (base fee included); the dearest of its channels, so the estimate errs high."""
+    out: dict[str, int] = {}
+    for ch in listchannels.get("channels", []):
+        ppm = int(ch.get("fee_per_millionth", 0)) + math.ceil(
+            int(ch.get("base_fee_millisatoshi", 0)) * PPM / (max(1, chunk_sat) * MSAT_PER_SAT))
+        out[ch["source"]] = max(out.get(ch["source"], 0), ppm)
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # Sources
 
@@ -542,6 +565,8 @@ def _evaluate(dest: ChannelEcon, peer_ratio: float, inbound: InboundEstimate | N
     if inbound is None:
         return reject("no_inbound_estimate", "no inbound fee estimate for the peer: fail closed")
     amount, why = _amount_sat(dest, hive, cfg)
+    if not why and hive:
+        amount, why = _fit_tolerance(amount, inbound, cfg)
     if why:
         return reject(*why)
     sources, src_rejected = _sources_for(dest, amount, pool, peer_of, now, cfg)

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from revops.model import ChannelView, FlowClass, Policy, RebalanceMode, Strategy
+from revops import rebalance as rb
 from revops.rebalance import (
     BudgetState, Candidate, CapitalState, ChannelEcon, InboundEstimate, JobAction, JobRecord, JobStatus,
     ReconcileAction, Rejection, Role, SlingStats, backoff_seconds, capital_ok, effective_daily_budget_msat,
@@ -542,3 +543,22 @@ def test_emulated_sling_accepts_our_params_and_reconcile_reads_its_settings() ->
                              "outppm": 500})
     job = new_job("job-1", c, SlingStats(), 250_000 * SAT, NOW)
     assert reconcile([job], sling.call("sling-jobsettings", {})) == [("100x1x0", ReconcileAction.RESUME)]
+
+
+def test_last_hop_ppm_is_the_dearest_channel_of_the_peer_towards_us_with_base_fee_as_ppm_of_a_chunk():
+    gossip = {"channels": [
+        {"source": "02aa", "destination": "03us", "fee_per_millionth": 100, "base_fee_millisatoshi": 1000},
+        {"source": "02aa", "destination": "03us", "fee_per_millionth": 40, "base_fee_millisatoshi": 0},
+        {"source": "02bb", "destination": "03us", "fee_per_millionth": 0, "base_fee_millisatoshi": 0}]}
+    assert rb.last_hop_ppm(gossip, 500_000) == {"02aa": 102, "02bb": 0}
+
+
+@pytest.mark.parametrize("tolerance,ppm,expected", [
+    (50, 600, (83_333, None)),           # shrunk to what the tolerance pays for
+    (600, 600, (500_000, None)),         # fits: unchanged
+    (50, 1100, (0, "hive_tolerance")),   # even the minimum amount would cost more
+])
+def test_hive_pushes_are_sized_to_the_tolerance(tolerance, ppm, expected):
+    cfg = attrs.evolve(CFG, hive_rebalance_tolerance=tolerance)
+    amount, why = rb._fit_tolerance(500_000, rb.InboundEstimate(ppm, "last_hop"), cfg)
+    assert (amount, why[0] if why else None) == expected
