@@ -176,7 +176,7 @@ class ChannelActor(SupervisedActor):
         floor = fees.economic_floor_ppm(msg.chain, msg.vegas_multiplier, True, msg.config) if stall else msg.floor_ppm
         known = msg.earned_30d_msat is not None and msg.rebalance_cost_msat is not None
         roi = costs.marginal_roi(msg.earned_30d_msat, msg.rebalance_cost_msat) if known else None
-        self.economics = {"earned_30d_msat": msg.earned_30d_msat, "rebalance_cost_30d_msat": msg.rebalance_cost_msat,
+        self.economics = {"as_of": msg.figures_at, "earned_30d_msat": msg.earned_30d_msat, "rebalance_cost_30d_msat": msg.rebalance_cost_msat,
                           "open_cost_msat": msg.open_cost_msat,
                           "marginal_roi": None if roi is None else round(roi, 4),
                           "stall_premium": stall, "floor_ppm": floor}

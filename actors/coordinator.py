@@ -30,6 +30,8 @@ from revops.model import ChannelView, FlowClass, Policy, Strategy
 from revops.node import parse_channel, sat_per_vb
 
 FIRST_CYCLE_DELAY = 60
+# bookkeeper's event list grows with every forward: read it daily (open costs and refill fees change slowly)
+COSTS_REFRESH_SECONDS = 86_400
 
 
 @attrs.define
@@ -65,7 +67,8 @@ class CoordinatorActor(SupervisedActor):
         self.next_req = 0
         self.inflight: dict[int, str] = {}        # req_id → tag
         self.cycle: dict[str, Any] = {}           # results gathered for the running fee cycle
-        self.costs: dict[str, ChannelCosts] = {}  # from bookkeeper, refreshed every flow_interval
+        self.costs: dict[str, ChannelCosts] = {}  # from bookkeeper, refreshed daily
+        self.last_ledger: tuple[int, LedgerFigures | None] = (0, None)
         self.status_calls: dict[int, dict] = {}   # req_id → {"expect": n, "channels": [...]}
         self.clboss_unmanaged: dict[str, bool] = {}   # peer → lnfee unmanaged (True) / handed back (False)
         self.restored: dict[str, dict] = {}
@@ -214,13 +217,18 @@ class CoordinatorActor(SupervisedActor):
         self.state.now = now
         if now >= self.state.next_fee_at and not self.cycle:
             self.state.next_fee_at = now + self.config.fee_interval
-            self.next_req += 1
-            self.cycle = {"at": now, "ledger_id": self.next_req}
-            self.send(self.runtime, LedgerQuery(self.next_req, now, self.myAddress))
+            self.cycle = {"at": now}
+            at, figures = self.last_ledger
+            if figures is not None and now - at < self.config.fee_interval:
+                self.cycle.update(cycle_ledger=figures, ledger_at=at)   # the rebalance cycle's are fresh enough
+            else:
+                self.next_req += 1
+                self.cycle.update(ledger_id=self.next_req, ledger_at=now)
+                self.send(self.runtime, LedgerQuery(self.next_req, now, self.myAddress))
             self.request("feerates", {"style": "perkb"}, "cycle_feerates")
             self.request("listpeerchannels", {}, "cycle_channels")
         if now >= self.state.next_costs_at and self.health.get("bookkeeper", {}).get("status") == "ok":
-            self.state.next_costs_at = now + self.config.flow_interval
+            self.state.next_costs_at = now + COSTS_REFRESH_SECONDS
             self.request("bkpr-listaccountevents", {}, "costs")
         self.maybe_rebalance_cycle(now)
 
@@ -273,7 +281,8 @@ class CoordinatorActor(SupervisedActor):
             self.send(addr, FeeCycle(now, self.state.floor_ppm, multiplier, self.config, chain=chain,
                                      earned_30d_msat=ledger.earned_30d.get(scid, 0) if known else None,
                                      rebalance_cost_msat=spent if known else None,
-                                     open_cost_msat=costs.open_cost_msat if costs else None))
+                                     open_cost_msat=costs.open_cost_msat if costs else None,
+                                     figures_at=cycle["ledger_at"]))
         self.checkpoint = copy.deepcopy(self.state)
 
     def update_vegas(self, now: int, reply: IoResult) -> fees.ChainCosts | None:
@@ -335,6 +344,7 @@ class CoordinatorActor(SupervisedActor):
         elif isinstance(msg, LedgerFigures):
             if self.rb_cycle and msg.req_id == self.rb_cycle["id"]:
                 self.rb_cycle["ledger"] = msg
+                self.last_ledger = (self.rb_cycle["at"], msg)
                 self.try_rebalance_cycle()
         elif isinstance(msg, ReserveResult):
             self.on_reserved(msg)

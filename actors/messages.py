@@ -131,6 +131,7 @@ class FeeCycle:
     earned_30d_msat: int | None = None
     rebalance_cost_msat: int | None = None   # max(our ledger, bookkeeper) over 30 days; None = unknown
     open_cost_msat: int | None = None        # from bookkeeper; None = unknown
+    figures_at: int | None = None            # when the 30-day figures were read from the store
 
 
 @attrs.frozen
