@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -133,10 +134,11 @@ class Runtime:
         self.coordinator: Any = None
         self.started = False
         self.bootstrap_due = False
+        self.unsaved: list[Callable[[], None]] = []   # writes that failed (forwards, decisions): retried every tick
         self.stopped = threading.Event()
         self.node_id = ""
         self.health: dict[str, dict] = {g: {"status": "unknown", "calls": 0, "errors": 0, "last_error": None}
-                                        for g in ("lightningd",) + nodeio.OPTIONAL_PLUGINS}
+                                        for g in ("lightningd", "database") + nodeio.OPTIONAL_PLUGINS}
         self.counters = {"forwards_ingested": 0, "forwards_duplicate": 0, "actor_restarts": 0,
                          "fee_changes_applied": 0, "fee_changes_failed": 0, "fee_changes_held": 0}
         self.pending_rpc: dict[int, Callable[[Any, Exception | None], None]] = {}
@@ -226,9 +228,24 @@ class Runtime:
         handler = {Notification: self._on_notification, RpcCall: self._on_rpc_call, IoDone: self._on_io_done,
                    ForwardsPage: self._on_forwards_page, Bootstrapped: self._on_bootstrapped,
                    Tick: self._on_tick, Continue: lambda c: c.then()}.get(type(msg), self._tell_if_started)
-        handler(msg)
-        self._drain()
+        try:
+            handler(msg)
+            self._drain()
+        except sqlite3.Error as e:      # disk full, read-only remount: degrade, never kill the loop
+            self._database_failed(e)
+        else:
+            if self.health["database"]["status"] != "ok":
+                self._set_health("database", "ok", None)
         self.loop_lag_seconds = time.monotonic() - started
+
+    def _database_failed(self, e: Exception) -> None:
+        """Shown in revenue-status; forwards and fee decisions that could not be stored are retried at every
+        tick (other writes are repeated by their owners: actor checkpoints stay dirty until saved)."""
+        h = self.health["database"]
+        h["errors"] += 1
+        if h["status"] != "error":
+            self.log("broken", f"database write failed: {e}; running on, retrying at every tick")
+        self._set_health("database", "error", str(e))
 
     def tell(self, msg: Any) -> None:
         self.asys.tell(self.coordinator, msg)
@@ -236,6 +253,16 @@ class Runtime:
     def _tell_if_started(self, msg: Any) -> None:
         if self.started:
             self.tell(msg)
+
+    def _retry_unsaved(self) -> None:
+        retry, self.unsaved = self.unsaved, []
+        for i, write in enumerate(retry):
+            try:
+                write()
+            except sqlite3.Error as e:      # still failing (the write re-queued itself): keep the rest
+                self.unsaved.extend(retry[i + 1:])
+                self._database_failed(e)
+                return
 
     def _refresh_now(self) -> None:
         """Before the first tick (or while start-up fails) `now` comes from the clock: an RPC answered then
@@ -247,6 +274,8 @@ class Runtime:
 
     def _on_tick(self, tick: Tick) -> None:
         self.now = max(self.now, tick.now)
+        if self.unsaved:
+            self._retry_unsaved()
         if self.bootstrap_due:
             self.bootstrap_due = False
             self._submit_job(self._bootstrap_job, self._hydration_starts())
@@ -296,7 +325,12 @@ class Runtime:
         if f.status not in FINAL_STATUSES:
             return
         # until hydration is complete, a live forward must not move the index past unread ones
-        if not self.store.insert_forward(f, bump_index=self.started or not live):
+        try:
+            new = self.store.insert_forward(f, bump_index=self.started or not live)
+        except sqlite3.Error:
+            self.unsaved.append(lambda: self._ingest(f, live))
+            raise
+        if not new:
             self.counters["forwards_duplicate"] += 1
             return
         self.counters["forwards_ingested"] += 1
@@ -529,7 +563,11 @@ class Runtime:
 
     def _on_decision(self, out: RecordDecision) -> None:
         d = out.decision
-        self.store.record_decision(d, out.outcome)
+        try:
+            self.store.record_decision(d, out.outcome)
+        except sqlite3.Error:
+            self.unsaved.append(lambda: self._on_decision(out))
+            raise
         self.counters[{"applied": "fee_changes_applied", "failed": "fee_changes_failed"}.get(
             out.outcome, "fee_changes_held")] += 1
         self.log("info" if out.outcome != "failed" else "unusual",
