@@ -1,0 +1,77 @@
+"""A database that cannot be used: corrupt or locked at start (the plugin refuses with a clear message and
+never touches the file), or refusing writes while running (disk full, read-only remount: the plugin keeps
+going, shows it, and loses no forward)."""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+from pyln.client import RpcError
+
+from revops import simulate
+from revops.plugin_main import App
+from revops.sim.faults import FaultyRpc
+from revops.sim.invariants import check_all
+from revops.sim.lightningd import StandinLightningd
+from revops.sim.node import SimNode
+from revops.sim.scenario import load_scenario
+
+PLUGIN = str(Path(__file__).resolve().parents[1] / "cl-revenue-ops.py")
+HOUR = 3600
+WRITES = (sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_corrupt_or_locked_database_is_refused_with_a_message_and_left_untouched(tmp_path):
+    with StandinLightningd("tiny", lightning_dir=str(tmp_path), seed=1, speed=0, log_stderr=False) as ld:
+        corrupt = tmp_path / "corrupt.db"
+        corrupt.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 64)
+        before = digest(corrupt)
+        with pytest.raises(RpcError) as err:
+            ld.rpc.call("plugin", {"subcommand": "start", "plugin": PLUGIN, "revenue-ops-db-path": str(corrupt)})
+        assert "disabled itself" in err.value.error["message"] and "left untouched" in err.value.error["message"]
+        assert digest(corrupt) == before
+
+        assert "cl-revenue-ops" not in str(ld.rpc.call("plugin", {"subcommand": "list"}))
+
+
+class FakePlugin:
+    def log(self, text: str, level: str = "info") -> None:
+        pass
+
+
+def test_a_locked_database_is_refused_at_init_after_the_busy_timeout(tmp_path):
+    locked = tmp_path / "locked.db"
+    holder = sqlite3.connect(locked, isolation_level=None)
+    holder.execute("CREATE TABLE t(x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    before = digest(locked)
+    answer = App(FakePlugin()).init({"revenue-ops-db-path": str(locked)},
+                                    {"lightning-dir": str(tmp_path), "rpc-file": "lightning-rpc"})
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert answer is not None and "database is locked" in answer["disable"] and "untouched" in answer["disable"]
+    assert digest(locked) == before
+
+
+def test_a_database_refusing_writes_degrades_visibly_and_loses_no_forward():
+    """Found here: the first failed write (an INSERT of a forward) killed the actor loop for good."""
+    scenario = load_scenario("tiny")
+    node = SimNode(scenario, seed=2)
+    rpc = FaultyRpc(node)
+    sim = simulate.start(scenario, node=node, rpc=rpc)
+    sim.advance(HOUR)
+    sim.store.db.set_authorizer(lambda action, *a: sqlite3.SQLITE_DENY if action in WRITES else sqlite3.SQLITE_OK)
+    sim.advance(3 * HOUR)
+    health = sim.rpc("revenue-status")["health"]["database"]
+    assert health["status"] == "error" and "not authorized" in health["last_error"]
+    sim.store.db.set_authorizer(None)
+    sim.advance(2 * HOUR)
+    status = sim.rpc("revenue-status")
+    assert status["health"]["database"]["status"] == "ok" and status["status"] == "running"
+    assert not check_all(sim, rpc)
