@@ -235,11 +235,12 @@ class SlingExecutorActor(SupervisedActor):
             e["phase"] = "running"
         elif res.tag == "poll":
             self.on_poll(scid, e, res, err)
+        elif res.tag in ("stop", "delete") and err is not None and "not found" not in err:
+            return      # not known to be stopped: asked again at a later poll, nothing is booked before
         elif res.tag == "stop":
             e["phase"] = "deleting"
             self.io("sling-deletejob", {"job": scid, "delete_stats": False}, "delete", scid)
         elif res.tag == "delete":
-            e["deleted"] = err is None
             if e.get("settled"):
                 self.forget(scid, e)
                 return
@@ -247,8 +248,9 @@ class SlingExecutorActor(SupervisedActor):
             e["phase"] = "final"
             self.io("sling-stats", {"scid": scid, "json": True}, "final", scid)
         elif res.tag == "final":
-            if res.error is not None and res.error.get("code") is None:
-                return      # no answer: asked again at a later poll; the reservation counts meanwhile
+            if err is not None and "not found" not in err:
+                return      # no stats yet (no answer, sling failing or gone): asked again at a later poll;
+                            # the reservation counts meanwhile. "not found": sling has no stats, nothing spent
             try:
                 if err is None:
                     e["job"] = rb.book_final(e["job"], rb.parse_sling_stats(res.result))
@@ -258,9 +260,9 @@ class SlingExecutorActor(SupervisedActor):
             self.forget(scid, e)
 
     def forget(self, scid: str, e: dict) -> None:
-        """Deleted in sling: forget it; not deleted: keep it finished so the next start deletes it."""
+        """Deleted in sling (or gone from it): forget it."""
         self.jobs.pop(scid, None)
-        self.send(self.runtime, SaveJob(e["job"], e["extra"], self.now, delete=e["deleted"]))
+        self.send(self.runtime, SaveJob(e["job"], e["extra"], self.now, delete=True))
         self.changed()
 
     def on_poll(self, scid: str, e: dict, res: IoResult, err: str | None) -> None:
