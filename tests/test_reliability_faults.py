@@ -150,17 +150,19 @@ def test_a_failing_plugin_list_at_start_does_not_leave_sling_missing_for_good():
         ("sling", "clboss", "bookkeeper"), "ok")
 
 
-def test_a_job_whose_last_sling_stats_were_lost_is_booked_from_stats_read_after_it_stopped():
-    """Found by the random sequences (seed 218): sling-stats answers were lost while a job ran, the job
-    timed out, and its reservation was settled from the last stats seen (0) though sling had spent."""
+@pytest.mark.parametrize("kind", ["lost", "error"])
+def test_a_job_whose_last_sling_stats_failed_is_booked_from_stats_read_after_it_stopped(kind):
+    """Found by the random sequences (seeds 218, 1688): sling-stats answers were lost (or errors) while a
+    job ran, the job timed out, and its reservation was settled from the last stats seen (0) though sling
+    had spent."""
     sim, rpc = start(options={"revenue-ops-sling-job-timeout-seconds": 3600})
     while not sim.rpc("revenue-rebalance-debug")["ledger"]["registry"]:
         sim.advance(300)
-    rpc.inject("lost", "sling-*")
+    rpc.inject(kind, "sling-*")
     sim.advance(3 * HOUR)
     rpc.clear()
     sim.advance(3 * HOUR)
-    assert rpc.injected["lost"] > 0 and sim.node.ledger.rebalance_cost_msat > 0
+    assert rpc.injected[kind] > 0 and sim.node.ledger.rebalance_cost_msat > 0
     assert not check_all(sim, rpc)
 
 

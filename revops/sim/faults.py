@@ -6,7 +6,8 @@
 - ``timeout`` no answer within the socket timeout (``TimeoutError``, as `SocketRpc` raises it);
 - ``lost``    the node carried the call out, but the answer never arrived (``TimeoutError`` after it);
 - ``vanish``  the RPC socket file is gone (``FileNotFoundError`` on connect, as `SocketRpc` raises it);
-- ``absent``  the method's plugin is not installed (``-32601 Unknown command``, lightningd's answer);
+- ``absent``  the method's plugin is not installed (``-32601 Unknown command``, lightningd's answer); the
+              emulated plugins the pattern covers are stopped meanwhile (a missing sling rebalances nothing);
 - ``slow``    the answer comes, after ``seconds`` of wall time (only meaningful in threaded mode).
 
 A method pattern is an exact name, a prefix ending in ``*`` (``sling-*``) or ``*`` for everything.
@@ -25,6 +26,7 @@ from pyln.client import RpcError
 
 from revops.sim.node import SimNode
 
+PLUGIN_PREFIXES = {"sling": "sling-", "clboss": "clboss-", "bookkeeper": "bkpr-"}
 WRITES = ("setchannel", "sling-job", "sling-go", "sling-stop", "sling-deletejob", "clboss-unmanage")
 KINDS = ("error", "timeout", "lost", "vanish", "absent", "slow")
 
@@ -54,16 +56,26 @@ class FaultyRpc:
     calls: collections.Counter = attrs.field(factory=collections.Counter)
     injected: collections.Counter = attrs.field(factory=collections.Counter)
     delivered: list[tuple[int, str, Any]] = attrs.field(factory=list)   # (node time, method, params) of writes
+    removed: set[str] = attrs.field(factory=set)        # emulated plugins stopped by an `absent` fault
 
     def inject(self, kind: str, pattern: str = "*", **kwargs: Any) -> Fault:
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; one of: {', '.join(KINDS)}")
         fault = Fault(kind, pattern, **kwargs)
         self.faults.append(fault)
+        if kind == "absent":
+            for name, prefix in PLUGIN_PREFIXES.items():
+                if fault.matches(prefix) and self.node.plugins[name]:
+                    self.node.set_plugin_installed(name, False)
+                    self.removed.add(name)
         return fault
 
     def clear(self, pattern: str | None = None) -> None:
         self.faults = [f for f in self.faults if pattern is not None and f.pattern != pattern]
+        for name in sorted(self.removed):
+            if not any(f.kind == "absent" and f.matches(PLUGIN_PREFIXES[name]) for f in self.faults):
+                self.node.set_plugin_installed(name, True)
+                self.removed.discard(name)
 
     def call(self, method: str, params: dict | list | None = None) -> Any:
         self.calls[method] += 1
