@@ -2,7 +2,36 @@
 vanishing, the stdout framing, a database that cannot be used, kill -9 in the middle of a rebalance."""
 from __future__ import annotations
 
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
 from revops.sim.lightningd import StandinLightningd
+
+PLUGIN = str(Path(__file__).resolve().parents[1] / "cl-revenue-ops.py")
+NAME = "cl-revenue-ops.py"
+
+
+def wait_for(fn, timeout=20.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while not (value := fn()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {fn}")
+        time.sleep(interval)
+    return value
+
+
+def running(ld):
+    return wait_for(lambda: ld.rpc.call("revenue-status")["status"] == "running")
+
+
+def advance(ld, seconds, settle=1.0):
+    ld.rpc.call("dev-sim-advance", {"seconds": seconds})
+    time.sleep(settle)
 
 
 def test_a_stopped_standin_leaves_no_thread_accepting_on_its_socket(tmp_path):
@@ -12,3 +41,36 @@ def test_a_stopped_standin_leaves_no_thread_accepting_on_its_socket(tmp_path):
     accept = next(t for t in ld._threads if t.name == "rpc-accept")
     ld.stop()
     assert not accept.is_alive()
+
+
+def _booked_and_live(db: str) -> tuple[int, int, int]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT status, reserved_msat, spent_msat FROM budget_reservations").fetchall()
+    return (sum(r[2] for r in rows if r[0] != "active"), sum(r[1] for r in rows if r[0] == "active"), len(rows))
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.5])
+def test_kill_9_in_the_middle_of_a_rebalance_loses_no_spend(tmp_path, delay):
+    """The real plugin is killed -9 while its sling job runs (at a few points of its life), the node goes
+    on, the plugin starts again: every msat sling spent ends up booked, or still reserved."""
+    os.environ["REVOPS_TICK_SECONDS"] = "0.2"
+    db = str(tmp_path / "regtest" / "revenue_ops.db")
+    with StandinLightningd("tiny", lightning_dir=str(tmp_path), seed=1, speed=0, plugins=[PLUGIN],
+                           log_stderr=False) as ld:
+        running(ld)
+        advance(ld, 9 * 3600, settle=1.0)                         # rebalancing starts after ~10 h
+        wait_for(lambda: ld.rpc.call("dev-sim-advance", {"seconds": 900}) and
+                 ld.rpc.call("revenue-rebalance-debug")["ledger"]["registry"], timeout=60, interval=0.3)
+        ld.rpc.call("dev-sim-advance", {"seconds": 300})
+        time.sleep(delay)
+        os.kill(ld.plugin_pid(NAME), signal.SIGKILL)
+        wait_for(lambda: NAME not in str(ld.rpc.call("plugin", {"subcommand": "list"})))
+        ld.rpc.call("dev-sim-advance", {"seconds": 3600})        # sling goes on while we are dead
+        ld.rpc.call("plugin", {"subcommand": "start", "plugin": PLUGIN})
+        running(ld)
+        for _ in range(5):                                        # reconcile, timeout, stop, settle
+            advance(ld, 3600, settle=0.5)
+        spent = ld.rpc.call("dev-sim-ledger")["rebalance_cost_msat"]
+        booked, live, jobs = wait_for(lambda: (b := _booked_and_live(db))[0] + b[1] + 1000 * b[2] >= spent and b,
+                                      timeout=10)
+        assert spent > 0 and booked + live + 1000 * jobs >= spent
