@@ -202,6 +202,23 @@ def markdown(agg: dict) -> str:
     return "\n".join(lines)
 
 
+def targets_markdown(agg: dict) -> str:
+    lines = ["| scenario | ours / (f) | target | ours / clboss | ours / v1.4 | ours / best of (b)–(e) | best of (b)–(e) "
+             "by mean |", "|---|---|---|---|---|---|---|"]
+    for scen, a in agg.items():
+        r = a["ratios"]
+
+        def cell(key: str, need: float) -> str:
+            v = r.get(key)
+            return "–" if v is None else f"{v['mean']:.2f} {'✅' if v['mean'] >= need else '❌'}"
+
+        need_f = 1.10 if a["kind"] == "drifting" else 0.95
+        lines.append(f"| {scen} | {cell('ours_over_hindsight', need_f)} | ≥ {need_f:.2f} | "
+                     f"{cell('ours_over_clboss', 1.3)} | {cell('ours_over_v1.4', 1.3)} | "
+                     f"{cell('ours_over_best_baseline', 0.95)} | {r.get('best_baseline_by_mean', '–')} |")
+    return "\n".join(lines)
+
+
 def chart(agg: dict, path: Path) -> bool:
     try:
         import matplotlib
@@ -231,6 +248,15 @@ def chart(agg: dict, path: Path) -> bool:
     return True
 
 
+def _commit() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenarios", nargs="*", default=sorted(p.stem for p in SCENARIO_DIR.glob("*.toml")))
@@ -239,27 +265,43 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=float, default=None, help="default: each scenario's duration_days")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default=str(RESULTS / "economic.json"))
+    ap.add_argument("--fresh", action="store_true", help="ignore runs cached next to --out (<out>.runs.jsonl)")
     a = ap.parse_args(argv)
-    cost = {"ours": 3, "hindsight": 2}
-    tasks = [(scenario_path(s), seed, c, a.days or load_scenario(scenario_path(s)).duration_days)
-             for s in a.scenarios for seed in a.seeds for c in a.controllers]
-    tasks.sort(key=lambda t: -cost.get(t[2], 0))
-    t0 = time.monotonic()
-    runs = []
-    with multiprocessing.get_context("fork").Pool(a.workers) as pool:
-        for r in pool.imap_unordered(run_task, tasks):
-            runs.append(r)
-            print(f"[{time.monotonic() - t0:7.1f}s] {r['scenario']:<12} seed {r['seed']} {r['controller']:<15} "
-                  f"net {r['net_profit_msat'] / 1000:>12,.0f} sat  ({r['wall_s']} s)", flush=True)
-    agg = aggregate(runs)
-    wall = round(time.monotonic() - t0, 1)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"wall_s": wall, "workers": a.workers, "seeds": a.seeds, "scenarios": a.scenarios,
+    cache = out.with_suffix(".runs.jsonl")
+    if a.fresh and cache.exists():
+        cache.unlink()
+    runs = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
+    done = {(r["scenario"], r["seed"], r["controller"], r["days"]) for r in runs}
+    cost = {"ours": 3, "hindsight": 2, "v1.4": 1}
+    tasks = [(scenario_path(s), seed, c, a.days or load_scenario(scenario_path(s)).duration_days)
+             for s in a.scenarios for seed in a.seeds for c in a.controllers]
+    tasks = [t for t in tasks if (load_scenario(t[0]).name, t[1], t[2], t[3]) not in done]
+    tasks.sort(key=lambda t: (t[1], -cost.get(t[2], 0)))     # seed by seed: any prefix gives paired seeds
+    t0 = time.monotonic()
+    wanted = {(load_scenario(scenario_path(s)).name, seed, c) for s in a.scenarios for seed in a.seeds
+              for c in a.controllers}
+    with multiprocessing.get_context("fork").Pool(a.workers) as pool, cache.open("a") as log:
+        for r in pool.imap_unordered(run_task, tasks):
+            runs.append(r)
+            log.write(json.dumps(r) + "\n")
+            log.flush()
+            print(f"[{time.monotonic() - t0:7.1f}s] {r['scenario']:<12} seed {r['seed']} {r['controller']:<15} "
+                  f"net {r['net_profit_msat'] / 1000:>12,.0f} sat  ({r['wall_s']} s)", flush=True)
+    runs = [r for r in runs if (r["scenario"], r["seed"], r["controller"]) in wanted]
+    agg = aggregate(runs)
+    wall = round(time.monotonic() - t0, 1)
+    doc = {"commit": _commit(), "wall_s_this_invocation": wall, "cpu_s_of_runs": round(sum(r["wall_s"] for r in runs), 1),
+           "workers": a.workers, "seeds": a.seeds, "scenarios": a.scenarios,
            "controllers": a.controllers, "targets": targets(agg), "aggregate": agg,
            "runs": sorted(runs, key=lambda r: (r["scenario"], r["controller"], r["seed"]))}
     out.write_text(json.dumps(doc, indent=1))
-    md = markdown(agg)
+    n_seeds = sorted({r["seed"] for r in runs})
+    md = (f"Seeds {n_seeds}; commit {doc['commit'][:10]}. Targets for ours (✅ met / ❌ missed; "
+          "(f): ≥ 1.10 drifting, ≥ 0.95 stationary; clboss, v1.4: ≥ 1.3; best baseline: ≥ 0.95):\n\n"
+          + targets_markdown(agg) + "\n\n" + markdown(agg)
+          + "\n![cumulative net profit](../bench/results/economic.png)\n")
     out.with_suffix(".md").write_text(md + "\n")
     has_chart = chart(agg, out.with_suffix(".png"))
     print(md)
