@@ -30,10 +30,12 @@ FINAL = ("settled", "failed", "local_failed")
 
 
 def check_all(sim: Any, rpc: Any, budget_sats_max: int | None = None,
-              manual: frozenset[tuple[int, str]] = frozenset()) -> list[str]:
+              manual: frozenset[tuple[int, str]] = frozenset(),
+              strategies: tuple[tuple[int, str, str], ...] = ()) -> list[str]:
     """`rpc` is the FaultyRpc the plugin talked through: it knows which writes reached the node.
-    `manual`: (time, destination) of revenue-rebalance requests, to which the channel cap does not apply."""
-    return (check_forwards(sim) + check_budget(sim, budget_sats_max, manual) + check_fee_bounds(sim)
+    `manual`: (time, destination) of revenue-rebalance requests, to which the channel cap does not apply;
+    `strategies`: (time, peer, strategy) of every policy change, for the hive exemption at the time."""
+    return (check_forwards(sim) + check_budget(sim, budget_sats_max, manual, strategies) + check_fee_bounds(sim)
             + check_update_rate(sim, rpc) + check_passive(sim, rpc))
 
 
@@ -59,18 +61,28 @@ def check_forwards(sim: Any) -> list[str]:
     return problems
 
 
-def _hive_scids(sim: Any) -> set[str]:
-    hive = {r["peer_id"] for r in sim.store.load_policies() if r["strategy"] == "hive"}
-    return {c.scid for c in sim.node.channels.values() if c.peer_id in hive}
+def _hive_at(sim: Any, strategies: tuple[tuple[int, str, str], ...]) -> Any:
+    """Was this channel's peer a hive member at time t? From the (time, peer, strategy) history when the
+    caller kept one (policies change during a sequence), else from the policies stored now."""
+    peer_of = {c.scid: c.peer_id for c in sim.node.channels.values()}
+    now_hive = {r["peer_id"] for r in sim.store.load_policies() if r["strategy"] == "hive"}
+
+    def hive(t: int, scid: str) -> bool:
+        if not strategies:
+            return peer_of.get(scid) in now_hive
+        past = [s for at, peer, s in strategies if peer == peer_of.get(scid) and at <= t]
+        return bool(past) and past[-1] == "hive"
+    return hive
 
 
 def check_budget(sim: Any, budget_sats_max: int | None = None,
-                 manual: frozenset[tuple[int, str]] = frozenset()) -> list[str]:
+                 manual: frozenset[tuple[int, str]] = frozenset(),
+                 strategies: tuple[tuple[int, str, str], ...] = ()) -> list[str]:
     from revops import rebalance as rb
     cfg = sim.runtime.config
     rows = sim.runtime.ledger.reservations()
     timeout = cfg.reservation_timeout_hours * 3600
-    hive = _hive_scids(sim)
+    hive = _hive_at(sim, strategies)
     problems = []
     for r in rows:
         t = r["created_at"]
@@ -87,7 +99,7 @@ def check_budget(sim: Any, budget_sats_max: int | None = None,
                                  "daily_budget_sats": budget_sats_max})(), revenue))
         if spent + live > budget:
             problems.append(f"budget: at {t} spent {spent} + reserved {live} msat > daily budget {budget} msat")
-        if r["scid"] in hive or (t, r["scid"]) in manual:
+        if hive(t, r["scid"]) or (t, r["scid"]) in manual:
             continue
         earned = sim.store.db.execute(
             "SELECT COALESCE(SUM(fee_msat), 0) FROM forwards WHERE status='settled' AND out_channel=? "

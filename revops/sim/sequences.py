@@ -60,6 +60,7 @@ def run_sequence(seed: int, events: int = 12, scenario: Scenario | None = None, 
     done: dict[str, int] = {}
     budgets = [BASE_OPTIONS["revenue-ops-daily-budget-sats"]]
     manual: set[tuple[int, str]] = set()
+    strategies: list[tuple[int, str, str]] = []
     try:
         for _ in range(events):
             kind = rng.choice(EVENTS)
@@ -67,10 +68,11 @@ def run_sequence(seed: int, events: int = 12, scenario: Scenario | None = None, 
             if kind == "restart":         # kill -9: the old runtime is abandoned, not stopped
                 sim = start()
             else:
-                _event(kind, sim, rpc, rng, budgets, manual)
+                _event(kind, sim, rpc, rng, budgets, manual, strategies)
         rpc.clear()
         sim.advance(HOUR)                 # faults cleared: let the plugin catch up before judging
-        problems = check_all(sim, rpc, budget_sats_max=max(budgets), manual=frozenset(manual))
+        problems = check_all(sim, rpc, budget_sats_max=max(budgets), manual=frozenset(manual),
+                             strategies=tuple(strategies))
         forwards = sim.store.forward_count()
     finally:
         sim.close()
@@ -78,7 +80,7 @@ def run_sequence(seed: int, events: int = 12, scenario: Scenario | None = None, 
 
 
 def _event(kind: str, sim: Any, rpc: FaultyRpc, rng: random.Random, budgets: list[int],
-           manual: set[tuple[int, str]]) -> None:
+           manual: set[tuple[int, str]], strategies: list[tuple[int, str, str]]) -> None:
     node = sim.node
     if kind == "advance":
         sim.advance(rng.randrange(300, 2 * HOUR + 1, 300))
@@ -90,7 +92,8 @@ def _event(kind: str, sim: Any, rpc: FaultyRpc, rng: random.Random, budgets: lis
             params["fee_ppm"] = rng.choice((0, 100, 1000, 9000))
         if rng.random() < 0.5:
             params["fee_min_ppm"], params["fee_max_ppm"] = rng.choice(((20, 800), (100, 100), (500, 50), (1, 20000)))
-        _rpc(sim, "revenue-policy", params)
+        if _rpc(sim, "revenue-policy", params):
+            strategies.append((sim.runtime.now, peer, params["strategy"]))
     elif kind == "config":
         key = rng.choice(sorted(CONFIG_VALUES))
         value = rng.choice(CONFIG_VALUES[key])
