@@ -296,6 +296,8 @@ class Runtime:
         if self.stopped.is_set():
             return
         self.stopped.set()
+        if self.config.stop_jobs_on_shutdown and self.started:
+            self._stop_our_jobs()
         if self.asys is not None:
             self._drain()
             self.asys.tell(self.coordinator, ActorExitRequest())
@@ -306,6 +308,17 @@ class Runtime:
             self.exporter.stop()
         self.store.close()
         self.log("info", f"cl-revenue-ops stopped ({reason})")
+
+    def _stop_our_jobs(self) -> None:
+        """revenue-ops-stop-jobs-on-shutdown: no job of ours spends while we are not watching it.
+
+        Only jobs in our registry are stopped (never the operator's); they stay registered, their
+        reservations stay counted, and the next start reconciles them as usual.
+        """
+        for job, _ in self.ledger.load_jobs():
+            _, err, _ = self.call_external("sling-stop", {"scid": job.scid})
+            self.log("info" if err is None else "unusual",
+                     f"shutdown: sling-stop {job.scid}: {'stopped' if err is None else err['message']}")
 
     # -- inbound --------------------------------------------------------------------------------
     def _on_notification(self, n: Notification) -> None:

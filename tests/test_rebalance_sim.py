@@ -369,3 +369,26 @@ def test_the_real_plugin_rebalances_through_sling_over_the_plugin_protocol(tmp_p
                 break
         assert settled and settled[0]["id"] == res["reservation_id"] and settled[0]["spent_msat"] <= 100_000
         assert dst not in ld.rpc.call("sling-jobsettings")
+
+
+def test_stop_jobs_on_shutdown_stops_only_our_jobs(tmp_path):
+    sc = loads_scenario(REFILL)
+    from revops.sim.node import SimNode
+    node = SimNode(sc, seed=1)
+    store = next(c.scid for c in node.open_channels() if c.name == "store")
+    node.call("sling-job", {"scid": store, "direction": "pull", "amount": 100_000, "maxppm": 10,
+                            "outppm": 10, "target": 0.99})
+    node.call("sling-go", {"scid": store})
+    sim = simulate.start(sc, node=node, db_path=str(tmp_path / "db"), step_seconds=60,
+                         options={"revenue-ops-stop-jobs-on-shutdown": "true"})
+    hot = names(sim)["hot"]
+    for _ in range(24 * 60):
+        sim.advance(60)
+        if sim.runtime.ledger.load_jobs():
+            break
+    assert hot in node.sling.running and store in node.sling.running
+    sim.close()
+    assert hot not in node.sling.running                     # ours: stopped, still known to sling
+    assert hot in node.call("sling-jobsettings", {})
+    assert store in node.sling.running                       # the operator's: untouched
+    assert any(f"sling-stop {hot}: stopped" in text for _, text in sim.log_lines)
