@@ -282,11 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     wanted = {(load_scenario(scenario_path(s)).name, seed, c) for s in a.scenarios for seed in a.seeds
               for c in a.controllers}
-    with multiprocessing.get_context("fork").Pool(a.workers) as pool, cache.open("a") as log:
+    with multiprocessing.get_context("fork").Pool(a.workers) as pool:
         for r in pool.imap_unordered(run_task, tasks):
             runs.append(r)
-            log.write(json.dumps(r) + "\n")
-            log.flush()
+            with cache.open("a") as log:     # reopened per run: a file replaced meanwhile (git) loses nothing
+                log.write(json.dumps(r) + "\n")
             print(f"[{time.monotonic() - t0:7.1f}s] {r['scenario']:<12} seed {r['seed']} {r['controller']:<15} "
                   f"net {r['net_profit_msat'] / 1000:>12,.0f} sat  ({r['wall_s']} s)", flush=True)
     runs = [r for r in runs if (r["scenario"], r["seed"], r["controller"]) in wanted]
