@@ -109,7 +109,8 @@ def run_task(task: tuple[str, int, str, float]) -> dict:
     else:
         res = run_baseline(sc, seed, make_baseline(name, seed), days)
     res.pop("per_channel", None)
-    return {"scenario": sc.name, "seed": seed, "controller": name, "wall_s": round(time.monotonic() - t0, 2),
+    return {"scenario": sc.name, "seed": seed, "controller": name, "commit": _commit(),
+            "wall_s": round(time.monotonic() - t0, 2),
             **res, **extra}
 
 
@@ -298,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
            "runs": sorted(runs, key=lambda r: (r["scenario"], r["controller"], r["seed"]))}
     out.write_text(json.dumps(doc, indent=1))
     n_seeds = sorted({r["seed"] for r in runs})
-    md = (f"Seeds {n_seeds}; commit {doc['commit'][:10]}. Targets for ours (✅ met / ❌ missed; "
+    md = (f"Seeds {n_seeds}; aggregated at commit {doc['commit'][:10]} (each run's commit: `commit` in the runs). Targets for ours (✅ met / ❌ missed; "
           "(f): ≥ 1.10 drifting, ≥ 0.95 stationary; clboss, v1.4: ≥ 1.3; best baseline: ≥ 0.95):\n\n"
           + targets_markdown(agg) + "\n\n" + markdown(agg)
           + "\n![cumulative net profit](../bench/results/economic.png)\n")
