@@ -329,17 +329,20 @@ class Sling:
         self.jobs[scid] = job
         return {"result": "success"}
 
+    def _targets(self, p: dict, default: list[str]) -> list[str]:
+        """The job named by `scid` (which must exist), else all of `default`."""
+        if "scid" not in p:
+            return default
+        scid = self._scid(p["scid"])
+        if scid not in self.jobs:
+            raise SlingError("Shortchannelid not found in jobs")
+        return [scid]
+
     def _rpc_go(self, params: Any) -> dict:
         p = self._kw(params, "sling-go", ("scid",))
         if not self.jobs:
             raise SlingError("No jobs found")
-        if "scid" in p:
-            scid = self._scid(p["scid"])
-            if scid not in self.jobs:
-                raise SlingError("Shortchannelid not found in jobs")
-            targets = [scid]
-        else:
-            targets = list(self.jobs)
+        targets = self._targets(p, list(self.jobs))
         started = 0
         for s in targets:
             if s in self.running:
@@ -353,13 +356,7 @@ class Sling:
 
     def _rpc_stop(self, params: Any) -> dict:
         p = self._kw(params, "sling-stop", ("scid",))
-        if "scid" in p:
-            scid = self._scid(p["scid"])
-            if scid not in self.jobs:
-                raise SlingError("Shortchannelid not found in jobs")
-            targets = [scid]
-        else:
-            targets = list(self.running)
+        targets = self._targets(p, list(self.running))
         n = 0
         for s in targets:
             if self.running.pop(s, None) is not None:
