@@ -82,12 +82,6 @@ class StatusRequest:
 
 
 @attrs.frozen
-class FeeDebugRequest:
-    req_id: int
-    scid: str | None = None
-
-
-@attrs.frozen
 class IoResult:
     """The answer to an IoRequest, delivered to the actor that asked."""
     req_id: int

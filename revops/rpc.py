@@ -330,10 +330,7 @@ def revenue_list_ignored(rt: "Runtime", params: dict, respond: Respond) -> None:
 def _peer(params: dict) -> str:
     if params.get("peer_id") is None:
         raise InputError("peer_id", "required: a 66-hex-character node id")
-    try:
-        return policy_rules.validate_peer_id(params["peer_id"])
-    except policy_rules.PolicyError as e:
-        raise InputError("peer_id", str(e)) from e
+    return policy_rules.validate_peer_id(params["peer_id"])   # a PolicyError names peer_id (see dispatch)
 
 
 # --- clboss (reference §2.7, §2.10) -----------------------------------------------------------

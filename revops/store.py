@@ -126,10 +126,6 @@ class Store:
                 self.db.execute("ROLLBACK")
                 raise
 
-    @property
-    def schema_version(self) -> int:
-        return self.db.execute("PRAGMA user_version").fetchone()[0]
-
     @contextlib.contextmanager
     def tx(self) -> Iterator[None]:
         """One atomic unit of writes (nested calls join the outer transaction)."""
@@ -229,10 +225,6 @@ class Store:
             "WHERE status='settled' AND out_channel=? AND received_time >= ?", (scid, since)).fetchone()
         return row[0], row[1]
 
-    def has_routed_out(self, scid: str) -> bool:
-        return self.db.execute("SELECT 1 FROM forwards WHERE status='settled' AND out_channel=? LIMIT 1",
-                               (scid,)).fetchone() is not None
-
     def revenue_msat(self, since: float, until: float | None = None) -> tuple[int, int]:
         """(fees earned msat, settled forwards) in [since, until)."""
         row = self.db.execute(
@@ -275,13 +267,6 @@ class Store:
         rows = self.db.execute(sql, args + (limit,)).fetchall()
         return [{**{k: r[k] for k in r.keys() if k != "inputs_json"}, "inputs": json.loads(r["inputs_json"]),
                  "broadcast": bool(r["broadcast"])} for r in rows]
-
-    def fee_updates_per_channel_day(self) -> dict[str, dict[int, int]]:
-        out: dict[str, dict[int, int]] = {}
-        for r in self.db.execute("SELECT scid, at / 86400 AS day, COUNT(*) FROM fee_decisions "
-                                 "WHERE outcome='applied' GROUP BY scid, day"):
-            out.setdefault(r[0], {})[r[1]] = r[2]
-        return out
 
     # -- policies -------------------------------------------------------------------------------
     def load_policies(self) -> list[dict]:
@@ -327,11 +312,8 @@ class Store:
         return self.db.execute("DELETE FROM config_overrides WHERE key=?", (key,)).rowcount > 0
 
     # -- feerate samples ------------------------------------------------------------------------
-    def add_feerate_sample(self, at: int, sat_per_vb: float) -> float:
-        """Store a sample, drop those older than 48 h, return the mean of the last 24 h before it."""
+    def add_feerate_sample(self, at: int, sat_per_vb: float) -> None:
+        """Store a Vegas Reflex sample (restored into the coordinator at start); keep 48 h."""
         with self.tx():
-            mean = self.db.execute("SELECT AVG(sat_per_vb) FROM feerate_samples WHERE at >= ? AND at < ?",
-                                   (at - 86400, at)).fetchone()[0]
             self.db.execute("INSERT OR REPLACE INTO feerate_samples(at, sat_per_vb) VALUES (?,?)", (at, sat_per_vb))
             self.db.execute("DELETE FROM feerate_samples WHERE at < ?", (at - 2 * 86400,))
-        return float(mean) if mean is not None else sat_per_vb
