@@ -24,12 +24,13 @@ from actors.messages import HiveMembership, HivePush
 from actors.sling import SlingExecutorActor
 from actors.supervision import SupervisedActor
 from revops import rebalance as rb
-from revops import fees, hive as hive_rules, policy as policy_rules
+from revops import anchor, fees, hive as hive_rules, policy as policy_rules
 from revops.costs import ChannelCosts, bookkeeper_costs
 from revops.model import ChannelView, FlowClass, Policy, Strategy
 from revops.node import parse_channel, sat_per_vb
 
 FIRST_CYCLE_DELAY = 60
+ANCHOR_TAG = "anchor:"
 # bookkeeper's event list grows with every forward: read it daily (open costs and refill fees change slowly)
 COSTS_REFRESH_SECONDS = 86_400
 
@@ -86,6 +87,8 @@ class CoordinatorActor(SupervisedActor):
         self.last_budget: dict | None = None
         self.drained: dict[str, dict[str, float]] = {}   # source scid → {dest scid: when} (ping-pong guard)
         self.hive_signals = 0                     # HiveMembership + HivePush messages handled
+        self.anchors: dict[str, anchor.Anchor] = {}   # peer → going rate from gossip (revops/anchor.py)
+        self.surveyed: dict[str, int] = {}        # peer → when its anchor was last asked for
 
     def restore_checkpoint(self) -> None:
         self.state = copy.deepcopy(self.checkpoint)
@@ -227,6 +230,7 @@ class CoordinatorActor(SupervisedActor):
                 self.send(self.runtime, LedgerQuery(self.next_req, now, self.myAddress))
             self.request("feerates", {"style": "perkb"}, "cycle_feerates")
             self.request("listpeerchannels", {}, "cycle_channels")
+            self.survey_anchors(now)
         if now >= self.state.next_costs_at and self.health.get("bookkeeper", {}).get("status") == "ok":
             self.state.next_costs_at = now + COSTS_REFRESH_SECONDS
             self.request("bkpr-listaccountevents", {}, "costs")
@@ -249,9 +253,24 @@ class CoordinatorActor(SupervisedActor):
                 self.costs = bookkeeper_costs(msg.result.get("events", []), {
                     v.channel_id: (scid, v.funding_txid) for scid, v in self.views.items()})
             return
+        if tag.startswith(ANCHOR_TAG):
+            peer = tag[len(ANCHOR_TAG):]
+            found = None if msg.error is not None else \
+                anchor.competitor_anchor(msg.result.get("channels", []), self.node_id, peer, self.state.now)
+            if found is not None:
+                self.anchors[peer] = found
+            return
         if tag in ("cycle_feerates", "cycle_channels") and self.cycle:
             self.cycle[tag] = msg
             self.try_fee_cycle()
+
+    def survey_anchors(self, now: int) -> None:
+        """Ask gossip what other nodes charge toward our peers, each peer at most daily."""
+        if not self.config.price_anchor:
+            return
+        for peer in anchor.peers_due((v.peer_id for v in self.views.values()), self.surveyed, now):
+            self.surveyed[peer] = now
+            self.request("listchannels", {"destination": peer}, ANCHOR_TAG + peer)
 
     def try_fee_cycle(self) -> None:
         if all(k in self.cycle for k in ("cycle_feerates", "cycle_channels", "cycle_ledger")):
@@ -282,8 +301,12 @@ class CoordinatorActor(SupervisedActor):
                                      earned_30d_msat=ledger.earned_30d.get(scid, 0) if known else None,
                                      rebalance_cost_msat=spent if known else None,
                                      open_cost_msat=costs.open_cost_msat if costs else None,
-                                     figures_at=cycle["ledger_at"]))
+                                     figures_at=cycle["ledger_at"], anchor_ppm=self.anchor_ppm(scid)))
         self.checkpoint = copy.deepcopy(self.state)
+
+    def anchor_ppm(self, scid: str) -> int | None:
+        found = self.anchors.get(self.views[scid].peer_id) if scid in self.views else None
+        return None if found is None else found.ppm
 
     def update_vegas(self, now: int, reply: IoResult) -> fees.ChainCosts | None:
         """Feed one feerate sample to the Vegas Reflex; returns chain costs for the floor (None if unknown)."""

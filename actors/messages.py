@@ -126,6 +126,7 @@ class FeeCycle:
     rebalance_cost_msat: int | None = None   # max(our ledger, bookkeeper) over 30 days; None = unknown
     open_cost_msat: int | None = None        # from bookkeeper; None = unknown
     figures_at: int | None = None            # when the 30-day figures were read from the store
+    anchor_ppm: int | None = None            # going rate toward the channel's peer (revops/anchor.py)
 
 
 @attrs.frozen

@@ -123,6 +123,8 @@ OPTIONS: tuple[Option, ...] = (
     _float("kelly-fraction", "kelly_fraction", 0.5, 0.0, 1.0, "fraction of full Kelly (0.5 = half Kelly)"),
     _bool("vegas-reflex", "enable_vegas_reflex", True, "raise the fee floor during mempool fee spikes"),
     _float("vegas-decay", "vegas_decay_rate", 0.85, 0.0, 1.0, "per-cycle decay of the Vegas intensity"),
+    _bool("price-anchor", "price_anchor", True,
+          "start a fee far below what other nodes charge toward the peer (gossip) at their median, once"),
     _bool("scarcity-pricing", "enable_scarcity_pricing", True, "fee premium when local balance is low"),
     _float("scarcity-threshold", "scarcity_threshold", 0.35, 0.0, 1.0,
            "local-balance ratio below which the scarcity premium starts"),
@@ -235,6 +237,7 @@ class Config:
     kelly_fraction: float
     enable_vegas_reflex: bool
     vegas_decay_rate: float
+    price_anchor: bool
     enable_scarcity_pricing: bool
     scarcity_threshold: float
     hive_fee_ppm: int

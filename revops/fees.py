@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from revops.anchor import anchored_start
 from revops.flow import FlowMetrics, slot_use
 from revops.model import ChannelView, FeeDecision, FlowClass, Policy, Strategy
 
@@ -94,6 +95,8 @@ class FeeConfig(Protocol):
     def rollback_min_forwards(self) -> int: ...
     @property
     def rollback_drop(self) -> float: ...
+    @property
+    def price_anchor(self) -> bool: ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,6 +222,7 @@ class HillClimbState:
     update_times: tuple[int, ...] = ()   # counted broadcasts in the last 24 h
     previous_fee_ppm: int | None = None  # climb fee before the last climb move: the rollback target
     rate_before_change: float | None = None  # msat/h measured at previous_fee_ppm
+    anchored: bool = False               # the one-time check against the going rate (revops/anchor.py) is done
 
 
 def initial_state(channel: ChannelView, now: int) -> HillClimbState:
@@ -241,6 +245,7 @@ class FeeObservation:
     policy: Policy               # the merged effective policy
     marginal_roi: float | None = None
     is_zombie: bool = False
+    anchor_ppm: int | None = None  # the going rate toward this peer from gossip; None = unknown
 
 
 @attrs.frozen
@@ -306,8 +311,11 @@ def decide(state: HillClimbState, obs: FeeObservation, cfg: FeeConfig) -> tuple[
     if strategy is Strategy.STATIC or strategy is Strategy.HIVE:
         return _finish(state, obs, _policy_plan(state, obs, cfg), cfg)
     bounds = fee_bounds(obs, cfg)
-    plan = _congestion_plan(state, obs, bounds, cfg) or _rollback_plan(state, obs, bounds, cfg)
-    plan = plan or _climb_plan(state, obs, bounds, cfg)
+    plan, s = _congestion_plan(state, obs, bounds, cfg), state
+    if plan is None and cfg.price_anchor and not state.anchored and obs.anchor_ppm is not None:
+        s = attrs.evolve(state, anchored=True)   # a held move keeps `state`, so the check comes again
+        plan = _anchor_plan(s, obs, bounds, cfg)
+    plan = plan or _rollback_plan(s, obs, bounds, cfg) or _climb_plan(s, obs, bounds, cfg)
     return _finish(state, obs, attrs.evolve(plan, inputs={**_bounds_inputs(bounds), **plan.inputs}), cfg)
 
 
@@ -333,6 +341,25 @@ def _congestion_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBoun
     reason = f"congestion: HTLC use {use:.0%} > {cfg.htlc_congestion_threshold:.0%} → max {bounds.eff_max} ppm"
     return _Plan(bounds.eff_max, "congestion", reason, _suspend_climb(state), exempt=True, counted=False,
                  inputs={"slot_use": use})
+
+
+def _anchor_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig) -> _Plan | None:
+    """Once per channel: a climb fee far below the going rate toward the peer starts at the going rate."""
+    start = anchored_start(state.climb_fee_ppm, obs.anchor_ppm)
+    if start is None:
+        return None
+    climb = _clamp(start, bounds.floor_no_vegas, bounds.ceiling)
+    applied = attrs.evolve(
+        state, climb_fee_ppm=climb, last_revenue_rate=None, direction=1, step_ppm=STEP_PPM,
+        consecutive_same_direction=0, stable_cycles=0, is_sleeping=False, sleep_until=0, window_start=obs.now,
+        previous_fee_ppm=None, rate_before_change=None,
+    )
+    climber = (f"anchor: other nodes charge a median {obs.anchor_ppm} ppm toward this peer, the climb fee "
+               f"{state.climb_fee_ppm} ppm is under half of it → the climb starts at {climb} ppm")
+    plan = _modified(climb, climb, obs, bounds, cfg, climber, applied,
+                     {"anchor_ppm": obs.anchor_ppm, "climb_fee_before_ppm": state.climb_fee_ppm})
+    return plan if plan.branch == "vegas" else attrs.evolve(plan, branch="anchor", reason=climber + (
+        "" if plan.target == climb else f", published {plan.target} ppm"))
 
 
 def _rollback_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig) -> _Plan | None:

@@ -306,9 +306,12 @@ def sling_target(flow: FlowClass, cfg: RebalanceConfig) -> float:
 
 
 def _job_target(dest: ChannelEcon, amount_sat: int, cfg: RebalanceConfig) -> float:
-    """The flow-class target, lowered to where one chunk takes us so sling idles after it."""
-    after = (dest.view.local_msat + amount_sat * MSAT_PER_SAT) / dest.view.capacity_msat
-    return min(sling_target(dest.flow, cfg), math.floor(after * 10_000) / 10_000)
+    """The flow-class target, lowered to just above today's balance: sling pulls while the channel is
+    below its target, so one chunk lifts it past the target even when forwards drain part of the chunk
+    meanwhile; a target at "balance + chunk" made sling pull a second chunk after any drain at all, which
+    could spend past the reservation before the next poll stopped the job."""
+    now = dest.view.local_msat / dest.view.capacity_msat
+    return min(sling_target(dest.flow, cfg), (math.floor(now * 10_000) + 1) / 10_000)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ ADDED_OPTIONS = {
     "gossip-hysteresis": ("gossip_hysteresis", 0.05, (0, 0.5)),
     "rollback-min-forwards": ("rollback_min_forwards", 5, (1, 1000)),
     "rollback-drop": ("rollback_drop", 0.30, (0.05, 0.95)),
+    "price-anchor": ("price_anchor", True, None),
     "rebalance-channel-cap-pct": ("channel_cap_pct", 0.5, (0, 1)),
     "pingpong-hours": ("pingpong_hours", 48, (0, 720)),
     "hive-daily-push-sats": ("hive_daily_push_sats", 50_000_000, None),

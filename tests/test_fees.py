@@ -35,6 +35,7 @@ class Cfg:
     gossip_hysteresis: float = 0.05
     rollback_min_forwards: int = 5
     rollback_drop: float = 0.30
+    price_anchor: bool = True
 
 
 CFG = Cfg()

@@ -32,12 +32,8 @@ class Clboss:
         self.node._push(self.node._t + 60, "clboss", self._gen)
 
     def _median_fees(self, peer_id: str) -> tuple[int, int]:
-        ppms = sorted(s.market_ppm for s in self.node.streams
-                      if s.dst is not None and s.dst in self.node.by_name
-                      and self.node.by_name[s.dst].peer_id == peer_id)
-        if not ppms:
-            return 1000, 10
-        return 1000, int(ppms[len(ppms) // 2])
+        """clboss's competitor survey: the median fee of the other channels toward the peer."""
+        return 1000, self.node.competitors.median_ppm(peer_id)
 
     def _lnfee(self, peer_id: str) -> dict:
         mb, mp = self._median_fees(peer_id)

@@ -23,6 +23,7 @@ from pyln.client import RpcError
 from . import market as mk
 from .bookkeeper import Bookkeeper
 from .clboss import Clboss
+from .competitors import Competitor, Competitors
 from .scenario import Scenario
 from .sling import Sling
 
@@ -65,6 +66,7 @@ class Ledger:
     forwards_failed_downstream: int = 0
     forwards_failed_other: int = 0
     payments_priced_out: int = 0
+    gossip_suppressed: int = 0     # fee updates the network's rate limit did not propagate
     payments_no_inbound: int = 0
     payments_arrived: int = 0
     volume_settled_msat: int = 0
@@ -103,6 +105,10 @@ class Chan:
     prev_fee_until: float = 0.0
     fee_hist_t: list = attrs.field(factory=list)
     fee_hist_v: list = attrs.field(factory=list)
+    gossip_t: list = attrs.field(factory=list)   # the updates the network relayed: what senders price
+    gossip_v: list = attrs.field(factory=list)
+    gossip_tokens: float = 0.0      # the network's rate-limit bucket for this channel's updates
+    gossip_token_t: float = 0.0
     remote_fee_base: int = 1000
     remote_fee_ppm: int = 100
     state_changes: list = attrs.field(factory=list)
@@ -178,6 +184,7 @@ class SimNode:
         self._push(self._t + self.rng.expovariate(1.0 / sc.market.block_interval_s), "block", None)
         self.sling = Sling(self)
         self.clboss = Clboss(self)
+        self.competitors = Competitors(self)
 
     # ------------------------------------------------------------------ infrastructure
     def _push(self, t: float, kind: str, data: Any) -> None:
@@ -262,6 +269,9 @@ class SimNode:
                                        (2.718281828 ** (0.7 * self.rng.gauss(0, 1)))))
         ch.fee_hist_t.append(float("-inf"))
         ch.fee_hist_v.append((base, ppm))
+        ch.gossip_t.append(float("-inf"))
+        ch.gossip_v.append((base, ppm))
+        ch.gossip_tokens, ch.gossip_token_t = float(self.scenario.market.gossip_burst), self._t
         self._ensure_peer(peer_id, alias)
         self.channels[scid] = ch
         self.by_name[name] = ch
@@ -309,15 +319,34 @@ class SimNode:
         ch.fee_base, ch.fee_ppm = nb, np_
         ch.fee_hist_t.append(self._t)
         ch.fee_hist_v.append((nb, np_))
+        if self._propagates(ch):
+            ch.gossip_t.append(self._t)
+            ch.gossip_v.append((nb, np_))
+        else:
+            self.ledger.gossip_suppressed += 1
         ch.last_update = self.now
         per = self.ledger.fee_updates.setdefault(ch.scid, {})
         per[self.day_index] = per.get(self.day_index, 0) + 1
         return True
 
+    def _propagates(self, ch: Chan) -> bool:
+        """The network's channel_update rate limit (a token bucket, like gossipd's): an update without a
+        token is enforced by us but not relayed, so senders keep pricing our previous fee."""
+        market = self.scenario.market
+        if market.gossip_updates_per_day <= 0:
+            return True
+        refill = (self._t - ch.gossip_token_t) * market.gossip_updates_per_day / DAY
+        ch.gossip_tokens = min(float(market.gossip_burst), ch.gossip_tokens + refill)
+        ch.gossip_token_t = self._t
+        if ch.gossip_tokens < 1.0:
+            return False
+        ch.gossip_tokens -= 1.0
+        return True
+
     def gossip_fee(self, ch: Chan, t: float) -> tuple[int, int]:
         """Fee the rest of the network believes we charge at time t (gossip lag)."""
-        i = bisect.bisect_right(ch.fee_hist_t, t - self.scenario.market.gossip_delay_s) - 1
-        return ch.fee_hist_v[max(0, i)]
+        i = bisect.bisect_right(ch.gossip_t, t - self.scenario.market.gossip_delay_s) - 1
+        return ch.gossip_v[max(0, i)]
 
     # ------------------------------------------------------------------ events
     def _sched_stream(self, i: int, t: float) -> None:
@@ -1037,20 +1066,28 @@ def _chan_dir(node: SimNode, ch: Chan, from_us: bool) -> dict:
 def _h_listchannels(node: SimNode, p: dict) -> dict:
     if sum(k in p for k in ("short_channel_id", "source", "destination")) > 1:
         raise _BadParam("Can only specify one of short_channel_id, source or destination")
-    out = []
-    for c in node.channels.values():
-        if c.state not in (NORMAL, "CHANNELD_SHUTTING_DOWN"):
-            continue
-        if "short_channel_id" in p and c.scid != p["short_channel_id"]:
-            continue
-        for from_us in (True, False):
-            d = _chan_dir(node, c, from_us)
-            if "source" in p and d["source"] != p["source"]:
-                continue
-            if "destination" in p and d["destination"] != p["destination"]:
-                continue
-            out.append(d)
+    listed = [c for c in node.channels.values() if c.state in (NORMAL, "CHANNELD_SHUTTING_DOWN")]
+    dirs = [_chan_dir(node, c, from_us) for c in listed for from_us in (True, False)]
+    peers = sorted({c.peer_id for c in listed})
+    if "destination" in p:
+        peers = [pid for pid in peers if pid == p["destination"]]
+    prices = node.competitors.market_ppm() if peers else {}
+    for pid in peers:
+        for comp, ppm in node.competitors.fees(pid, prices):
+            dirs += [_competitor_dir(node, comp, pid, ppm, to_peer) for to_peer in (True, False)]
+    out = [d for d in dirs if all(d[k] == p[k] for k in ("short_channel_id", "source", "destination") if k in p)]
     return {"channels": out}
+
+
+def _competitor_dir(node: SimNode, comp: Competitor, peer_id: str, ppm: int, to_peer: bool) -> dict:
+    """One direction of a competitor's channel with our peer (revops/sim/competitors.py)."""
+    src, dst = (comp.node_id, peer_id) if to_peer else (peer_id, comp.node_id)
+    cap = comp.capacity_msat
+    return {"source": src, "destination": dst, "short_channel_id": comp.scid, "direction": 0 if src < dst else 1,
+            "public": True, "amount_msat": cap, "message_flags": 1, "channel_flags": 0 if src < dst else 1,
+            "active": True, "last_update": node.scenario.node.start_time - 86_400,
+            "base_fee_millisatoshi": 1000, "fee_per_millionth": ppm, "delay": 80,
+            "htlc_minimum_msat": 0, "htlc_maximum_msat": cap - cap // 100, "features": ""}
 
 
 def _h_listnodes(node: SimNode, p: dict) -> dict:

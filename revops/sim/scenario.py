@@ -38,6 +38,9 @@ class NodeSpec:
 @attrs.frozen
 class MarketSpec:
     gossip_delay_s: int = 900
+    gossip_updates_per_day: float = 2.0   # token refill of the network's channel_update rate limit; 0 = none
+    gossip_burst: int = 4                 # bucket size: updates that propagate back to back
+    competitor_sigma: float = 0.5         # spread of competing channels' fees around the market price
     enforcedelay_s: int = 600
     downstream_fail_rate: float = 0.02
     settle_delay_ms: int = 1500
@@ -312,6 +315,9 @@ def parse_scenario(data: dict, name: str = "scenario") -> Scenario:
     mt = _T(root.get("market", {}), "market")
     market = MarketSpec(
         gossip_delay_s=mt.int("gossip_delay_s", 900, lo=0),
+        gossip_updates_per_day=mt.num("gossip_updates_per_day", 2.0, lo=0.0),
+        gossip_burst=mt.int("gossip_burst", 4, lo=1),
+        competitor_sigma=mt.num("competitor_sigma", 0.5, lo=0.0, hi=3.0),
         enforcedelay_s=mt.int("enforcedelay_s", 600, lo=0),
         downstream_fail_rate=mt.num("downstream_fail_rate", 0.02, lo=0.0, hi=1.0),
         settle_delay_ms=mt.int("settle_delay_ms", 1500, lo=0, hi=60000),
