@@ -186,9 +186,9 @@ class Deck:
 class ClbossLike:
     """clboss fee setting: competitors' median fee × price theory × balance modder, per peer.
 
-    The competitor median stands in for clboss's PeerCompetitorFeeMonitor: it is the median market price
-    of the flows leaving through the peer, as the simulator's own clboss emulation surveys it (what
-    competitors charge toward that peer). Not ported: FeeModderBySize (no peer graph in the simulation),
+    The competitor median is clboss's PeerCompetitorFeeMonitor: the median fee of the other nodes'
+    channels toward the peer, as the simulator's gossip shows them (revops/sim/competitors.py) — the
+    same survey our price anchor reads. Not ported: FeeModderBySize (no peer graph in the simulation),
     the Jit/Earnings rebalancers. Runs on clboss's 10-minute timer; writes only changed fees.
     """
 

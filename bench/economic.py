@@ -127,7 +127,8 @@ def _metrics(r: dict) -> dict:
     return {"net_profit_sat": r["net_profit_msat"] / 1000, "fees_earned_sat": fees / 1000,
             "rebalance_over_revenue": r["rebalance_cost_msat"] / fees if fees else 0.0,
             "failed_liquidity": r["failed_liquidity"],
-            "fee_updates_per_channel_day": r["fee_updates_per_channel_day"]}
+            "fee_updates_per_channel_day": r["fee_updates_per_channel_day"],
+            "not_relayed_share": r["fee_updates_not_relayed"] / r["fee_updates"] if r["fee_updates"] else 0.0}
 
 
 def aggregate(runs: list[dict]) -> dict:
@@ -190,13 +191,14 @@ def markdown(agg: dict) -> str:
     for scen, a in agg.items():
         lines += [f"### {scen} ({a['kind']})", "",
                   "| controller | net profit, sat | fees earned, sat | rebalance / revenue | failed (liquidity) "
-                  "| fee updates / ch / day |", "|---|---|---|---|---|---|"]
+                  "| fee updates / ch / day | not relayed |", "|---|---|---|---|---|---|---|"]
         for name in CONTROLLERS:
             c = a["controllers"].get(name)
             if c:
                 lines.append(f"| {name} | {fmt(c['net_profit_sat'])} | {fmt(c['fees_earned_sat'])} | "
                              f"{fmt(c['rebalance_over_revenue'], 100, 1)} % | {fmt(c['failed_liquidity'])} | "
-                             f"{fmt(c['fee_updates_per_channel_day'], 1, 2)} |")
+                             f"{fmt(c['fee_updates_per_channel_day'], 1, 2)} | "
+                             f"{fmt(c['not_relayed_share'], 100, 0)} % |")
         rs = a["ratios"]
         parts = [f"{k.replace('ours_over_', 'ours / ')} = {fmt(v, 1, 2)}" for k, v in rs.items() if isinstance(v, dict)]
         lines += ["", "Ratios (mean of per-seed ratios [95 % interval]): " + "; ".join(parts) + ".", ""]

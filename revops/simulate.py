@@ -111,5 +111,6 @@ def summary(sim: Simulation, days: float) -> dict:
         "failed_liquidity": ledger.forwards_failed_liquidity, "failed_fee": ledger.forwards_failed_fee,
         "priced_out": ledger.payments_priced_out,
         "fee_updates": updates, "fee_updates_per_channel_day": round(updates / n / max(days, 1e-9), 4),
+        "fee_updates_not_relayed": ledger.gossip_suppressed,
         "per_channel": channels,
     }

@@ -1,0 +1,145 @@
+"""The price anchor: the gossip survey (pure), the controller's one-time start, the simulated competitors
+and the network's channel_update rate limit they are measured against, and the whole path in a sim."""
+from __future__ import annotations
+
+import statistics
+
+import attrs
+import pytest
+
+from revops import simulate
+from revops.anchor import REFRESH_SECONDS, Anchor, anchored_start, competitor_anchor, peers_due
+from revops.fees import decide
+from revops.sim.node import SimNode
+from revops.sim.scenario import load_scenario, loads_scenario
+from revops.sim.schemas import validate_response
+from tests.test_fees import CFG, H, chan, obs, state
+
+US, PEER = "02" + "1" * 64, "03" + "2" * 64
+DAY = 86_400
+
+
+def gossip(*ppms: int, source: str = "x", active: bool = True) -> list[dict]:
+    return [{"source": f"{source}{i}", "destination": PEER, "fee_per_millionth": p, "active": active}
+            for i, p in enumerate(ppms)]
+
+
+# ------------------------------------------------------------------------------------ survey (pure)
+
+def test_anchor_is_the_median_of_other_nodes_channels_toward_the_peer() -> None:
+    ours = {"source": US, "destination": PEER, "fee_per_millionth": 10}
+    elsewhere = {"source": "y", "destination": "03" + "9" * 64, "fee_per_millionth": 9000}
+    found = competitor_anchor([ours, elsewhere, *gossip(100, 300, 500, 2000)], US, PEER, now=7)
+    assert found == Anchor(ppm=400, channels=4, at=7)
+
+
+def test_no_anchor_from_fewer_than_three_active_competitors() -> None:
+    assert competitor_anchor(gossip(100, 300), US, PEER, 0) is None
+    assert competitor_anchor(gossip(100, 300) + gossip(900, source="z", active=False), US, PEER, 0) is None
+
+
+def test_each_peer_is_surveyed_at_most_daily_oldest_first() -> None:
+    surveyed = {"a": 0, "b": 5_000, "c": 90_000}
+    assert peers_due(["a", "b", "c", "d", "a"], surveyed, now=REFRESH_SECONDS + 5_000) == ["d", "a", "b"]
+    assert peers_due(["c"], surveyed, now=100_000) == []
+
+
+@pytest.mark.parametrize("climb, anchor, start", [(10, 400, 400), (199, 400, 400), (200, 400, None),
+                                                  (5000, 400, None), (10, None, None)])
+def test_only_a_fee_under_half_the_going_rate_starts_at_it(climb: int, anchor: int | None, start: int | None) -> None:
+    assert anchored_start(climb, anchor) == start
+
+
+# ------------------------------------------------------------------------------------ controller
+
+def test_an_under_priced_channel_starts_its_climb_at_the_anchor_once() -> None:
+    s0 = state(climb_fee_ppm=10, last_broadcast_fee_ppm=10)
+    d, s1 = decide(s0, obs(now=2 * H, channel=chan(fee=10), anchor_ppm=420), CFG)
+    assert (d.branch, d.new_fee_ppm, d.broadcast) == ("anchor", 420, True)
+    assert "median 420 ppm" in d.reason and d.inputs["anchor_ppm"] == 420
+    assert s1.anchored and s1.climb_fee_ppm == 420 and s1.window_start == 2 * H and s1.last_revenue_rate is None
+    # never again, even if the going rate moves far away: from here the climber decides
+    d2, s2 = decide(s1, obs(now=3 * H, channel=chan(fee=420), anchor_ppm=5000, window_start=2 * H), CFG)
+    assert d2.branch != "anchor" and s2.anchored
+
+
+def test_a_channel_near_the_going_rate_is_only_marked_checked() -> None:
+    d, s1 = decide(state(), obs(anchor_ppm=600), CFG)
+    assert d.branch != "anchor" and s1.anchored
+
+
+def test_an_anchor_start_held_by_the_daily_budget_is_tried_again() -> None:
+    s0 = state(climb_fee_ppm=10, last_broadcast_fee_ppm=10, update_times=(H, H + 60))
+    d, s1 = decide(s0, obs(now=2 * H, channel=chan(fee=10), anchor_ppm=420), CFG)
+    assert d.branch == "anchor" and not d.broadcast and "limit 2" in d.reason
+    assert s1 == s0 and not s1.anchored
+
+
+def test_congestion_comes_before_the_anchor_and_the_option_turns_it_off() -> None:
+    s0 = state(climb_fee_ppm=10, last_broadcast_fee_ppm=10)
+    d, s1 = decide(s0, obs(channel=chan(fee=10, htlcs=450), anchor_ppm=420), CFG)
+    assert d.branch == "congestion" and not s1.anchored
+    d, s1 = decide(s0, obs(channel=chan(fee=10), anchor_ppm=420), attrs.evolve(CFG, price_anchor=False))
+    assert d.branch != "anchor" and not s1.anchored
+
+
+# ------------------------------------------------------------------------------------ simulator
+
+def test_sim_shows_competitors_toward_each_peer_around_the_market_price() -> None:
+    node = SimNode(load_scenario("small"), seed=2)
+    ch = node.by_name["acinq"]
+    answer = node.call("listchannels", {"destination": ch.peer_id})
+    validate_response("listchannels", answer)
+    others = [c for c in answer["channels"] if c["source"] != node.id]
+    assert 3 <= len(others) <= 12 and all(c["destination"] == ch.peer_id for c in others)
+    market = statistics.median(s.market_ppm for s in node.streams if s.dst == "acinq")
+    assert 0.4 * market < statistics.median(c["fee_per_millionth"] for c in others) < 2.5 * market
+    # our own direction toward the peer is listed too, with our fee; nothing toward us is a competitor
+    assert any(c["source"] == node.id and c["fee_per_millionth"] == ch.fee_ppm for c in answer["channels"])
+    assert all(c["source"] in {ch.peer_id for ch in node.channels.values()}
+               for c in node.call("listchannels", {"destination": node.id})["channels"])
+    # the same competitors on every call, and clboss's survey is their median
+    assert node.call("listchannels", {"destination": ch.peer_id}) == answer
+    assert node.clboss._median_fees(ch.peer_id)[1] == int(statistics.median(c["fee_per_millionth"] for c in others))
+
+
+def test_sim_relays_at_most_the_rate_limit_of_fee_updates() -> None:
+    sc = loads_scenario("""
+[market]
+gossip_delay_s = 0
+gossip_updates_per_day = 2
+gossip_burst = 4
+[[channels]]
+name = "a"
+capacity_sat = 1_000_000
+local_sat = 500_000
+""", name="ratelimit")
+    node = SimNode(sc, seed=1)
+    ch = node.by_name["a"]
+    for ppm in (20, 30, 40, 50, 60, 70):                # six updates back to back: the burst is four
+        node.call("setchannel", {"id": ch.scid, "feeppm": ppm})
+    assert ch.fee_ppm == 70 and node.gossip_fee(ch, node.now)[1] == 50
+    assert node.ledger.gossip_suppressed == 2
+    node.advance_to(node.now + DAY // 2)                 # 12 h refill one token
+    node.call("setchannel", {"id": ch.scid, "feeppm": 80})
+    assert node.gossip_fee(ch, node.now)[1] == 80 and node.ledger.gossip_suppressed == 2
+
+
+# ------------------------------------------------------------------------------------ whole plugin
+
+def test_plugin_moves_default_fees_to_the_going_rate_within_hours() -> None:
+    sim = simulate.start(load_scenario("small"), seed=5)
+    try:
+        for ch in sim.node.open_channels():
+            sim.node.set_fee(ch, 1000, 10)
+        sim.advance(6 * 3600)
+        anchored = [d for ch in sim.node.open_channels()
+                    for d in sim.rpc("revenue-fee-debug", {"channel_id": ch.scid})["decisions"] if d["branch"] == "anchor"]
+        assert anchored, "no channel was anchored"
+        for d in anchored:
+            ch = sim.node.channels[d["scid"]]
+            going = sim.node.clboss._median_fees(ch.peer_id)[1]
+            assert d["outcome"] == "applied" and d["inputs"]["anchor_ppm"] == going == d["inputs"]["climb_fee_ppm"] <= d["new_fee_ppm"]
+            assert d["old_fee_ppm"] < going / 2
+    finally:
+        sim.close()
