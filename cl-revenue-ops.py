@@ -22,7 +22,7 @@ for option in plugin_main.plugin_options():
 for name, handler in plugin_main.rpc_methods(app):
     plugin.add_method(name, handler, background=True)
 for topic in plugin_main.SUBSCRIPTIONS:
-    plugin.add_subscription(topic, app.on_notification)
+    plugin.add_subscription(topic, app.notification_handler)
 plugin.add_subscription("shutdown", app.on_shutdown)
 
 

@@ -18,11 +18,10 @@ from revops import config as cfgmod
 from revops import rpc
 from revops.metrics import Exporter
 from revops.node import SocketRpc
-from revops.runtime import Runtime
+from revops.runtime import TOPICS, Runtime
 from revops.store import Store, StoreError
 
-SUBSCRIPTIONS = ("forward_event", "channel_opened", "channel_state_changed", "connect", "disconnect",
-                 "block_added")
+SUBSCRIPTIONS = TOPICS
 SIM_CLOCK_ENV = "REVOPS_SIM_CLOCK"      # set only by the stand-in lightningd, never by a real one
 LEVELS = {"debug": "debug", "info": "info", "unusual": "warn", "broken": "error"}
 
@@ -70,6 +69,7 @@ class App:
         self.plugin = plugin
         self.runtime: Runtime | None = None
         self._stop_lock = threading.Lock()
+        self.notification_handler = _presigned(self.on_notification)
 
     def log(self, level: str, text: str) -> None:
         self.plugin.log(text, level=LEVELS.get(level, "info"))
@@ -137,6 +137,15 @@ class App:
     def on_sigterm(self, signum: int, frame: Any) -> None:
         self.stop("SIGTERM")
         os._exit(0)
+
+
+def _presigned(method: Callable[..., None]) -> Callable[..., None]:
+    """`method` as a plain function carrying its signature: pyln runs inspect.signature on the handler for
+    every notification, and a precomputed one is ~10x cheaper than a bound method's (forward bursts)."""
+    def handler(plugin: Plugin, **kwargs: Any) -> None:
+        method(plugin, **kwargs)
+    handler.__signature__ = inspect.signature(handler)  # type: ignore[attr-defined]
+    return handler
 
 
 def start_exporter(config: Any, tick_seconds: float, log: Callable[[str, str], None]) -> Exporter | None:

@@ -39,6 +39,7 @@ from revops.store import Store
 
 Logger = Callable[[str, str], None]   # (level, text)
 LISTFORWARDS_PAGE = 1000
+FORWARD_BATCH = 1000      # forward_events already queued are stored in one transaction, up to this many
 NO_WAIT = datetime.timedelta(0)
 
 
@@ -116,6 +117,7 @@ def _opt_float(v: Any) -> float | None:
 
 
 FINAL_STATUSES = ("settled", "failed", "local_failed")
+TOPICS = ("forward_event", "channel_opened", "channel_state_changed", "connect", "disconnect", "block_added")
 REBALANCE_OUTBOUND = (LedgerQuery, ReserveBudget, ReleaseBudget, SaveJob, SettleJob, RpcFailure)
 
 
@@ -154,6 +156,7 @@ class Runtime:
         self.rpc_stats: dict[str, RpcStat] = {}
         self.exporter: Any = None                      # revops.metrics.Exporter when enabled
         self.daily = DailyJobs()
+        self._carry: Any = None                        # a message taken from the inbox while batching forwards
 
     # -- public, thread-safe --------------------------------------------------------------------
     def post(self, msg: Any) -> None:
@@ -191,7 +194,7 @@ class Runtime:
             self._setup()
             while not self.stopped.is_set():
                 try:
-                    msg = self.inbox.get(timeout=1.0)
+                    msg = self._take(timeout=1.0)
                 except queue.Empty:
                     continue
                 self._process(msg)
@@ -210,10 +213,32 @@ class Runtime:
         """Stepped mode: process every queued message, including io answers they cause."""
         while True:
             try:
-                msg = self.inbox.get_nowait()
+                msg = self._take(timeout=None)
             except queue.Empty:
                 return
             self._process(msg)
+
+    def _take(self, timeout: float | None) -> Any:
+        """The next message: one set aside by a forward batch first, else from the inbox (None: don't wait)."""
+        if self._carry is not None:
+            msg, self._carry = self._carry, None
+            return msg
+        return self.inbox.get_nowait() if timeout is None else self.inbox.get(timeout=timeout)
+
+    def _queued_forward_events(self) -> list[dict]:
+        """forward_events queued right behind the one in hand; notifications of other topics, which nothing
+        reads, are passed over; any other message ends the batch and is kept for next."""
+        events: list[dict] = []
+        while self._carry is None and len(events) < FORWARD_BATCH:
+            try:
+                msg = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(msg, Notification) and msg.topic == "forward_event":
+                events.append(msg.params.get(msg.topic, msg.params))
+            elif not isinstance(msg, Notification) or msg.topic in TOPICS:
+                self._carry = msg
+        return events
 
     def _setup(self) -> None:
         self.asys = ActorSystem("simpleSystemBase", logDefs=False, transientUnique=True)
@@ -324,7 +349,7 @@ class Runtime:
     def _on_notification(self, n: Notification) -> None:
         payload = n.params.get(n.topic, n.params)
         if n.topic == "forward_event":
-            self._ingest(forward_from_event(payload), live=True)
+            self._ingest([forward_from_event(e) for e in [payload, *self._queued_forward_events()]], live=True)
         elif not self.started:
             return
         elif n.topic in ("channel_opened", "channel_state_changed"):
@@ -334,26 +359,29 @@ class Runtime:
         elif n.topic == "block_added":
             self.tell(BlockAdded(int(payload.get("height", 0)), self.now))
 
-    def _ingest(self, f: Forward, live: bool) -> None:
-        if f.status not in FINAL_STATUSES:
+    def _ingest(self, forwards: list[Forward], live: bool) -> None:
+        """Store final forwards in one transaction (one commit per burst, not per event); only after the
+        commit are the new ones counted and told to the actors, so a failed write tells nothing and is
+        retried whole (exactly once either way)."""
+        final = [f for f in forwards if f.status in FINAL_STATUSES]
+        if not final:
             return
         # until hydration is complete, a live forward must not move the index past unread ones
+        bump = self.started or not live
         try:
-            new = self.store.insert_forward(f, bump_index=self.started or not live)
+            with self.store.tx():
+                new = [f for f in final if self.store.insert_forward(f, bump_index=bump)]
         except sqlite3.Error:
-            self.unsaved.append(lambda: self._ingest(f, live))
+            self.unsaved.append(lambda: self._ingest(final, live))
             raise
-        if not new:
-            self.counters["forwards_duplicate"] += 1
-            return
-        self.counters["forwards_ingested"] += 1
-        if f.status == "settled" and self.started:
-            self.tell(ForwardSettled(f))
+        self.counters["forwards_duplicate"] += len(final) - len(new)
+        self.counters["forwards_ingested"] += len(new)
+        for f in new:
+            if f.status == "settled" and self.started:
+                self.tell(ForwardSettled(f))
 
     def _on_forwards_page(self, page: ForwardsPage) -> None:
-        with self.store.tx():
-            for f in page.forwards:
-                self._ingest(f, live=False)
+        self._ingest(list(page.forwards), live=False)
 
     def _on_rpc_call(self, call: RpcCall) -> None:
         from revops import rpc  # the RPC layer imports the runtime's types; import late to avoid a cycle

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pyln.client import RpcError
 
+from actors.messages import ForwardSettled
 from revops import simulate
 from revops.plugin_main import App
 from revops.sim.faults import FaultyRpc
@@ -74,4 +75,38 @@ def test_a_database_refusing_writes_degrades_visibly_and_loses_no_forward():
     sim.advance(2 * HOUR)
     status = sim.rpc("revenue-status")
     assert status["health"]["database"]["status"] == "ok" and status["status"] == "running"
+    assert not check_all(sim, rpc)
+
+
+
+def test_a_forward_batch_failing_halfway_is_retried_whole_and_each_forward_told_once():
+    """forward_events queued together are stored in one transaction (docs/reliability.md): a write that fails
+    halfway rolls the batch back and tells no actor; the retry tells each forward exactly once."""
+    scenario = load_scenario("small")
+    node = SimNode(scenario, seed=2)
+    rpc = FaultyRpc(node)
+    sim = simulate.start(scenario, node=node, rpc=rpc)
+    sim.advance(HOUR)
+    stored_before = {tuple(r) for r in sim.store.db.execute("SELECT in_channel, in_htlc_id FROM forwards")}
+    told: list[tuple[str, int]] = []
+    tell = sim.runtime.tell
+
+    def spy(msg):
+        if isinstance(msg, ForwardSettled):
+            told.append((msg.forward.in_channel, msg.forward.in_htlc_id))
+        tell(msg)
+
+    sim.runtime.tell = spy
+    # every third forward fails: a batch has inserted some rows when the failure rolls them all back
+    sim.store.db.execute("CREATE TEMP TRIGGER every_third BEFORE INSERT ON forwards WHEN NEW.in_htlc_id % 3 = 2 "
+                         "BEGIN SELECT RAISE(FAIL, 'disk I/O error (test)'); END")
+    node.advance_to(node.now + 6 * HOUR)     # six hours of forward_events queued: one batch
+    sim.runtime.run_until_idle()
+    assert sim.runtime.health["database"]["errors"] > 0 and sim.runtime.unsaved
+    sim.store.db.execute("DROP TRIGGER every_third")
+    sim.advance(HOUR)
+    settled = {tuple(r) for r in sim.store.db.execute(
+        "SELECT in_channel, in_htlc_id FROM forwards WHERE status='settled'")} - stored_before
+    assert not sim.runtime.unsaved and len(settled) > 20
+    assert sorted(told) == sorted(settled)           # each told once, none lost
     assert not check_all(sim, rpc)
