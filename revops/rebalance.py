@@ -449,35 +449,58 @@ class _Source:
     opp_ppm: float                       # source fee x chance the moved sats would have earned it
 
 
-def _drained_for_peer_recently(dest: ChannelEcon, peer: str, peer_of: Mapping[str, str],
-                               now: float, cfg: RebalanceConfig) -> bool:
-    """True when `dest` was drained to fill some channel of `peer` within pingpong_hours."""
-    window = cfg.pingpong_hours * 3600
-    return any(peer_of.get(scid) == peer and now - at < window for scid, at in dest.last_drained_for.items())
+class _SourcePool:
+    """The cycle's sources with their own figures computed once, and per amount the usable ones sorted by
+    opportunity cost: each destination then only sets aside its own exclusions (same peer, ping-pong),
+    instead of re-scoring and re-sorting every source (the cycle took 1.6 s at 2,000 channels)."""
+
+    def __init__(self, pool: Sequence[ChannelEcon], cfg: RebalanceConfig):
+        self.channels = pool
+        self.cfg = cfg
+        self.spare_sat = [src.view.spendable_msat // MSAT_PER_SAT - _deplete_floor_sat(src.view) for src in pool]
+        self.daily_out_sat = [_daily_out_sat(src, cfg) for src in pool]
+        self.by_peer: dict[str, list[int]] = {}
+        for i, src in enumerate(pool):
+            self.by_peer.setdefault(src.peer_id, []).append(i)
+        self._by_amount: dict[int, tuple[list[tuple[int, _Source]], list[int]]] = {}
+
+    def for_amount(self, amount_sat: int) -> tuple[list[tuple[int, _Source]], list[int]]:
+        """(pool index, source) with enough spare, cheapest opportunity cost first; indices of the others."""
+        known = self._by_amount.get(amount_sat)
+        if known is None:
+            usable: list[tuple[int, _Source]] = []
+            short: list[int] = []
+            for i, src in enumerate(self.channels):
+                if self.spare_sat[i] < amount_sat:
+                    short.append(i)
+                else:
+                    weight = _utilisation(self.daily_out_sat[i], amount_sat, self.cfg)
+                    usable.append((i, _Source(src, src.fee_ppm * weight)))
+            usable.sort(key=lambda u: (u[1].opp_ppm, -u[1].econ.view.spendable_msat, u[1].econ.scid))
+            known = self._by_amount[amount_sat] = (usable, short)
+        return known
 
 
-def _sources_for(dest: ChannelEcon, amount_sat: int, pool: Sequence[ChannelEcon], peer_of: Mapping[str, str],
+def _sources_for(dest: ChannelEcon, amount_sat: int, pool: _SourcePool, peer_of: Mapping[str, str],
                  now: float, cfg: RebalanceConfig) -> tuple[list[_Source], list[Rejection]]:
-    """Sources usable for this destination and amount, cheapest opportunity cost first."""
-    usable: list[_Source] = []
+    """Sources usable for this destination and amount, cheapest opportunity cost first; the others are
+    rejected in pool order: same peer, then ping-pong (`dest` drained within pingpong_hours to fill a
+    channel of the source's peer), then too little spendable above sling's deplete floor."""
+    window = cfg.pingpong_hours * 3600
+    pingpong_peers = {peer_of.get(scid) for scid, at in dest.last_drained_for.items() if now - at < window}
+    excluded: dict[int, tuple[str, str]] = {}
+    for peer in pingpong_peers:
+        for i in pool.by_peer.get(peer, ()) if peer is not None else ():
+            excluded[i] = ("pingpong", f"destination was drained for this peer < {cfg.pingpong_hours} h ago")
+    for i in pool.by_peer.get(dest.peer_id, ()):
+        excluded[i] = ("same_peer", "same peer as the destination: moving between its channels earns nothing")
+    usable, short = pool.for_amount(amount_sat)
     rejected: list[Rejection] = []
-
-    def reject(src: ChannelEcon, code: str, reason: str) -> None:
-        rejected.append(Rejection(src.scid, Role.SOURCE, code, reason, dest.scid))
-
-    for src in pool:
-        spare = src.view.spendable_msat // MSAT_PER_SAT - _deplete_floor_sat(src.view)
-        if src.peer_id == dest.peer_id:
-            reject(src, "same_peer", "same peer as the destination: moving between its channels earns nothing")
-        elif _drained_for_peer_recently(dest, src.peer_id, peer_of, now, cfg):
-            reject(src, "pingpong", f"destination was drained for this peer < {cfg.pingpong_hours} h ago")
-        elif spare < amount_sat:
-            reject(src, "insufficient_spendable", f"{spare} sat above sling's deplete floor < {amount_sat} sat")
-        else:
-            weight = _utilisation(_daily_out_sat(src, cfg), amount_sat, cfg)
-            usable.append(_Source(src, src.fee_ppm * weight))
-    usable.sort(key=lambda s: (s.opp_ppm, -s.econ.view.spendable_msat, s.econ.scid))
-    return usable, rejected
+    for i in sorted(excluded.keys() | set(short)) if excluded else short:
+        code, reason = excluded.get(i) or ("insufficient_spendable",
+                                           f"{pool.spare_sat[i]} sat above sling's deplete floor < {amount_sat} sat")
+        rejected.append(Rejection(pool.channels[i].scid, Role.SOURCE, code, reason, dest.scid))
+    return [src for i, src in usable if i not in excluded], rejected
 
 
 # ----------------------------------------------------------------------------------------------
@@ -508,10 +531,13 @@ def _economics(dest: ChannelEcon, amount_sat: int, inbound_ppm: int, sources: Se
     util = _utilisation(_daily_out_sat(dest, cfg), amount_sat, cfg)
     allowance_ppm = cfg.hive_rebalance_tolerance * MSAT_PER_SAT * PPM / amount_msat if hive else 0.0
     earn_ppm = dest.fee_ppm * util + allowance_ppm
-    kept = tuple(s for s in sources if inbound_ppm + s.opp_ppm <= earn_ppm)
-    rejected = [Rejection(s.econ.scid, Role.SOURCE, "lost_fee",
-                          f"route {inbound_ppm} + lost {s.opp_ppm:.0f} ppm > earnable {earn_ppm:.0f} ppm",
-                          dest.scid) for s in sources if s not in kept]
+    n_kept = 0      # sources come cheapest first, so the ones the gate keeps are a prefix
+    while n_kept < len(sources) and inbound_ppm + sources[n_kept].opp_ppm <= earn_ppm:
+        n_kept += 1
+    kept = tuple(sources[:n_kept])
+    route, earnable = f"route {inbound_ppm} + lost ", f" ppm > earnable {earn_ppm:.0f} ppm"
+    rejected = [Rejection(s.econ.scid, Role.SOURCE, "lost_fee", route + format(s.opp_ppm, ".0f") + earnable, dest.scid)
+                for s in sources[n_kept:]]
     if not kept:
         return None, rejected
     headroom = earn_ppm - max(s.opp_ppm for s in kept)
@@ -557,7 +583,7 @@ def _economic_block(dest: ChannelEcon, amount_sat: int, econ: _Economics, hive: 
     return None
 
 
-def _evaluate(dest: ChannelEcon, peer_ratio: float, inbound: InboundEstimate | None, pool: Sequence[ChannelEcon],
+def _evaluate(dest: ChannelEcon, peer_ratio: float, inbound: InboundEstimate | None, pool: _SourcePool,
               peer_of: Mapping[str, str], budget: BudgetState, now: float,
               cfg: RebalanceConfig) -> tuple[Candidate | None, list[Rejection]]:
     """Size, source and price one depleted destination."""
@@ -676,6 +702,7 @@ def find_candidates(channels: Sequence[ChannelEcon], inbound_estimates: Mapping[
             rejections.append(Rejection(ch.scid, Role.SOURCE, *why))
         else:
             pool.append(ch)
+    sources = _SourcePool(pool, cfg)
     evaluated: list[Candidate] = []
     for ch in channels:
         ratio = ratios.get(ch.peer_id, 0.0)
@@ -683,7 +710,7 @@ def find_candidates(channels: Sequence[ChannelEcon], inbound_estimates: Mapping[
         if why:
             rejections.append(Rejection(ch.scid, Role.DESTINATION, *why))
             continue
-        cand, rejected = _evaluate(ch, ratio, inbound_estimates.get(ch.peer_id), pool, peer_of, budget, now, cfg)
+        cand, rejected = _evaluate(ch, ratio, inbound_estimates.get(ch.peer_id), sources, peer_of, budget, now, cfg)
         rejections += rejected
         if cand:
             evaluated.append(cand)

@@ -12,6 +12,7 @@ Two modes share every line of decision code:
 from __future__ import annotations
 
 import datetime
+import gc
 import queue
 import sqlite3
 import threading
@@ -41,6 +42,10 @@ Logger = Callable[[str, str], None]   # (level, text)
 LISTFORWARDS_PAGE = 1000
 FORWARD_BATCH = 1000      # forward_events already queued are stored in one transaction, up to this many
 NO_WAIT = datetime.timedelta(0)
+# the heap is large and long-lived (every channel actor's state) and a fee cycle allocates in bursts: with
+# CPython's default (700, 10, 10) two full collections ran inside each cycle, a quarter of its time at 2,000
+# channels (docs/architecture.md)
+GC_THRESHOLDS = (50_000, 20, 20)
 
 
 # --- inbox messages (from other threads to the loop) ----------------------------------------
@@ -170,6 +175,7 @@ class Runtime:
 
     def start(self) -> None:
         """Threaded mode: answer init first, then load everything from here, off pyln's main thread."""
+        gc.set_threshold(*GC_THRESHOLDS)
         if self.threaded:
             self._pool = ThreadPoolExecutor(self.io_threads, thread_name_prefix="revops-io")
             loop = threading.Thread(target=self._thread_main, name="revops-actor-loop", daemon=True)

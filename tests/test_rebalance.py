@@ -563,3 +563,25 @@ def test_hive_pushes_are_sized_to_the_tolerance(tolerance, ppm, expected):
     cfg = attrs.evolve(CFG, hive_rebalance_tolerance=tolerance)
     amount, why = rb._fit_tolerance(500_000, rb.InboundEstimate(ppm, "last_hop"), cfg)
     assert (amount, why[0] if why else None) == expected
+
+
+def test_source_rejections_come_in_pool_order_and_sources_cheapest_first_for_each_destination() -> None:
+    """Sources are scored once per cycle (revops/rebalance.py _SourcePool); every destination still gets its
+    own exclusions, its own amount's spendable check, the first reason that applies, and the same order."""
+    busy = dict(out_window=700_000)              # 100k sat/day out: a source's lost fee is a share of its fee
+    one = dest()                                 # peer 1, one 500k chunk
+    other = chan("110x1x0", 3, ratio=0.05, fee=1000, out_3d=600_000, out_window=1_400_000, earned=100_000 * SAT,
+                 last_drained_for={"200x4x0": NOW - HOUR})      # peer 3: 350k sat; drained for peer 4 lately
+    pool = [source("200x1x0", 2, cap_sat=600_000),              # idle; 414,600 sat above the deplete floor
+            chan("200x2x0", 1, cap_sat=200_000, ratio=0.5),    # peer 1: idle and balanced, so a source
+            source("200x4x0", 4, fee=300, **busy), source("200x5x0", 5, fee=5000, **busy),
+            source("200x6x0", 6, fee=50, **busy), source("200x7x0", 7, fee=50, cap_sat=6_000_000, **busy)]
+    cands, rej = run([one, other, *pool], estimates=inbound(1, 3, ppm=100))
+    assert {c.dest_scid: (c.amount_sat, c.source_scids) for c in cands} == {
+        "100x1x0": (500_000, ("200x7x0", "200x6x0", "200x4x0")),   # equal lost fee: more spendable first
+        "110x1x0": (350_000, ("200x1x0", "200x7x0", "200x6x0"))}   # idle 200x1x0 loses no fee
+    by_dest = {d: [(r.scid, r.code) for r in rej if r.role is Role.SOURCE and r.dest_scid == d]
+               for d in ("100x1x0", "110x1x0")}
+    assert by_dest == {
+        "100x1x0": [("200x1x0", "insufficient_spendable"), ("200x2x0", "same_peer"), ("200x5x0", "lost_fee")],
+        "110x1x0": [("200x2x0", "insufficient_spendable"), ("200x4x0", "pingpong"), ("200x5x0", "lost_fee")]}

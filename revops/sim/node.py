@@ -7,7 +7,6 @@ See docs/simulator.md.
 from __future__ import annotations
 
 import bisect
-import copy
 import functools
 import hashlib
 import heapq
@@ -868,10 +867,10 @@ def _dispatch(node: SimNode, method: str, params: dict | list | None) -> dict:
         raise node.rpc_error(method, params, INVALID_PARAMS, e.message)
 
 
-def _peer_chan_json(node: SimNode, ch: Chan) -> dict:
+def _peer_chan_json(node: SimNode, ch: Chan, perkw: int, commit_fee_msat: int) -> dict:
+    """One channel of listpeerchannels; `perkw` and `commit_fee_msat` are the same for every channel of a call."""
     peer = node.peers[ch.peer_id]
     conn = peer["connected"]
-    perkw = max(253, node._commit_perkw())
     cap = ch.capacity_msat
     d: dict = {"peer_id": ch.peer_id, "peer_connected": conn}
     if conn:
@@ -887,7 +886,7 @@ def _peer_chan_json(node: SimNode, ch: Chan) -> dict:
         d["last_stable_connection"] = int(peer["since"]) + 60
     d["state"] = ch.state
     d["scratch_txid"] = _h("scratch", ch.scid, ch.to_us_msat)
-    d["last_tx_fee_msat"] = node._commit_fee_msat()
+    d["last_tx_fee_msat"] = commit_fee_msat
     d["lost_state"] = False
     d["feerate"] = {"perkw": perkw, "perkb": perkw * 4}
     if ch.state in (NORMAL, AWAITING, "CHANNELD_SHUTTING_DOWN") and conn:
@@ -907,8 +906,8 @@ def _peer_chan_json(node: SimNode, ch: Chan) -> dict:
     d["private"] = False
     d["opener"] = ch.opener
     if ch.state != AWAITING:
-        d["alias"] = {"local": f"{int(_h('al', ch.scid)[:5], 16)}x{int(_h('al2', ch.scid)[:5], 16)}x1",
-                      "remote": f"{int(_h('ar', ch.scid)[:5], 16)}x{int(_h('ar2', ch.scid)[:5], 16)}x1"}
+        local_alias, remote_alias = _aliases(ch.scid)
+        d["alias"] = {"local": local_alias, "remote": remote_alias}
     d["features"] = ["option_static_remotekey", "option_anchors"]
     d["funding"] = {"local_funds_msat": cap if ch.opener == "local" else 0,
                     "remote_funds_msat": 0 if ch.opener == "local" else cap,
@@ -933,12 +932,19 @@ def _peer_chan_json(node: SimNode, ch: Chan) -> dict:
     d["their_to_self_delay"] = 144
     d["our_to_self_delay"] = 144
     d["max_accepted_htlcs"] = ch.max_accepted_htlcs
-    d["state_changes"] = copy.deepcopy(ch.state_changes)
+    d["state_changes"] = [dict(change) for change in ch.state_changes]   # flat dicts of strings
     d["status"] = [f"{ch.state}:Reconnected, and reestablished.", f"{ch.state}:Channel ready for use."] if conn \
         else [f"{ch.state}:Peer not connected."]
     d.update(ch.stats)
     d["htlcs"] = [dict(h) for h in ch.held]
     return d
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _aliases(scid: str) -> tuple[str, str]:
+    """A channel's (local, remote) scid aliases, fixed for its life."""
+    return (f"{int(_h('al', scid)[:5], 16)}x{int(_h('al2', scid)[:5], 16)}x1",
+            f"{int(_h('ar', scid)[:5], 16)}x{int(_h('ar2', scid)[:5], 16)}x1")
 
 
 def _visible_peer_chans(node: SimNode) -> list[Chan]:
@@ -965,12 +971,13 @@ def _h_listpeerchannels(node: SimNode, p: dict) -> dict:
     if "id" in p and "short_channel_id" in p:
         raise _BadParam("Cannot specify both short_channel_id and id")
     out = []
+    perkw, commit_fee_msat = max(253, node._commit_perkw()), node._commit_fee_msat()
     for c in _visible_peer_chans(node):
         if "id" in p and c.peer_id != p["id"]:
             continue
         if "short_channel_id" in p and c.scid != p["short_channel_id"]:
             continue
-        out.append(_peer_chan_json(node, c))
+        out.append(_peer_chan_json(node, c, perkw, commit_fee_msat))
     return {"channels": out}
 
 
