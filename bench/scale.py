@@ -10,8 +10,10 @@ Per size, on a node generated with the scenario `[generate]` section:
   first notification of a burst until the plugin's database holds every forward of it), peak RSS
   of the plugin process (VmHWM);
 * in process — the same runtime with the simulated node as its RPC adapter: full fee-cycle wall time
-  (the Tick that runs the cycle, through every channel actor, decision and setchannel, until idle)
-  and lightningd RPC calls per fee interval (by method);
+  (the Tick that runs the cycle, through every channel actor, decision and setchannel, until idle),
+  how much of it the simulated lightningd spent answering the plugin's calls (io is synchronous in
+  process; out of process lightningd answers in its own process while the plugin goes on), and
+  lightningd RPC calls per fee interval (by method);
 * the start-up flow analysis over N stored forwards (store.daily_buckets over the flow window plus
   flow.analyze for every channel), on a SQLite store filled with synthetic forwards.
 Results: bench/results/scale.json and a Markdown table (bench/results/scale.md).
@@ -130,11 +132,16 @@ def in_process(sc: Scenario) -> dict:
     """Fee-cycle wall time and lightningd RPC calls per fee interval, through the real runtime."""
     node = SimNode(sc, seed=0)
     calls: Counter = Counter()
+    in_node = [0.0]                     # seconds spent inside the simulated lightningd's handlers
     raw_call = node.call
 
     def counting_call(method: str, params: Any = None) -> dict:
         calls[method] += 1
-        return raw_call(method, params)
+        t = time.monotonic()
+        try:
+            return raw_call(method, params)
+        finally:
+            in_node[0] += time.monotonic() - t
 
     node.call = counting_call  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
@@ -150,13 +157,16 @@ def in_process(sc: Scenario) -> dict:
             while node.now < end:
                 nxt = min(node.now + sim.step_seconds, end)
                 node.advance_to(nxt)
-                t = time.monotonic()
+                t, in_node[0] = time.monotonic(), 0.0
                 sim.runtime.post(simulate.Tick(nxt))
                 sim.runtime.run_until_idle()
-                steps.append(time.monotonic() - t)
+                steps.append((time.monotonic() - t, in_node[0]))
         finally:
             sim.close()
-    return {"fee_cycle_s": round(max(steps), 4), "idle_tick_s_median": round(sorted(steps)[len(steps) // 2], 4),
+    cycle, node_s = max(steps)
+    return {"fee_cycle_s": round(cycle, 4), "fee_cycle_in_simulated_lightningd_s": round(node_s, 4),
+            "fee_cycle_plugin_s": round(cycle - node_s, 4),
+            "idle_tick_s_median": round(sorted(w for w, _ in steps)[len(steps) // 2], 4),
             "warmup_two_intervals_s": round(warmup, 2),
             "rpc_calls_per_fee_interval": sum(calls.values()), "rpc_calls_by_method": dict(calls.most_common())}
 
@@ -204,12 +214,14 @@ def measure(n: int, forwards: int, burst_events: int) -> dict:
     for part, fn in (("out_of_process", lambda: out_of_process(sc, n, burst_hours)),
                      ("in_process", lambda: in_process(sc)),
                      ("flow", lambda: flow_analysis(n, forwards))):
-        t = time.monotonic()
+        t, load = time.monotonic(), os.getloadavg()[0]
         try:
             out[part] = fn()
         except Exception as e:  # a size that breaks is reported, not hidden
             out[part] = {"error": f"{type(e).__name__}: {e}"}
         out[part]["wall_s"] = round(time.monotonic() - t, 1)
+        # 2 shared CPUs: other work on the machine inflates every wall time; say how busy it was
+        out[part]["load_average_1m_before_after"] = [round(load, 2), round(os.getloadavg()[0], 2)]
         print(n, part, json.dumps(out[part]), flush=True)
     return out
 
@@ -219,15 +231,24 @@ def markdown(rows: list[dict]) -> str:
         v = r.get(part, {}).get(key)
         return "–" if v is None else f"{v:,}" if isinstance(v, (int, float)) else str(v)
 
-    lines = ["| channels | init reply, s | actors live, s | fee cycle, s | ingestion, events/s | peak RSS, MB "
-             "| flow analysis (stored fwds), s | RPC calls / fee interval |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| channels | init reply, s | actors live, s | fee cycle, s | of it in simulated lightningd, s "
+             "| ingestion, events/s | peak RSS, MB | flow analysis (stored fwds), s | RPC calls / fee interval "
+             "| load average (1 min) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['channels']:,} | {g(r, 'out_of_process', 'init_reply_s')} | "
                      f"{g(r, 'out_of_process', 'actors_live_s')} | {g(r, 'in_process', 'fee_cycle_s')} | "
+                     f"{g(r, 'in_process', 'fee_cycle_in_simulated_lightningd_s')} | "
                      f"{g(r, 'out_of_process', 'ingestion_events_per_s')} | {g(r, 'out_of_process', 'peak_rss_mb')} | "
                      f"{g(r, 'flow', 'flow_analysis_s')} ({g(r, 'flow', 'stored_forwards')}) | "
-                     f"{g(r, 'in_process', 'rpc_calls_per_fee_interval')} |")
+                     f"{g(r, 'in_process', 'rpc_calls_per_fee_interval')} | {_loads(r)} |")
     return "\n".join(lines)
+
+
+def _loads(r: dict) -> str:
+    """Lowest–highest 1-minute load average seen around this size's measurements."""
+    seen = [x for part in ("out_of_process", "in_process", "flow")
+            for x in r.get(part, {}).get("load_average_1m_before_after", [])]
+    return f"{min(seen):.1f}–{max(seen):.1f}" if seen else "–"
 
 
 def main(argv: list[str] | None = None) -> int:
