@@ -189,9 +189,11 @@ class CoordinatorActor(SupervisedActor):
         """
         if not self.config.clboss_enabled or self.health.get("clboss", {}).get("status") != "ok":
             return
-        for peer in sorted({v.peer_id for v in self.views.values()}):
-            manage = any(policy_rules.manages_fees(self.effective_policy(v))
-                         for v in self.views.values() if v.peer_id == peer)
+        by_peer: dict[str, list[ChannelView]] = {}     # one pass: peers x views was 0.25 s at 5,000 channels
+        for v in self.views.values():
+            by_peer.setdefault(v.peer_id, []).append(v)
+        for peer in sorted(by_peer):
+            manage = any(policy_rules.manages_fees(self.effective_policy(v)) for v in by_peer[peer])
             if self.clboss_unmanaged.get(peer) != manage:
                 self.clboss_unmanaged[peer] = manage
                 self.request("clboss-unmanage", {"nodeid": peer, "tags": "lnfee" if manage else ""},
