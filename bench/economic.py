@@ -36,6 +36,8 @@ RESULTS = HERE / "results"
 DRIFTING = {"drifting", "surge"}
 BASELINES = ("static_default", "static_100", "feeadjuster", "clboss", "v1.4")
 CONTROLLERS = ("ours",) + BASELINES + ("hindsight",)
+# ours with one protection turned off, to price it (run on request: --controllers ours_no_vegas)
+VARIANTS = {"ours_no_vegas": {"revenue-ops-vegas-reflex": "false"}}
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
@@ -80,9 +82,10 @@ def run_baseline(sc: Scenario, seed: int, ctl: Controller, days: float) -> dict:
     return {**simulate.summary(simulate.Simulation(node, None, None), days), "daily_net_msat": curve}
 
 
-def run_ours(sc: Scenario, seed: int, days: float) -> dict:
+def run_ours(sc: Scenario, seed: int, days: float, options: Mapping[str, str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        sim = simulate.start(sc, seed=seed, controller="revops", db_path=os.path.join(tmp, "revenue_ops.db"))
+        sim = simulate.start(sc, seed=seed, controller="revops", options=options,
+                             db_path=os.path.join(tmp, "revenue_ops.db"))
         try:
             curve = []
             for _ in range(math.ceil(days)):
@@ -101,8 +104,8 @@ def run_task(task: tuple[str, int, str, float]) -> dict:
     sc = load_scenario(path)
     t0 = time.monotonic()
     extra: dict[str, Any] = {}
-    if name == "ours":
-        res = run_ours(sc, seed, days)
+    if name == "ours" or name in VARIANTS:
+        res = run_ours(sc, seed, days, VARIANTS.get(name))
     elif name == "hindsight":
         ppm, res, evals = search(sc, seed, days)
         extra = {"hindsight_ppm": ppm, "hindsight_evaluations": evals}
@@ -192,7 +195,7 @@ def markdown(agg: dict) -> str:
         lines += [f"### {scen} ({a['kind']})", "",
                   "| controller | net profit, sat | fees earned, sat | rebalance / revenue | failed (liquidity) "
                   "| fee updates / ch / day | not relayed |", "|---|---|---|---|---|---|---|"]
-        for name in CONTROLLERS:
+        for name in CONTROLLERS + tuple(VARIANTS):
             c = a["controllers"].get(name)
             if c:
                 lines.append(f"| {name} | {fmt(c['net_profit_sat'])} | {fmt(c['fees_earned_sat'])} | "
@@ -234,7 +237,7 @@ def chart(agg: dict, path: Path) -> bool:
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
     for ax, (scen, a) in zip(axes.flat, agg.items()):
-        for name in CONTROLLERS:
+        for name in CONTROLLERS + tuple(VARIANTS):
             c = a["controllers"].get(name)
             if c:
                 ys = c["daily_net_sat_mean"]
@@ -264,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenarios", nargs="*", default=sorted(p.stem for p in SCENARIO_DIR.glob("*.toml")))
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2, 3, 4])
-    ap.add_argument("--controllers", nargs="*", default=list(CONTROLLERS), choices=CONTROLLERS)
+    ap.add_argument("--controllers", nargs="*", default=list(CONTROLLERS), choices=CONTROLLERS + tuple(VARIANTS))
     ap.add_argument("--days", type=float, default=None, help="default: each scenario's duration_days")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default=str(RESULTS / "economic.json"))
@@ -292,7 +295,9 @@ def main(argv: list[str] | None = None) -> int:
                 log.write(json.dumps(r) + "\n")
             print(f"[{time.monotonic() - t0:7.1f}s] {r['scenario']:<12} seed {r['seed']} {r['controller']:<15} "
                   f"net {r['net_profit_msat'] / 1000:>12,.0f} sat  ({r['wall_s']} s)", flush=True)
-    runs = [r for r in runs if (r["scenario"], r["seed"], r["controller"]) in wanted]
+    # cached variant runs of these scenarios and seeds are reported beside the controllers asked for
+    runs = [r for r in runs if (r["scenario"], r["seed"], r["controller"]) in wanted
+            or (r["controller"] in VARIANTS and (r["scenario"], r["seed"], "ours") in wanted)]
     agg = aggregate(runs)
     wall = round(time.monotonic() - t0, 1)
     doc = {"commit": _commit(), "wall_s_this_invocation": wall, "cpu_s_of_runs": round(sum(r["wall_s"] for r in runs), 1),
