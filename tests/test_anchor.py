@@ -103,6 +103,18 @@ def test_sim_shows_competitors_toward_each_peer_around_the_market_price() -> Non
     assert node.clboss._median_fees(ch.peer_id)[1] == int(statistics.median(c["fee_per_millionth"] for c in others))
 
 
+def test_sim_listchannels_filters_agree_with_the_full_listing() -> None:
+    node = SimNode(load_scenario("small"), seed=2)
+    everything = node.call("listchannels")["channels"]
+    peer = node.by_name["acinq"].peer_id
+    competitor = next(c["source"] for c in everything if c["destination"] == peer and c["source"] != node.id)
+    probes = [("destination", peer), ("destination", node.id), ("destination", competitor), ("source", peer),
+              ("source", node.id), ("source", competitor), ("short_channel_id", everything[-1]["short_channel_id"])]
+    for key, value in probes:
+        expected = [c for c in everything if c[key] == value]
+        assert expected and node.call("listchannels", {key: value})["channels"] == expected, (key, value)
+
+
 def test_sim_relays_at_most_the_rate_limit_of_fee_updates() -> None:
     sc = loads_scenario("""
 [market]

@@ -1073,16 +1073,23 @@ def _chan_dir(node: SimNode, ch: Chan, from_us: bool) -> dict:
 def _h_listchannels(node: SimNode, p: dict) -> dict:
     if sum(k in p for k in ("short_channel_id", "source", "destination")) > 1:
         raise _BadParam("Can only specify one of short_channel_id, source or destination")
+    filters = [(k, p[k]) for k in ("short_channel_id", "source", "destination") if k in p]
+
+    def keep(src: str, dst: str, scid: str) -> bool:   # filter before building each entry
+        return all({"source": src, "destination": dst, "short_channel_id": scid}[k] == v for k, v in filters)
+
     listed = [c for c in node.channels.values() if c.state in (NORMAL, "CHANNELD_SHUTTING_DOWN")]
-    dirs = [_chan_dir(node, c, from_us) for c in listed for from_us in (True, False)]
+    out = [_chan_dir(node, c, from_us) for c in listed for from_us in (True, False)
+           if keep(*((node.id, c.peer_id) if from_us else (c.peer_id, node.id)), c.scid)]
     peers = sorted({c.peer_id for c in listed})
-    if "destination" in p:
-        peers = [pid for pid in peers if pid == p["destination"]]
+    end = p.get("source", p.get("destination"))
+    if end is not None and (end == node.id or end in peers):
+        peers = [] if end == node.id else [end]   # a competitor's node is never us or one of our peers
     prices = node.competitors.market_ppm() if peers else {}
     for pid in peers:
         for comp, ppm in node.competitors.fees(pid, prices):
-            dirs += [_competitor_dir(node, comp, pid, ppm, to_peer) for to_peer in (True, False)]
-    out = [d for d in dirs if all(d[k] == p[k] for k in ("short_channel_id", "source", "destination") if k in p)]
+            out += [_competitor_dir(node, comp, pid, ppm, to_peer) for to_peer in (True, False)
+                    if keep(*((comp.node_id, pid) if to_peer else (pid, comp.node_id)), comp.scid)]
     return {"channels": out}
 
 
