@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from pyln.client import LightningRpc, RpcError
 
+from revops.sim.jsonrpc import JsonParseError, JsonStreamDecoder
 from revops.sim.lightningd import StandinLightningd, StandinError, _apply_filter
 
 HERE = Path(__file__).resolve().parent
@@ -465,3 +466,15 @@ def test_stop_rpc_shuts_down_plugins(tmp_path):
 def test_filter_helper():
     obj = {"a": 1, "b": [{"x": 1, "y": 2}, {"x": 3}], "c": {"d": 4, "e": 5}}
     assert _apply_filter(obj, {"b": [{"x": True}], "c": {"e": True}}) == {"b": [{"x": 1}, {"x": 3}], "c": {"e": 5}}
+
+
+def test_a_message_split_anywhere_by_a_read_is_decoded_whole():
+    """os.read boundaries fall anywhere; a number cut after its '.' or 'e' (as in "flow_ratio": 0.|0) killed
+    the plugin at 5,000 channels (bench/scale.py) before the decoder treated it as unfinished."""
+    msg = json.dumps({"a": [0.0, -1.5e-07, 12, 3.25E+10, True, None, "x"], "b": {"c": -0.5}}).encode() + b"\n\n"
+    for cut in range(1, 2 * len(msg)):
+        decoder = JsonStreamDecoder()
+        assert decoder.feed((msg + msg)[:cut]) + decoder.feed((msg + msg)[cut:]) == [json.loads(msg)] * 2, cut
+    for bad in (b'{"a": 1.}', b'{"a": 1..2}'):      # numbers that no more bytes can complete are still refused
+        with pytest.raises(JsonParseError):
+            JsonStreamDecoder().feed(bad)
