@@ -2,6 +2,7 @@
 and the network's channel_update rate limit they are measured against, and the whole path in a sim."""
 from __future__ import annotations
 
+import os
 import statistics
 
 import attrs
@@ -101,6 +102,19 @@ def test_sim_shows_competitors_toward_each_peer_around_the_market_price() -> Non
     # the same competitors on every call, and clboss's survey is their median
     assert node.call("listchannels", {"destination": ch.peer_id}) == answer
     assert node.clboss._median_fees(ch.peer_id)[1] == int(statistics.median(c["fee_per_millionth"] for c in others))
+
+
+def test_sim_competitors_follow_a_market_shift() -> None:
+    path = os.path.join(os.path.dirname(__file__), "..", "bench", "scenarios", "surge.toml")
+    node = SimNode(load_scenario(path), seed=1)        # day 10: every stream's market price × 1.3
+    peer = next(iter(node.channels.values())).peer_id
+
+    def competing() -> list[int]:
+        return sorted(c["fee_per_millionth"] for c in node.call("listchannels", {"destination": peer})["channels"]
+                      if c["source"] != node.id)
+    before = competing()
+    node.advance_to(node.scenario.start_time + 11 * DAY)
+    assert [round(after / b, 2) for b, after in zip(before, competing())] == [1.3] * len(before)
 
 
 def test_sim_listchannels_filters_agree_with_the_full_listing() -> None:

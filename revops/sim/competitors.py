@@ -37,6 +37,7 @@ class Competitors:
     def __init__(self, node: "SimNode"):
         self.node = node
         self._by_peer: dict[str, tuple[Competitor, ...]] = {}
+        self._prices: tuple[tuple, dict[str | None, float]] = ((), {})
 
     def of(self, peer_id: str) -> tuple[Competitor, ...]:
         """The peer's competitors, drawn once per run."""
@@ -52,7 +53,15 @@ class Competitors:
         return self._by_peer[peer_id]
 
     def market_ppm(self) -> dict[str | None, float]:
-        """Median market price of the live streams leaving through each peer; key None = the whole node."""
+        """Median market price of the live streams leaving through each peer; key None = the whole node.
+        Computed once per instant, shift and channel set: a survey of many peers asks many times."""
+        node = self.node
+        key = (node._t, node.shifts_applied, len(node.by_name))
+        if self._prices[0] != key:
+            self._prices = (key, self._market_ppm())
+        return self._prices[1]
+
+    def _market_ppm(self) -> dict[str | None, float]:
         by_peer: dict[str | None, list[float]] = {None: []}
         for s in self.node.streams:
             ch = self.node.by_name.get(s.dst) if s.dst is not None else None

@@ -169,6 +169,7 @@ class SimNode:
             self._add_channel(spec.name, spec.peer_id, spec.peer_alias, spec.capacity_sat, spec.local_sat, spec.opener,
                               spec.age_days, spec.max_accepted_htlcs, spec.fee_base_msat, spec.fee_ppm, initial=True)
         self.streams = mk.demand_streams(sc)
+        self.shifts_applied = 0
         self._stream_by_name = {s.name: s for s in self.streams}
         for i, s in enumerate(self.streams):
             self._sched_stream(i, float(sc.start_time))
@@ -364,6 +365,7 @@ class SimNode:
 
     def _ev_shift(self, i: int) -> None:
         sh = self.scenario.shifts[i]
+        self.shifts_applied += 1
         targets = sh.demand or tuple(d.name for d in self.scenario.demand)
         for name in targets:
             s = self._stream_by_name[name]
