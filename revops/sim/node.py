@@ -1081,8 +1081,7 @@ def _h_listchannels(node: SimNode, p: dict) -> dict:
         return all({"source": src, "destination": dst, "short_channel_id": scid}[k] == v for k, v in filters)
 
     listed = [c for c in node.channels.values() if c.state in (NORMAL, "CHANNELD_SHUTTING_DOWN")]
-    out = [_chan_dir(node, c, from_us) for c in listed for from_us in (True, False)
-           if keep(*((node.id, c.peer_id) if from_us else (c.peer_id, node.id)), c.scid)]
+    out = [_chan_dir(node, c, from_us) for c, from_us in _our_directions(node, listed, filters)]
     peers = sorted({c.peer_id for c in listed})
     end = p.get("source", p.get("destination"))
     if end is not None and (end == node.id or end in peers):
@@ -1093,6 +1092,18 @@ def _h_listchannels(node: SimNode, p: dict) -> dict:
             out += [_competitor_dir(node, comp, pid, ppm, to_peer) for to_peer in (True, False)
                     if keep(*((comp.node_id, pid) if to_peer else (pid, comp.node_id)), comp.scid)]
     return {"channels": out}
+
+
+def _our_directions(node: SimNode, listed: list[Chan], filters: list[tuple[str, str]]) -> list[tuple[Chan, bool]]:
+    """(channel, from_us) of our channels' directions that match the filter; each of ours runs us ↔ a peer."""
+    if not filters:
+        return [(c, from_us) for c in listed for from_us in (True, False)]
+    ((key, value),) = filters
+    if key == "short_channel_id":
+        return [(c, from_us) for c in listed if c.scid == value for from_us in (True, False)]
+    if value == node.id:
+        return [(c, key == "source") for c in listed]
+    return [(c, key == "destination") for c in listed if c.peer_id == value]
 
 
 def _competitor_dir(node: SimNode, comp: Competitor, peer_id: str, ppm: int, to_peer: bool) -> dict:
