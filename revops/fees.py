@@ -507,7 +507,9 @@ def _finish(state: HillClimbState, obs: FeeObservation, plan: _Plan, cfg: FeeCon
     leaving_congestion = state.last_branch == "congestion" and plan.branch != "congestion"
     exempt = plan.exempt or leaving_congestion
     recent = tuple(t for t in state.update_times if t > now - DAY_S)
-    gate = math.floor(cfg.gossip_hysteresis * in_force)
+    # the gate is a share of the lower of the two fees, so a move and its reversal face the same gate: on
+    # the higher fee, a rollback of a step that just passed could be held for ever (and block the climber)
+    gate = math.floor(cfg.gossip_hysteresis * min(in_force, target))
     inputs = {**plan.inputs, "in_force_ppm": in_force, "gate_ppm": gate, "updates_24h": len(recent)}
     took_effect = plan.applied if plan.branch == "hold" else attrs.evolve(plan.applied, last_branch=plan.branch)
     if target == in_force:

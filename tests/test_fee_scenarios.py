@@ -215,7 +215,7 @@ def test_small_changes_are_held_by_the_gossip_gate(market):
                 continue
             gated.append(d)
             delta, gate = abs(d["new_fee_ppm"] - d["old_fee_ppm"]), d["inputs"]["gate_ppm"]
-            assert 0 < delta < gate == math.floor(0.05 * d["old_fee_ppm"]), d
+            assert 0 < delta < gate == math.floor(0.05 * min(d["old_fee_ppm"], d["new_fee_ppm"])), d
             assert not d["broadcast"]
             # no setchannel for it: the node changed no fee at that moment, and the fee in force was the old one
             assert all(int(t) != d["at"] for t, _ in changes), (name, d)
@@ -227,7 +227,8 @@ def test_small_changes_are_held_by_the_gossip_gate(market):
     for name in ("a", "b", "c", "drain"):
         for d in decisions(sim, name):
             if d["outcome"] == "applied" and d["branch"] not in ("congestion", "static", "hive"):
-                assert abs(d["new_fee_ppm"] - d["old_fee_ppm"]) >= math.floor(0.05 * d["old_fee_ppm"]), d
+                assert abs(d["new_fee_ppm"] - d["old_fee_ppm"]) >= \
+                    math.floor(0.05 * min(d["old_fee_ppm"], d["new_fee_ppm"])), d
 
 
 # 6 -------------------------------------------------------------------------------------------

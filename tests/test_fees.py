@@ -349,6 +349,15 @@ def test_step_equal_to_the_gate_passes(fee: int, expected: int) -> None:
     assert (d.new_fee_ppm, d.broadcast) == (expected, True)
 
 
+def test_a_step_at_the_gate_can_be_rolled_back() -> None:
+    # the climber stepped 1716 → 1802 (86 ppm, exactly 5 % of 1716); revenue then fell by more than 30 %
+    s = state(climb_fee_ppm=1802, last_broadcast_fee_ppm=1802, previous_fee_ppm=1716, rate_before_change=1_000_000.0,
+              last_revenue_rate=1_000_000.0)
+    d, new = decide(s, obs(rate=250_000.0, fwds=6, channel=chan(fee=1802)), CFG)
+    assert (d.branch, d.new_fee_ppm, d.broadcast) == ("rollback", 1716, True), d.reason
+    assert d.inputs["gate_ppm"] == 85 and new.climb_fee_ppm == 1716
+
+
 def test_wider_hysteresis_widens_the_step() -> None:
     s = state(climb_fee_ppm=1000, last_broadcast_fee_ppm=1000, last_revenue_rate=1000.0)
     d, _ = decide(s, obs(rate=1100.0, channel=chan(fee=1000)), attrs.evolve(CFG, gossip_hysteresis=0.10))
