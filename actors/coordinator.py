@@ -534,7 +534,7 @@ class CoordinatorActor(SupervisedActor):
         fee_sats = hive_rules.push_fee_limit_sats(msg.max_fee_sats, self.config) if push else msg.max_fee_sats
         maxppm = fee_sats * rb.PPM // msg.amount_sat if fee_sats is not None else rb.DEFAULT_INBOUND_PPM
         max_fee = amount_msat * maxppm // rb.PPM
-        target = min(1.0, int((dst.local_msat + amount_msat) / dst.capacity_msat * 10_000) / 10_000)
+        target = rb.one_chunk_target(dst.local_msat, dst.capacity_msat)
         c = rb.Candidate(dest_scid=dst.scid, dest_peer=dst.peer_id, source_scids=(src.scid,),
                          amount_sat=msg.amount_sat, max_fee_msat=max_fee, maxppm=maxppm, expected_fee_msat=max_fee,
                          expected_income_msat=0, expected_profit_msat=0, sling_target=target, inbound_ppm=maxppm,

@@ -305,13 +305,18 @@ def sling_target(flow: FlowClass, cfg: RebalanceConfig) -> float:
     return cfg.sling_target_balanced
 
 
-def _job_target(dest: ChannelEcon, amount_sat: int, cfg: RebalanceConfig) -> float:
-    """The flow-class target, lowered to just above today's balance: sling pulls while the channel is
-    below its target, so one chunk lifts it past the target even when forwards drain part of the chunk
-    meanwhile; a target at "balance + chunk" made sling pull a second chunk after any drain at all, which
-    could spend past the reservation before the next poll stopped the job."""
-    now = dest.view.local_msat / dest.view.capacity_msat
-    return min(sling_target(dest.flow, cfg), (math.floor(now * 10_000) + 1) / 10_000)
+def _job_target(dest: ChannelEcon, cfg: RebalanceConfig) -> float:
+    """The flow-class target, lowered so that one chunk ends the job."""
+    return one_chunk_target(dest.view.local_msat, dest.view.capacity_msat, sling_target(dest.flow, cfg))
+
+
+def one_chunk_target(local_msat: int, capacity_msat: int, ceiling: float = 1.0) -> float:
+    """sling's target for a job of one chunk: 0.01 % above today's balance (at most `ceiling`).
+
+    sling pulls while the channel is below its target, so one chunk lifts it past the target even when
+    forwards drain part of the chunk meanwhile; a target at "balance + chunk" made sling pull a second
+    chunk after any drain at all, spending past the reservation before the next poll stopped the job."""
+    return min(ceiling, (math.floor(local_msat / capacity_msat * 10_000) + 1) / 10_000)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -626,7 +631,7 @@ def _candidate(dest: ChannelEcon, peer_ratio: float, amount_sat: int, inbound: I
                      source_scids=tuple(s.econ.scid for s in econ.sources), amount_sat=amount_sat,
                      max_fee_msat=max_fee, maxppm=econ.maxppm, expected_fee_msat=econ.expected_fee_msat,
                      expected_income_msat=econ.expected_income_msat, expected_profit_msat=econ.profit_msat,
-                     sling_target=_job_target(dest, amount_sat, cfg), inbound_ppm=inbound.ppm, hive=hive,
+                     sling_target=_job_target(dest, cfg), inbound_ppm=inbound.ppm, hive=hive,
                      reason=reason)
 
 

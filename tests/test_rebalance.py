@@ -140,6 +140,13 @@ def test_sling_job_params_use_real_keys_and_never_outppm() -> None:
     assert params["target"] == pytest.approx(0.0501)
 
 
+@pytest.mark.parametrize("local, ceiling, target", [(250_000_000, 1.0, 0.0501), (708_000_000, 1.0, 0.1417),
+                                                   (4_999_999_999, 1.0, 1.0), (3_000_000_000, 0.5, 0.5)])
+def test_one_chunk_target_sits_just_above_the_balance(local: int, ceiling: float, target: float) -> None:
+    # used by the automatic fills and by revenue-rebalance / hive pushes alike (capacity 5M sat here)
+    assert rb.one_chunk_target(local, 5_000_000_000, ceiling) == pytest.approx(target)
+
+
 def test_low_earning_channels_never_get_a_candidate() -> None:
     idle = dest(out_3d=0, out_window=0, earned=0)              # no demand
     cheap = chan("101x1x0", 3, ratio=0.05, fee=50, out_3d=1_500_000, out_window=3_500_000, earned=10**8)
