@@ -87,7 +87,7 @@ class CoordinatorActor(SupervisedActor):
         self.last_budget: dict | None = None
         self.drained: dict[str, dict[str, float]] = {}   # source scid → {dest scid: when} (ping-pong guard)
         self.hive_signals = 0                     # HiveMembership + HivePush messages handled
-        self.anchors: dict[str, anchor.Anchor] = {}   # peer → going rate from gossip (revops/anchor.py)
+        self.anchors: dict[str, int] = {}         # peer → going rate (ppm) from gossip (revops/anchor.py)
         self.surveyed: dict[str, int] = {}        # peer → when its anchor was last asked for
 
     def restore_checkpoint(self) -> None:
@@ -258,7 +258,7 @@ class CoordinatorActor(SupervisedActor):
         if tag.startswith(ANCHOR_TAG):
             peer = tag[len(ANCHOR_TAG):]
             found = None if msg.error is not None else \
-                anchor.competitor_anchor(msg.result.get("channels", []), self.node_id, peer, self.state.now)
+                anchor.competitor_anchor(msg.result.get("channels", []), self.node_id, peer)
             if found is not None:
                 self.anchors[peer] = found
             return
@@ -307,8 +307,7 @@ class CoordinatorActor(SupervisedActor):
         self.checkpoint = copy.deepcopy(self.state)
 
     def anchor_ppm(self, scid: str) -> int | None:
-        found = self.anchors.get(self.views[scid].peer_id) if scid in self.views else None
-        return None if found is None else found.ppm
+        return self.anchors.get(self.views[scid].peer_id) if scid in self.views else None
 
     def update_vegas(self, now: int, reply: IoResult) -> fees.ChainCosts | None:
         """Feed one feerate sample to the Vegas Reflex; returns chain costs for the floor (None if unknown)."""

@@ -11,30 +11,20 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable
 
-import attrs
-
 MIN_COMPETITORS = 3          # fewer channels toward the peer say nothing about a going rate
 REFRESH_SECONDS = 86_400     # gossip fees move slowly; one survey per peer per day
 PEERS_PER_CYCLE = 100        # bounds the listchannels calls of one fee cycle on large nodes
 START_BELOW = 0.5            # a fee under half the going rate starts at the going rate
 
 
-@attrs.frozen
-class Anchor:
-    """The median fee of the other nodes' active channels toward one peer."""
-
-    ppm: int
-    channels: int
-    at: int
-
-
-def competitor_anchor(channels: Iterable[dict], our_id: str, peer_id: str, now: int) -> Anchor | None:
-    """The anchor from a `listchannels destination=peer_id` answer; None when too few competitors."""
+def competitor_anchor(channels: Iterable[dict], our_id: str, peer_id: str) -> int | None:
+    """The median fee (ppm) of the other nodes' active channels in a `listchannels destination=peer_id`
+    answer; None when fewer than MIN_COMPETITORS."""
     ppms = [int(c.get("fee_per_millionth", 0)) for c in channels
             if c.get("destination") == peer_id and c.get("source") not in (our_id, None) and c.get("active", True)]
     if len(ppms) < MIN_COMPETITORS:
         return None
-    return Anchor(ppm=int(statistics.median(ppms)), channels=len(ppms), at=now)
+    return int(statistics.median(ppms))
 
 
 def peers_due(peers: Iterable[str], surveyed: dict[str, int], now: int) -> list[str]:
