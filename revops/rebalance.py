@@ -540,8 +540,9 @@ def _economics(dest: ChannelEcon, amount_sat: int, inbound_ppm: int, sources: Se
     while n_kept < len(sources) and inbound_ppm + sources[n_kept].opp_ppm <= earn_ppm:
         n_kept += 1
     kept = tuple(sources[:n_kept])
-    route, earnable = f"route {inbound_ppm} + lost ", f" ppm > earnable {earn_ppm:.0f} ppm"
-    rejected = [Rejection(s.econ.scid, Role.SOURCE, "lost_fee", route + format(s.opp_ppm, ".0f") + earnable, dest.scid)
+    earnable = f"{earn_ppm:.0f}"
+    rejected = [Rejection(s.econ.scid, Role.SOURCE, "lost_fee",
+                          f"route {inbound_ppm} + lost {s.opp_ppm:.0f} ppm > earnable {earnable} ppm", dest.scid)
                 for s in sources[n_kept:]]
     if not kept:
         return None, rejected
