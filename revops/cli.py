@@ -32,10 +32,12 @@ def print_table(result: dict, controller: str) -> None:
     print(f"controller {controller}: {result['days']} days, {result['channels']} channels")
     print(f"  fees earned      {_sats(result['fees_earned_msat']):>14} sat")
     print(f"  rebalance cost   {_sats(result['rebalance_cost_msat']):>14} sat")
+    print(f"  on-chain cost    {_sats(result['onchain_cost_msat']):>14} sat   ({result['force_closes']} force closes)")
     print(f"  net profit       {_sats(result['net_profit_msat']):>14} sat")
     print(f"  forwards         {result['forwards']:>14,}   failed {result['failed_forwards']:,} "
           f"(liquidity {result['failed_liquidity']:,}, fee {result['failed_fee']:,}), "
           f"priced out {result['priced_out']:,}")
+    print(f"  market WTP       {_sats(result['wtp_msat']):>14} sat   (share earned {result['wtp_share'] * 100:.1f} %)")
     print(f"  fee updates      {result['fee_updates']:>14,}   ({result['fee_updates_per_channel_day']} per channel per day)")
 
 

@@ -14,7 +14,7 @@ import attrs
 
 from revops import config as cfgmod
 from revops.runtime import Runtime, Tick
-from revops.sim.node import SimNode
+from revops.sim.node import SIM_VERSION, SimNode
 from revops.sim.scenario import Scenario
 from revops.store import Store
 
@@ -104,8 +104,11 @@ def summary(sim: Simulation, days: float) -> dict:
                          "fee_updates": sum(ledger.fee_updates.get(ch.scid, {}).values())})
     n = max(1, len(channels))
     return {
-        "days": days, "channels": len(channels),
-        "net_profit_msat": fees - cost, "fees_earned_msat": fees, "rebalance_cost_msat": cost,
+        "days": days, "channels": len(channels), "sim_version": SIM_VERSION,
+        "net_profit_msat": int(ledger.net_profit_msat), "fees_earned_msat": fees, "rebalance_cost_msat": cost,
+        "onchain_cost_msat": int(ledger.onchain_cost_msat), "force_closes": ledger.force_closes,
+        "wtp_msat": int(ledger.wtp_msat), "wtp_share": round(fees / ledger.wtp_msat, 6) if ledger.wtp_msat else 0.0,
+        "payments_wanted": ledger.payments_wanted,
         "forwards": ledger.forwards_settled,
         "failed_forwards": ledger.forwards_failed_liquidity + ledger.forwards_failed_fee,
         "failed_liquidity": ledger.forwards_failed_liquidity, "failed_fee": ledger.forwards_failed_fee,

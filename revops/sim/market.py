@@ -38,6 +38,8 @@ class Stream:
     counterparts: tuple[str, ...] = ()
     drain_side: str | None = None  # "out"/"in" for drains
     generation: int = 0  # bumped when the rate changes; stale heap entries are ignored
+    rate_factor: float = 1.0       # on-chain substitution: more payments while on-chain fees spike
+    tolerance_factor: float = 1.0  # ... and a higher tolerance for off-chain fees
 
     def draw_amount_msat(self, rng: random.Random) -> int:
         if self.amount_dist == "fixed":
@@ -50,17 +52,19 @@ class Stream:
     def draw_tolerance_msat(self, rng: random.Random, amount_msat: int) -> int:
         """Max total fee (msat) this payment accepts for the hop through us.
 
-        ppm tolerance ~ LogNormal(ln(market_ppm), tolerance_sigma), plus the market base fee.
+        ppm tolerance ~ LogNormal(ln(market_ppm), tolerance_sigma) × tolerance_factor, plus the market
+        base fee.
         """
-        ppm = self.market_ppm * math.exp(self.tolerance_sigma * rng.gauss(0.0, 1.0))
+        ppm = self.market_ppm * self.tolerance_factor * math.exp(self.tolerance_sigma * rng.gauss(0.0, 1.0))
         return self.market_base_msat + int(ppm * amount_msat // 1_000_000)
 
     def next_arrival(self, rng: random.Random, t: float) -> float | None:
         """Next arrival after t (exponential inter-arrival time), or None if the stream is over."""
-        if self.rate_per_hour <= 0:
+        rate = self.rate_per_hour * self.rate_factor
+        if rate <= 0:
             return None
         t = max(t, self.start)
-        nxt = t + rng.expovariate(self.rate_per_hour / 3600.0)
+        nxt = t + rng.expovariate(rate / 3600.0)
         if self.end is not None and nxt > self.end:
             return None
         return nxt
@@ -106,10 +110,15 @@ class Mempool:
                 if d0 <= day <= d1:
                     v = v0 + (v1 - v0) * (day - d0) / (d1 - d0) if d1 > d0 else v1
                     break
+        return v * self.spike_multiplier(day)
+
+    def spike_multiplier(self, day: float) -> float:
+        """Product of the spikes active at `day` (days from the start): the feerate over its baseline."""
+        m = 1.0
         for s in self.spec.spikes:
             if s.at_day <= day < s.at_day + s.duration_hours / 24.0:
-                v *= s.multiplier
-        return v
+                m *= s.multiplier
+        return m
 
     def estimates_perkw(self, t: float) -> dict[int, int]:
         """Feerate estimates per confirmation target (blocks) in sat/kw, floored at 253 like CLN."""

@@ -38,6 +38,16 @@ WIRE_AMOUNT_BELOW_MINIMUM = (4107, "WIRE_AMOUNT_BELOW_MINIMUM")
 
 COMMIT_WEIGHT = 2905      # weight CLN reserves for the opener's commitment tx fee (anchors, 1 spare HTLC)
 ANCHOR_SAT = 660          # two 330-sat anchor outputs, paid by the opener
+# A force close resolved on chain (docs/simulator.md "Force closes"): CLN's unilateral-close estimate for an
+# anchor channel without HTLCs (feerates `unilateral_close_satoshis`), BOLT 3's weight per untrimmed HTLC
+# output on the commitment, and BOLT 3's second-stage HTLC transactions.
+UNILATERAL_CLOSE_WEIGHT = 1112
+HTLC_OUTPUT_WEIGHT = 172
+HTLC_TIMEOUT_WEIGHT = 663
+HTLC_SUCCESS_WEIGHT = 703
+DUST_LIMIT_MSAT = 546_000  # an HTLC below it is trimmed from the commitment: its value goes to the miners
+# Bumped whenever a change to the market model changes run results: bench caches key on it.
+SIM_VERSION = 2
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -68,17 +78,31 @@ class Ledger:
     gossip_suppressed: int = 0     # fee updates the network's rate limit did not propagate
     payments_no_inbound: int = 0
     payments_arrived: int = 0
+    payments_wanted: int = 0       # every payment that wanted to route through us (priced out or not)
+    wtp_msat: int = 0              # the market's willingness to pay: the sum of those payments' fee tolerances
     volume_settled_msat: int = 0
     rebalance_cost_msat: int = 0
     rebalanced_msat: int = 0
     rebalances_succeeded: int = 0
     rebalances_failed: int = 0
+    force_closes: int = 0          # channels forced on chain by a stuck HTLC
+    onchain_fee_msat: int = 0      # their commitment, anchor and HTLC claim fees
+    htlc_lost_msat: int = 0        # HTLC values trimmed or not worth claiming at the feerate then
     fee_updates: dict = attrs.field(factory=dict)          # scid -> {day_index: count}
     fees_by_channel_msat: dict = attrs.field(factory=dict)  # scid (outgoing) -> msat
     volume_out_by_channel_msat: dict = attrs.field(factory=dict)
 
     def as_dict(self) -> dict:
         return attrs.asdict(self)
+
+    @property
+    def onchain_cost_msat(self) -> int:
+        return self.onchain_fee_msat + self.htlc_lost_msat
+
+    @property
+    def net_profit_msat(self) -> int:
+        """What every benchmark ranks by: fees earned − rebalance fees − on-chain cost of force closes."""
+        return self.fees_earned_msat - self.rebalance_cost_msat - self.onchain_cost_msat
 
 
 @attrs.define(eq=False)
@@ -140,6 +164,8 @@ class SimNode:
         self.scenario = sc = scenario
         self.seed = seed
         self.rng = random.Random(seed)
+        # force-close draws come from their own stream: they never shift the market's draws
+        self.onchain_rng = random.Random(f"onchain:{seed}")
         self.lightning_dir = lightning_dir
         self.now: int = sc.start_time
         self._t: float = float(sc.start_time)
@@ -181,6 +207,11 @@ class SimNode:
             self._push(sc.start_time + d.at_day * DAY, "disc", d)
         for e in sc.events:
             self._push(sc.start_time + e.at_day * DAY, "event", e)
+        self._spikes_on: set[int] = set()
+        if sc.market.onchain_demand_elasticity or sc.market.onchain_tolerance_elasticity:
+            for i, sp in enumerate(sc.mempool.spikes):
+                self._push(sc.start_time + sp.at_day * DAY, "spike", (i, True))
+                self._push(sc.start_time + (sp.at_day + sp.duration_hours / 24.0) * DAY, "spike", (i, False))
         self._push(self._t + self.rng.expovariate(1.0 / sc.market.block_interval_s), "block", None)
         self.sling = Sling(self)
         self.clboss = Clboss(self)
@@ -393,6 +424,23 @@ class SimNode:
                     self._set_state(ch, "CLOSED", "unknown", None)
         self._push(self._t + self.rng.expovariate(1.0 / self.scenario.market.block_interval_s), "block", None)
 
+    def _ev_spike(self, data: tuple[int, bool]) -> None:
+        """On-chain substitution: while the feerate is m × its baseline, every stream's payment rate is
+        × m^demand_elasticity and its fee tolerance × m^tolerance_elasticity (docs/simulator.md)."""
+        i, on = data
+        (self._spikes_on.add if on else self._spikes_on.discard)(i)
+        m = 1.0
+        for k in self._spikes_on:
+            m *= self.scenario.mempool.spikes[k].multiplier
+        market = self.scenario.market
+        rate, tol = m ** market.onchain_demand_elasticity, m ** market.onchain_tolerance_elasticity
+        for j, s in enumerate(self.streams):
+            s.tolerance_factor = tol
+            if s.rate_factor != rate:
+                s.rate_factor = rate
+                s.generation += 1
+                self._sched_stream(j, self._t)
+
     def _ev_cong(self, c) -> None:
         ch = self.by_name[c.channel]
         if ch.state != NORMAL:
@@ -459,6 +507,8 @@ class SimNode:
         led = self.ledger
         amount = s.draw_amount_msat(self.rng)
         tol = s.draw_tolerance_msat(self.rng, amount)
+        led.payments_wanted += 1
+        led.wtp_msat += tol
         if s.drain_side is None:
             src = self.by_name.get(s.src)
             dst = self.by_name.get(s.dst)
@@ -543,6 +593,16 @@ class SimNode:
         dst.stats["out_offered_msat"] += out_msat
         settled = self.rng.random() >= self.scenario.market.downstream_fail_rate
         resolved = round(rt + self.scenario.market.settle_delay_ms / 1000.0 * (0.5 + self.rng.random()), 6)
+        rate = self.scenario.market.htlc_force_close_rate
+        if rate and self.onchain_rng.random() < rate:
+            # stuck: a peer stops answering with the HTLC in flight; with even odds it is the downstream
+            # peer (we time out the offered HTLC on chain, the forward fails) or the upstream one (the
+            # payment settled downstream, we claim the received HTLC on chain with the preimage)
+            if self.onchain_rng.random() < 0.5:
+                settled = False
+                self.force_close_onchain(dst, out_msat, offered=True)
+            elif settled:
+                self.force_close_onchain(src, in_msat, offered=False)
         self._updated_index += 1
         status = "settled" if settled else "failed"
         rec = {"created_index": created, "updated_index": self._updated_index, "in_channel": src.scid,
@@ -577,6 +637,35 @@ class SimNode:
         if settled:
             self.bkpr.routed(src, dst, in_msat, out_msat, paid, phash, int(resolved))
         return status
+
+    def force_close_onchain(self, ch: Chan, amount_msat: int, offered: bool) -> int:
+        """Book the on-chain resolution of a channel forced closed with a stuck HTLC of `amount_msat`
+        (offered by us: HTLC-timeout; received: HTLC-success) and the HTLCs held on it, at the 6-block
+        feerate now. An HTLC below the dust limit is trimmed, one worth less than its claim is abandoned:
+        either way its value is lost. Paid from the on-chain wallet; the channel is treated as reopened at
+        once with the same balance (docs/simulator.md "Force closes"). Returns the cost in msat."""
+        perkw = self._commit_perkw()           # sat per 1000 weight units = msat per weight unit
+        ours = [(amount_msat, HTLC_TIMEOUT_WEIGHT if offered else HTLC_SUCCESS_WEIGHT)]
+        ours += [(h["amount_msat"], HTLC_TIMEOUT_WEIGHT) for h in ch.held if h["direction"] == "out"]
+        theirs = [h["amount_msat"] for h in ch.held if h["direction"] == "in"]   # no preimage: not ours to claim
+        untrimmed = sum(1 for a in theirs if a >= DUST_LIMIT_MSAT)
+        fee = lost = 0
+        for amount, weight in ours:
+            claim = weight * perkw
+            if amount >= DUST_LIMIT_MSAT:
+                untrimmed += 1
+            if amount < DUST_LIMIT_MSAT or amount <= claim:
+                lost += amount
+            else:
+                fee += claim
+        fee += (UNILATERAL_CLOSE_WEIGHT + HTLC_OUTPUT_WEIGHT * untrimmed) * perkw
+        led = self.ledger
+        led.force_closes += 1
+        led.onchain_fee_msat += fee
+        led.htlc_lost_msat += lost
+        self.onchain_msat -= fee + lost
+        ch.held = []    # resolved on chain with the old channel
+        return fee + lost
 
     # ------------------------------------------------------------------ rebalancing (used by sling)
     def rebalance(self, src: Chan, dst: Chan, amount_msat: int, fee_msat: int, label: str = "sling") -> None:

@@ -45,6 +45,9 @@ class MarketSpec:
     downstream_fail_rate: float = 0.02
     settle_delay_ms: int = 1500
     block_interval_s: int = 600
+    htlc_force_close_rate: float = 2e-5        # per forwarded HTLC: stuck, resolved on chain (docs/simulator.md)
+    onchain_demand_elasticity: float = 0.1     # payment rate ∝ (feerate / baseline)^this during spikes
+    onchain_tolerance_elasticity: float = 0.1  # fee tolerance ∝ (feerate / baseline)^this during spikes
 
 
 @attrs.frozen
@@ -322,6 +325,9 @@ def parse_scenario(data: dict, name: str = "scenario") -> Scenario:
         downstream_fail_rate=mt.num("downstream_fail_rate", 0.02, lo=0.0, hi=1.0),
         settle_delay_ms=mt.int("settle_delay_ms", 1500, lo=0, hi=60000),
         block_interval_s=mt.int("block_interval_s", 600, lo=1),
+        htlc_force_close_rate=mt.num("htlc_force_close_rate", 2e-5, lo=0.0, hi=1.0),
+        onchain_demand_elasticity=mt.num("onchain_demand_elasticity", 0.1, lo=0.0, hi=2.0),
+        onchain_tolerance_elasticity=mt.num("onchain_tolerance_elasticity", 0.1, lo=0.0, hi=2.0),
     )
     mt.done()
 
