@@ -206,3 +206,35 @@ def test_drifting_30_day_runtime(capsys):
         print(f"\n[sim] drifting.toml 30 days (market only): {dt:.2f} s, "
               f"{node.ledger.forwards_settled} settled, {node.ledger.payments_priced_out} priced out")
     assert node.ledger.forwards_settled > 1000
+
+
+def test_field_scenario_has_the_shape_of_real_nodes():
+    """bench/scenarios/field.toml (field-2026.md §1, §3), measured on a static 100 ppm run of 4 weeks."""
+    import statistics
+    from collections import Counter
+    from pathlib import Path
+
+    sc = load_scenario(str(Path(__file__).resolve().parent.parent / "bench" / "scenarios" / "field.toml"))
+    node = SimNode(sc, seed=0)
+    shares = [c.to_us_msat / c.capacity_msat for c in node.channels.values()]
+    assert sum(1 for s in shares if s < 0.2 or s > 0.8) >= 0.6 * len(shares)           # liquidity at one end
+    rate = {d.name: d.rate_per_hour for d in sc.demand}
+    by_price = sorted((d.market_ppm, d.rate_per_hour) for d in sc.demand)
+    half, acc = sum(rate.values()) / 2, 0.0
+    median = next(p for p, r in by_price if (acc := acc + r) >= half)
+    assert 60 <= median <= 160                                                          # going rate ~100 ppm
+    assert sum(r for p, r in by_price if p < 250) >= 0.85 * sum(rate.values())          # mostly under 250 ppm
+    node.call("setchannel", {"id": "all", "feebase": 0, "feeppm": 100})
+    weeks, prev = [], {}
+    for w in range(1, 5):
+        node.advance_to(sc.start_time + w * 7 * DAY)
+        cur = dict(node.ledger.fees_by_channel_msat)
+        weeks.append([cur.get(s, 0) - prev.get(s, 0) for s in node.channels])
+        prev = cur
+    earned = sorted((v for v in prev.values() if v > 0), reverse=True)
+    assert 25 <= len(earned) <= 45                                                      # ~36 earning channels
+    assert sum(earned[:2]) >= 0.7 * sum(earned)                                         # 2 of them carry ~80 %
+    zero = sum(1 for wk in weeks for v in wk if v == 0) / (4 * len(node.channels))
+    assert zero >= 0.6                                                                  # ~75 % earn nothing
+    out = Counter(f["out_channel"] for f in node.forwards if f["status"] == "settled")
+    assert statistics.median(out.get(s, 0) / 4 for s in node.channels) <= 5               # a handful a week

@@ -534,6 +534,9 @@ def _generate(t: _T) -> tuple[list[dict], list[dict]]:
     amt_sig = t.num("sigma", 1.2, lo=0.0)
     tol = t.num("tolerance_sigma", 0.5, lo=0.0)
     local_frac = t.num("local_opener_fraction", 0.5, lo=0.0, hi=1.0)
+    alpha = t.num("popularity_alpha", 1.5, lo=0.0, lo_open=True)
+    balance = t.str("local_balance", "opener", choices=("opener", "bimodal"))
+    floor_share = t.num("rate_floor_share", 0.0, lo=0.0, hi=1.0)
     t.done()
     rng = random.Random(seed)
     chans = []
@@ -542,10 +545,14 @@ def _generate(t: _T) -> tuple[list[dict], list[dict]]:
         cap = int(round(cap_min * (cap_max / cap_min) ** rng.random(), -3))
         cap = max(cap_min, min(cap_max, cap))
         opener = "local" if rng.random() < local_frac else "remote"
-        local = int(cap * (rng.uniform(0.5, 0.95) if opener == "local" else rng.uniform(0.05, 0.5)))
+        if balance == "bimodal":   # liquidity sits at one end of most channels (Pickhardt et al.)
+            share = min(0.99, max(0.01, rng.betavariate(0.3, 0.3)))
+        else:
+            share = rng.uniform(0.5, 0.95) if opener == "local" else rng.uniform(0.05, 0.5)
+        local = int(cap * share)
         chans.append({"name": f"g{i:04d}", "capacity_sat": cap, "local_sat": local, "opener": opener,
                       "age_days": round(rng.uniform(5, 700), 1), "fee_base_msat": 1000, "fee_ppm": 10})
-        weights.append(rng.paretovariate(1.5))  # heavy-tailed peer popularity
+        weights.append(rng.paretovariate(alpha))  # heavy-tailed peer popularity
     dem = []
     idx = list(range(n))
     raw = []
@@ -556,13 +563,21 @@ def _generate(t: _T) -> tuple[list[dict], list[dict]]:
             b = rng.choices(idx, weights)[0]
         raw.append((a, b, weights[a] * weights[b]))
     tot = sum(r[2] for r in raw) or 1.0
+    core = rate_total * (1.0 - floor_share)
+
+    def pair(name: str, a: int, b: int, rate: float) -> dict:
+        return {"name": name, "from": f"g{a:04d}", "to": f"g{b:04d}", "rate_per_hour": round(rate, 6),
+                "median_sat": round(amt_med * math_exp(rng.gauss(0, 0.5))), "sigma": amt_sig,
+                "max_sat": 5_000_000,
+                "market_ppm": round(ppm_med * math_exp(rng.gauss(0, ppm_sig)), 1),
+                "tolerance_sigma": tol}
+
     for j, (a, b, w) in enumerate(raw):
-        dem.append({"name": f"gd{j:05d}", "from": f"g{a:04d}", "to": f"g{b:04d}",
-                    "rate_per_hour": round(rate_total * w / tot, 6),
-                    "median_sat": round(amt_med * math_exp(rng.gauss(0, 0.5))), "sigma": amt_sig,
-                    "max_sat": 5_000_000,
-                    "market_ppm": round(ppm_med * math_exp(rng.gauss(0, ppm_sig)), 1),
-                    "tolerance_sigma": tol})
+        dem.append(pair(f"gd{j:05d}", a, b, core * w / tot))
+    if floor_share > 0:   # a trickle out through every channel, from a random other one
+        for b in range(n):
+            a = rng.choice([i for i in idx if i != b])
+            dem.append(pair(f"gf{b:05d}", a, b, rate_total * floor_share / n))
     return chans, dem
 
 
