@@ -85,6 +85,7 @@ def test_congestion_comes_before_the_anchor_and_the_option_turns_it_off() -> Non
 
 # ------------------------------------------------------------------------------------ simulator
 
+@pytest.mark.needs("shared")
 def test_sim_shows_competitors_toward_each_peer_around_the_market_price() -> None:
     node = SimNode(load_scenario("small"), seed=2)
     ch = node.by_name["acinq"]

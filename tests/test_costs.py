@@ -14,6 +14,7 @@ def fixture_channels() -> dict[str, tuple[str, str]]:
     return {c["channel_id"]: (c["short_channel_id"], c["funding_txid"]) for c in chans}
 
 
+@pytest.mark.needs("shared")
 def test_open_cost_is_our_share_of_the_funding_fee_and_only_for_channels_we_opened():
     costs = bookkeeper_costs(load_fixture("bkpr-listaccountevents.json")["events"], fixture_channels())
     assert costs["103x1x0"] == ChannelCosts(open_cost_msat=166_000)          # B opened B–C

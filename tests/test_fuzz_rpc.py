@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,7 +24,7 @@ from revops.plugin_main import App
 from revops.sim.lightningd import StandinLightningd
 from revops.sim.scenario import load_scenario
 
-PLUGIN = str(Path(__file__).resolve().parents[1] / "cl-revenue-ops.py")
+from tests.plugin_under_test import PLUGIN
 WORDS = ("get", "set", "reset", "list-mutable", "list", "delete", "tag", "untag", "find", "dynamic", "static",
          "passive", "hive", "enabled", "disabled", "sink_only", "source_only", "true", "false", "max_fee_ppm",
          "min_fee_ppm", "dry_run", "daily_budget_sats", "fee_interval", "whale", "")

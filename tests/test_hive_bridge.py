@@ -12,7 +12,6 @@ import datetime
 import os
 import re
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ from pyln.client import RpcError
 from revops.sim.lightningd import StandinLightningd
 from revops.sim.scenario import load_scenario
 
-PLUGIN = str(Path(__file__).resolve().parents[1] / "cl-revenue-ops.py")
+from tests.plugin_under_test import PLUGIN
 
 
 class HiveBridge:

@@ -4,7 +4,6 @@ by .ci/run)."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import urllib.parse
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from revops.sim.lightningd import StandinLightningd
+from tests.needs import need
 from tests.test_plugin_standin import PLUGIN, advance, normal_scids, running, wait_for
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
@@ -57,7 +57,7 @@ def listening_addresses(port: int) -> set[str]:
 
 
 def promtool(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    assert shutil.which("promtool"), "promtool missing: .ci/run installs the Debian package prometheus"
+    need("prometheus")
     return subprocess.run(["promtool", *args], input=stdin, capture_output=True, text=True, timeout=60, cwd=cwd)
 
 
@@ -104,8 +104,8 @@ def test_a_closed_channels_series_disappear(node):
     assert channels_in(text) == normal_scids(node) and victim not in channels_in(text)
 
 
+@pytest.mark.needs("prometheus")
 def test_prometheus_scrapes_the_plugin_and_serves_its_per_channel_series(node, tmp_path):
-    assert shutil.which("prometheus"), "prometheus missing: .ci/run installs the Debian package prometheus"
     web = free_port()
     cfg = tmp_path / "prometheus.yml"
     cfg.write_text(f"global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n"

@@ -10,7 +10,6 @@ import os
 import signal
 import sqlite3
 import time
-from pathlib import Path
 
 import pytest
 from pyln.client import RpcError
@@ -19,8 +18,7 @@ from revops import config as cfgmod
 from revops import rpc as rpcmod
 from revops.sim.lightningd import StandinLightningd
 
-PLUGIN = str(Path(__file__).resolve().parents[1] / "cl-revenue-ops.py")
-NAME = "cl-revenue-ops.py"
+from tests.plugin_under_test import NAME, PLUGIN
 
 
 def wait_for(fn, timeout=20.0, interval=0.05):

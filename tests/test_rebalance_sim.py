@@ -343,10 +343,9 @@ def test_the_real_plugin_rebalances_through_sling_over_the_plugin_protocol(tmp_p
     """Threaded runtime inside the real plugin file, driven by the stand-in lightningd: revenue-rebalance
     answers `initiated` after sling-go, and the next cycles settle the reservation from sling's counters."""
     import time
-    from pathlib import Path
     from revops.sim.lightningd import StandinLightningd
     monkeypatch.setenv("REVOPS_TICK_SECONDS", "0.1")
-    plugin = str(Path(__file__).resolve().parents[1] / "cl-revenue-ops.py")
+    from tests.plugin_under_test import PLUGIN as plugin
     with StandinLightningd(loads_scenario(REFILL), lightning_dir=str(tmp_path), seed=1, speed=0, plugins=[plugin],
                            log_stderr=False) as ld:
         deadline = time.monotonic() + 20

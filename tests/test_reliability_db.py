@@ -19,7 +19,7 @@ from revops.sim.lightningd import StandinLightningd
 from revops.sim.node import SimNode
 from revops.sim.scenario import load_scenario
 
-PLUGIN = str(Path(__file__).resolve().parents[1] / "cl-revenue-ops.py")
+from tests.plugin_under_test import PLUGIN
 HOUR = 3600
 WRITES = (sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE)
 

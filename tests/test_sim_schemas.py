@@ -57,6 +57,7 @@ def _check(method, arg, result):
         assert not mism, mism[:5]
 
 
+@pytest.mark.needs("shared")
 @pytest.mark.parametrize("method,arg", list(FIXTURE_FOR))
 def test_rpc_outputs_validate_and_match_fixtures(run, method, arg):
     node, _notes, _ = run
@@ -69,6 +70,7 @@ def test_rpc_outputs_validate_and_match_fixtures(run, method, arg):
     _check(method, arg, res)
 
 
+@pytest.mark.needs("shared")
 def test_listpeerchannels_has_all_fixture_keys(run):
     node, _, _ = run
     fx = load_fixture("listpeerchannels")["channels"][0]
@@ -77,6 +79,7 @@ def test_listpeerchannels_has_all_fixture_keys(run):
     assert not shape_mismatches(ch, fx, allow_extra=False)
 
 
+@pytest.mark.needs("shared")
 def test_forward_records_shape(run):
     node, _, _ = run
     fx = load_fixture("listforwards")["forwards"]
@@ -90,6 +93,7 @@ def test_forward_records_shape(run):
         assert not shape_mismatches(r, ref)
 
 
+@pytest.mark.needs("shared")
 def test_notifications_validate_and_match(run):
     node, notes, _ = run
     topics = {t for t, _ in notes}
@@ -105,6 +109,7 @@ def test_notifications_validate_and_match(run):
         assert not shape_mismatches(params, fx[0] if topic != "coin_movement" else fx[-1]), (topic, params)
 
 
+@pytest.mark.needs("shared")
 def test_setchannel_errors_match_fixture(run):
     node, _, _ = run
     with pytest.raises(RpcError) as e:
@@ -112,6 +117,7 @@ def test_setchannel_errors_match_fixture(run):
     assert e.value.error == load_fixture("setchannel-error-unknown-channel")
 
 
+@pytest.mark.needs("shared")
 def test_setchannel_output_matches_fixture(run):
     node, _, _ = run
     res = node.call("setchannel", {"id": node.by_name["acinq"].scid, "feebase": 0, "feeppm": 250})
@@ -145,6 +151,7 @@ def test_positional_params(run):
     assert node.call("listforwards", ["settled"])["forwards"][0]["status"] == "settled"
 
 
+@pytest.mark.needs("shared")
 def test_uninstalled_plugin_is_unknown_command():
     sc = load_scenario("small")
     node = SimNode(sc)

@@ -23,18 +23,18 @@ from pyln.client import LightningRpc, RpcError
 
 from revops.sim.jsonrpc import JsonParseError, JsonStreamDecoder
 from revops.sim.lightningd import StandinLightningd, StandinError, _apply_filter
+from revops.sim.schemas import load_fixture
+from tests.needs import need
 
 HERE = Path(__file__).resolve().parent
 PLUGIN_SRC = HERE / "plugins" / "standin_plugin.py"
-FIXTURES = HERE.parent.parent / "shared" / "cln-fixtures"
-if not FIXTURES.is_dir():  # CI: shared/ beside the clone
-    FIXTURES = Path(os.environ.get("CLN_FIXTURES", "/work/shared/cln-fixtures"))
 
 T0 = 1767225600
 
 
 def fixture(name):
-    return json.loads((FIXTURES / name).read_text())
+    need("shared")
+    return load_fixture(name)
 
 
 class FakeNode:

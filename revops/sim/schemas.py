@@ -5,7 +5,8 @@ Usable from tests::
     from revops.sim.schemas import validate_response, validate_notification, shape_mismatches
     validate_response("getinfo", node.call("getinfo"))
 
-The schemas live in ``<repo>/../shared/cln-schemas`` (or ``$REVOPS_SHARED_DIR/cln-schemas``).
+The schemas live in ``$REVOPS_SHARED_DIR/cln-schemas`` or else ``<repo>/../shared/cln-schemas``; they are not
+part of the repository (tests that need them skip without them: tests/needs.py).
 """
 from __future__ import annotations
 
@@ -31,14 +32,9 @@ _OUTPOINT = re.compile(r"^[0-9a-fA-F]{64}:[0-9]+$")
 
 
 def shared_dir() -> Path:
-    """The project's shared directory (``<repo>/../shared``), or ``$REVOPS_SHARED_DIR``."""
-    here = Path(__file__).resolve().parents[2].parent / "shared"
-    if (here / "cln-schemas").is_dir():
-        return here
+    """``$REVOPS_SHARED_DIR`` when set, else the project's shared directory beside the repository."""
     env = os.environ.get("REVOPS_SHARED_DIR")
-    if env and (Path(env) / "cln-schemas").is_dir():
-        return Path(env)
-    return here
+    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared"
 
 
 def schemas_dir() -> Path:
