@@ -10,11 +10,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))  # run straight from a checkout too
 
-from pyln.client import Plugin  # noqa: E402
-
 from revops import plugin_main  # noqa: E402
 
-plugin = Plugin()
+plugin = plugin_main.RevopsPlugin()
 app = plugin_main.App(plugin)
 
 for option in plugin_main.plugin_options():

@@ -9,6 +9,7 @@ never applied (fixes reference defects 18 and "min > max accepted").
 """
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -16,6 +17,9 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 import attrs
+
+from revops import params
+from revops.params import MAX_SHOWN, shown
 
 Scalar = int | float | bool | str
 PREFIX = "revenue-ops-"
@@ -50,7 +54,7 @@ class Option:
     def allowed(self) -> str:
         """Human text of the allowed values, used in every error message and in the docs."""
         if self.type is bool:
-            return "true or false (also 1/0, yes/no, on/off)"
+            return params.BOOL_TEXT
         if self.bounds is not None:
             return f"{self.type.__name__} from {_fmt(self.bounds[0])} to {_fmt(self.bounds[1])}"
         if self.choices is not None:
@@ -311,40 +315,6 @@ CONSTRAINTS: tuple[Constraint, ...] = (
 # --- coercion: one function per type, chosen by the table ---
 
 _MISSING = object()
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off"})
-_INT_RE = re.compile(r"[+-]?\d+")
-
-
-def _to_int(v: Any) -> int:
-    if isinstance(v, bool):
-        raise ValueError
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    if isinstance(v, str) and _INT_RE.fullmatch(v.strip()):
-        return int(v.strip())
-    raise ValueError
-
-
-def _to_float(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-        raise ValueError
-    f = float(v.strip() if isinstance(v, str) else v)
-    if f != f or f in (float("inf"), float("-inf")):
-        raise ValueError
-    return f
-
-
-def _to_bool(v: Any) -> bool:
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, int) and v in (0, 1):
-        return bool(v)
-    if isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE:
-        return v.strip().lower() in _TRUE
-    raise ValueError
 
 
 def _to_str(v: Any) -> str:
@@ -353,16 +323,25 @@ def _to_str(v: Any) -> str:
     return v.strip()
 
 
-_COERCERS: dict[type, Callable[[Any], Scalar]] = {int: _to_int, float: _to_float, bool: _to_bool, str: _to_str}
+_COERCERS: dict[type, Callable[[Any], Scalar]] = {int: params.to_int, float: params.to_float,
+                                                    bool: params.to_bool, str: _to_str}
 
 
 def option_for(key: str) -> Option:
     """The option for a config field name or a plugin option name."""
-    opt = _BY_FIELD.get(key) or _BY_NAME.get(key)
+    opt = (_BY_FIELD.get(key) or _BY_NAME.get(key)) if isinstance(key, str) else None
     if opt is None:
-        raise ConfigError(key, None, f"Unknown config key: {key!r} (revenue-config list-mutable lists "
-                                     f"the keys that can be changed)")
+        raise ConfigError(str(key)[:MAX_SHOWN], None, f"Unknown config key: {shown(key)}{_suggest(key)} "
+                                                      f"(revenue-config get lists every key)")
     return opt
+
+
+def _suggest(key: Any) -> str:
+    """'; did you mean ...?' with up to three close keys, or nothing."""
+    if not isinstance(key, str) or len(key) > 100:
+        return ""
+    close = difflib.get_close_matches(key.removeprefix(PREFIX).replace("-", "_"), list(_BY_FIELD), n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
 def _check_value(opt: Option, value: Scalar) -> bool:
@@ -382,10 +361,10 @@ def coerce(key: str, raw: Any) -> Scalar:
         value = _COERCERS[opt.type](raw)
     except (ValueError, TypeError):
         raise ConfigError(opt.field, opt.name,
-                          f"Invalid value {raw!r} for {opt.name} ({opt.field}): expected {opt.allowed}") from None
+                          f"Invalid value {shown(raw)} for {opt.name} ({opt.field}): expected {opt.allowed}") from None
     if not _check_value(opt, value):
         raise ConfigError(opt.field, opt.name,
-                          f"Value {raw!r} out of range for {opt.name} ({opt.field}): expected {opt.allowed}")
+                          f"Value {shown(raw)} out of range for {opt.name} ({opt.field}): expected {opt.allowed}")
     return value
 
 
@@ -419,10 +398,13 @@ def get_value(cfg: Config, key: str) -> Scalar:
 def _set(cfg: Config, key: str, value_of: Callable[[Option], Scalar]) -> Config:
     opt = option_for(key)
     if not opt.mutable:
-        raise ConfigError(opt.field, opt.name,
-                          f"Key {opt.field!r} cannot be changed at runtime: set {opt.name} and restart the plugin")
+        raise ConfigError(opt.field, opt.name, immutable_message(opt))
     new = attrs.evolve(cfg, **{opt.field: value_of(opt), "version": cfg.version + 1})
     return _checked(new, changed=opt.field)
+
+
+def immutable_message(opt: Option) -> str:
+    return f"Key {opt.field!r} cannot be changed at runtime: set {opt.name} and restart the plugin"
 
 
 def with_override(cfg: Config, key: str, raw: Any) -> Config:

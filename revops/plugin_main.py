@@ -26,6 +26,34 @@ SIM_CLOCK_ENV = "REVOPS_SIM_CLOCK"      # set only by the stand-in lightningd, n
 LEVELS = {"debug": "debug", "info": "info", "unusual": "warn", "broken": "error"}
 
 
+MAX_ERROR_CHARS = 1000
+RESERVED_KEYWORDS = frozenset({"plugin", "request"})   # pyln fills these itself and drops what a caller sent
+
+
+class RevopsPlugin(Plugin):
+    """pyln's Plugin, with the error answers this plugin promises: no `traceback` field (it carries absolute
+    paths and says nothing to a caller), a bounded message, and a `plugin` or `request` keyword refused by
+    name instead of silently replaced by pyln's own objects."""
+
+    def _exec_func(self, func: Callable[..., Any], request: Any) -> Any:
+        spec = rpc.BY_NAME.get(request.method)
+        if spec is not None and isinstance(request.params, dict):
+            reserved = sorted(RESERVED_KEYWORDS & request.params.keys())
+            if reserved:
+                request.set_exception(rpc.unknown_parameter(spec, reserved[0]))
+                return None
+        return super()._exec_func(func, request)
+
+    def _write_locked(self, obj: Any) -> None:
+        error = obj.get("error") if isinstance(obj, dict) else None
+        if isinstance(error, dict):
+            message = str(error.get("message", ""))
+            if len(message) > MAX_ERROR_CHARS:
+                message = message[:MAX_ERROR_CHARS] + f"... ({len(message):,} characters)"
+            obj = {**obj, "error": {k: v for k, v in error.items() if k != "traceback"} | {"message": message}}
+        super()._write_locked(obj)
+
+
 def plugin_options() -> Iterator[dict]:
     """Every option as pyln's add_option wants it; values are validated at init, not here."""
     for opt in cfgmod.OPTIONS:

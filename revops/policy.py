@@ -12,7 +12,9 @@ from typing import Any, Callable
 
 import attrs
 
+from revops import params
 from revops.model import Policy, RebalanceMode, Strategy
+from revops.params import shown
 
 ACTIONS: tuple[str, ...] = ("list", "get", "set", "delete", "tag", "untag", "find")
 # Reference order of the RPC parameters (positional binding), then our keyword extras.
@@ -23,9 +25,8 @@ MAX_EXPIRY_HOURS = 720
 MAX_TAGS = 32
 
 _PEER_RE = re.compile(r"0[23][0-9a-f]{64}")
-_SCID_RE = re.compile(r"(\d+)([x:])(\d+)\2(\d+)")
+_SCID_RE = re.compile(r"([0-9]{1,8})([x:])([0-9]{1,8})\2([0-9]{1,5})")
 _TAG_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-_INT_RE = re.compile(r"[+-]?\d+")
 
 
 class PolicyError(ValueError):
@@ -44,7 +45,7 @@ def validate_peer_id(s: Any) -> str:
     """A node id: 66 hex characters starting 02/03, returned lowercase."""
     norm = s.strip().lower() if isinstance(s, str) else None
     if norm is None or not _PEER_RE.fullmatch(norm):
-        raise PolicyError("peer_id", f"Invalid peer_id: {s!r} (expected 66 hex characters starting with 02 or 03)")
+        raise PolicyError("peer_id", f"Invalid peer_id: {shown(s)} (expected 66 hex characters starting with 02 or 03)")
     return norm
 
 
@@ -52,7 +53,7 @@ def validate_scid(s: Any) -> str:
     """A short channel id as BxTxO or B:T:O, returned as BxTxO."""
     m = _SCID_RE.fullmatch(s.strip()) if isinstance(s, str) else None
     if m is None or int(m[1]) >= 1 << 24 or int(m[3]) >= 1 << 24 or int(m[4]) >= 1 << 16:
-        raise PolicyError("channel_id", f"Invalid channel_id: {s!r} (expected a short channel id "
+        raise PolicyError("channel_id", f"Invalid channel_id: {shown(s)} (expected a short channel id "
                                         f"like 103x2x0 or 103:2:0)")
     return f"{int(m[1])}x{int(m[3])}x{int(m[4])}"
 
@@ -63,7 +64,7 @@ def _parse_enum(field: str, enum_cls: type[enum.Enum], v: Any) -> Any:
         return v
     if isinstance(v, str) and v.strip().lower() in allowed:
         return enum_cls(v.strip().lower())
-    raise PolicyError(field, f"Invalid {field} {v!r}. Valid: {allowed}", allowed)
+    raise PolicyError(field, f"Invalid {field} {shown(v)}. Valid: {allowed}", allowed)
 
 
 def parse_strategy(v: Any) -> Strategy:
@@ -78,17 +79,11 @@ def _parse_number(field: str, v: Any, lo: float, hi: float, integer: bool) -> fl
     """A number (JSON number or numeric string) in [lo, hi]; bools and, if integer, fractions rejected."""
     kind = "an integer" if integer else "a number"
     try:
-        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-            raise ValueError
-        if isinstance(v, str) and integer and not _INT_RE.fullmatch(v.strip()):
-            raise ValueError
-        n = float(v)
-        if n != n or (integer and not n.is_integer()):
-            raise ValueError
+        n = params.to_int(v) if integer else params.to_float(v)
     except ValueError:
-        raise PolicyError(field, f"{field} must be {kind} in [{lo:g}, {hi:g}], got {v!r}") from None
-    if not lo <= n <= hi:
-        raise PolicyError(field, f"{field} must be {kind} in [{lo:g}, {hi:g}], got {v!r}")
+        n = None
+    if n is None or not lo <= n <= hi:
+        raise PolicyError(field, f"{field} must be {kind} in [{lo:g}, {hi:g}], got {shown(v)}")
     return n
 
 
@@ -100,7 +95,7 @@ def parse_fee_ppm(field: str, v: Any) -> int:
 def parse_tag(v: Any) -> str:
     """A tag: 1–64 characters of [A-Za-z0-9_.:-]."""
     if not isinstance(v, str) or not _TAG_RE.fullmatch(v):
-        raise PolicyError("tag", f"Invalid tag {v!r}: 1-64 characters of A-Z a-z 0-9 _ . : -")
+        raise PolicyError("tag", f"Invalid tag {shown(v)}: 1-64 characters of A-Z a-z 0-9 _ . : -")
     return v
 
 
@@ -197,7 +192,7 @@ def _action(given: Mapping[str, Any]) -> str:
     action = given.get("action")
     if not isinstance(action, str) or action.strip().lower() not in _ACTIONS:
         quoted = [f"'{a}'" for a in ACTIONS]
-        raise PolicyError("action", f"Unknown action: {action}. Use {', '.join(quoted[:-1])}, or {quoted[-1]}",
+        raise PolicyError("action", f"Unknown action: {shown(action)}. Use {', '.join(quoted[:-1])}, or {quoted[-1]}",
                           ACTIONS)
     return action.strip().lower()
 
@@ -217,7 +212,7 @@ def parse_policy_request(params: Mapping[str, Any] | Sequence[Any], now: int) ->
     spec = _ACTIONS[action]
     for name in given:
         if name not in _PARAM_TABLE:
-            raise PolicyError(name, f"Unknown parameter {name!r}; revenue-policy takes: {', '.join(PARAMS)}",
+            raise PolicyError(name, f"Unknown parameter {shown(name)}; revenue-policy takes: {', '.join(PARAMS)}",
                               PARAMS)
         if name not in spec.required + spec.optional:
             raise PolicyError(name, f"Parameter {name!r} is not used by action {action!r}. "

@@ -13,6 +13,7 @@ from pyln.client import RpcException
 
 from revops import finance, reports
 from revops import policy as policy_rules
+from revops.params import shown, to_int
 
 if TYPE_CHECKING:
     from revops.runtime import Runtime
@@ -25,12 +26,14 @@ MAX_WINDOW_DAYS = 3650
 
 def _window_days(params: dict, default: int) -> int:
     value = params.get("window_days", default)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WINDOW_DAYS:
+    try:
+        days = to_int(value)
+    except ValueError:
+        days = 0
+    if not 1 <= days <= MAX_WINDOW_DAYS:
         raise policy_rules.PolicyError("window_days", f"window_days must be an integer from 1 to "
-                                                      f"{MAX_WINDOW_DAYS} (got {value!r})")
-    return value
+                                                      f"{MAX_WINDOW_DAYS} (got {shown(value)})")
+    return days
 
 
 def _with_lightningd(rt: "Runtime", calls: list[tuple[str, dict]], respond: Respond,
@@ -81,7 +84,7 @@ def revenue_report(rt: "Runtime", params: dict, respond: Respond) -> None:
     kind = params.get("report_type", "summary")
     if kind not in REPORT_TYPES:
         raise policy_rules.PolicyError("report_type", f"report_type must be one of: {', '.join(REPORT_TYPES)} "
-                                                      f"(got {kind!r})")
+                                                      f"(got {shown(kind)})")
     if kind == "peer" and "peer_id" not in params:
         raise policy_rules.PolicyError("peer_id", "required for report_type=peer")
     peer = policy_rules.validate_peer_id(params["peer_id"]) if "peer_id" in params else None

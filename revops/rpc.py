@@ -19,6 +19,7 @@ from revops import hive
 from revops import policy as policy_rules
 from revops import reports_rpc
 from revops.model import Policy, RebalanceMode, Strategy
+from revops.params import BOOL_TEXT, MAX_SHOWN, shown, to_bool, to_int
 
 if TYPE_CHECKING:
     from revops.runtime import Runtime, RpcCall
@@ -31,6 +32,7 @@ class InputError(RpcException):
     """Bad input: names the parameter and what is allowed (JSON-RPC 'Invalid params')."""
 
     def __init__(self, field: str, message: str):
+        field = str(field)[:MAX_SHOWN]
         super().__init__(f"Invalid parameter '{field}': {message}", -32602)
         self.field = field
 
@@ -47,11 +49,15 @@ def dispatch(rt: "Runtime", call: "RpcCall") -> None:
     spec = BY_NAME[call.method]
     unknown = sorted(set(call.params) - set(spec.params))
     if unknown:
-        raise InputError(unknown[0], f"unknown parameter; {spec.name} takes: {', '.join(spec.params) or 'none'}")
+        raise unknown_parameter(spec, unknown[0])
     try:
         spec.handler(rt, call.params, call.respond)
     except (cfgmod.ConfigError, policy_rules.PolicyError) as e:
         raise InputError(e.field, str(e)) from e
+
+
+def unknown_parameter(spec: MethodSpec, name: str) -> InputError:
+    return InputError(name, f"unknown parameter; {spec.name} takes: {', '.join(spec.params) or 'none'}")
 
 
 # --- revenue-status --------------------------------------------------------------------------
@@ -86,26 +92,27 @@ def revenue_status(rt: "Runtime", params: dict, respond: Respond) -> None:
 CONFIG_ACTIONS = ("get", "set", "reset", "list-mutable")
 
 
+CONFIG_ACTION_PARAMS = {"get": ("key",), "set": ("key", "value"), "reset": ("key",), "list-mutable": ()}
+
+
 def revenue_config(rt: "Runtime", params: dict, respond: Respond) -> None:
     action = _choice(params, "action", CONFIG_ACTIONS)
-    key = params.get("key")
+    _only(params, action, CONFIG_ACTION_PARAMS[action])
     if action == "list-mutable":
         respond({"mutable_keys": list(cfgmod.MUTABLE_KEYS), "count": len(cfgmod.MUTABLE_KEYS)}, None)
         return
     public = cfgmod.to_public_dict(rt.config)
+    if action == "get" and params.get("key") is None:
+        respond({"config": public, "version": rt.config.version}, None)
+        return
+    if params.get("key") is None:
+        raise InputError("key", f"required for {action}: a config key (revenue-config list-mutable lists them)")
+    key = _config_key(params["key"])
     if action == "get":
-        if key is None:
-            respond({"config": public, "version": rt.config.version}, None)
-            return
-        _known_key(key, public)
         respond({"key": key, "value": public[key], "version": rt.config.version}, None)
         return
-    if key is None:
-        raise InputError("key", f"required for {action}; one of: {', '.join(cfgmod.MUTABLE_KEYS)}")
-    _known_key(key, public)
     if key not in cfgmod.MUTABLE_KEYS:
-        raise InputError("key", f"'{key}' cannot be changed at runtime; mutable keys: "
-                                f"{', '.join(cfgmod.MUTABLE_KEYS)}")
+        raise InputError("key", cfgmod.immutable_message(cfgmod.option_for(key)))
     if action == "set":
         if "value" not in params:
             raise InputError("value", f"required for set; allowed: {cfgmod.option_for(key).allowed}")
@@ -127,9 +134,19 @@ def _text(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
-def _known_key(key: Any, public: dict) -> None:
-    if not isinstance(key, str) or key not in public:
-        raise InputError("key", f"unknown config key {key!r}; known keys: {', '.join(sorted(public))}")
+def _config_key(key: Any) -> str:
+    """The config field for a key given as field or option name; unknown keys get close suggestions."""
+    try:
+        return cfgmod.option_for(key).field
+    except cfgmod.ConfigError as e:
+        raise InputError("key", e.message) from None
+
+
+def _only(params: dict, action: str, used: tuple[str, ...]) -> None:
+    """Refuse a parameter the action does not use (it would otherwise be silently ignored)."""
+    unused = sorted(set(params) - {"action", *used})
+    if unused:
+        raise InputError(unused[0], f"not used by action {action}, which takes: {', '.join(used) or 'no other parameter'}")
 
 
 # --- revenue-policy --------------------------------------------------------------------------
@@ -366,17 +383,16 @@ def _require_started(rt: "Runtime") -> None:
 
 def _bool(params: dict, field: str) -> bool:
     value = params.get(field, False)
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        value = value.lower() == "true"
-    if not isinstance(value, bool):
-        raise InputError(field, f"must be true or false (got {value!r})")
-    return value
+    try:
+        return to_bool(value)
+    except ValueError:
+        raise InputError(field, f"must be {BOOL_TEXT} (got {shown(value)})") from None
 
 
 def _choice(params: dict, field: str, allowed: tuple[str, ...]) -> str:
     value = params.get(field)
     if value not in allowed:
-        raise InputError(field, f"must be one of: {', '.join(allowed)} (got {value!r})")
+        raise InputError(field, f"must be one of: {', '.join(allowed)} (got {shown(value)})")
     return value
 
 
@@ -391,11 +407,13 @@ def _opt_scid(params: dict, field: str) -> str | None:
 
 def _int(params: dict, field: str, lo: int, hi: int, default: int) -> int:
     value = params.get(field, default)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise InputError(field, f"must be an integer from {lo} to {hi} (got {value!r})")
-    return value
+    try:
+        number = to_int(value)
+    except ValueError:
+        number = lo - 1
+    if not lo <= number <= hi:
+        raise InputError(field, f"must be an integer from {lo} to {hi} (got {shown(value)})")
+    return number
 
 
 METHODS: tuple[MethodSpec, ...] = (

@@ -20,6 +20,7 @@ from pyln.client import RpcError, RpcException
 from revops import config as cfgmod
 from revops import rpc as rpcmod
 from revops import simulate
+from revops.params import MAX_SHOWN
 from revops.plugin_main import App
 from revops.sim.lightningd import StandinLightningd
 from revops.sim.scenario import load_scenario
@@ -38,6 +39,7 @@ def junk() -> st.SearchStrategy:
         st.sampled_from((0, 1, -1, 5, 100, 5000, 100_001, 2**31, 2**63, 10**18)),
         st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(WORDS),
         st.text(max_size=40), st.text(min_size=5000, max_size=5000, alphabet="x\x00é\n\"'; DROP TABLE"),
+        st.sampled_from(("١٢٣", "²", "1_000", "9" * 5000, "1e400", " 42 ", "0x10")),
         st.sampled_from(("02" + "ab" * 32, "03" + "zz" * 32, "02deadbeef", "02" + "ab" * 33, "886800x3x0",
                          "1x1x1", "0x0x0", "886800x3", "886800:3:0", "99999999999x1x1", "-1x-1x-1")))
     return st.one_of(scalars, st.lists(scalars, max_size=3), st.dictionaries(st.text(max_size=5), scalars, max_size=2))
@@ -67,12 +69,19 @@ def state(sim) -> tuple:
     return tables, sim.runtime.config
 
 
+# what a Python exception's text looks like; never part of an answer (issue 16: 28 such answers)
+PYTHON_TEXT = ("invalid literal", "Exceeds the limit", "int too large", "could not convert", "object is not",
+               "NoneType", "Traceback", "unhashable", "takes no", "argument")
+
+
 def check_error(method: str, params: dict, e: Exception) -> None:
     assert isinstance(e, RpcException), f"{method} {params!r}: {type(e).__name__}: {e}"
+    assert len(e.message) <= 600, (method, len(e.message))
+    assert not any(t in e.message for t in PYTHON_TEXT), (method, params, e.message)
     if e.code == -32602:
         # the field is a parameter, or for revenue-config the configuration key being set
         named = set(params) | set(rpcmod.BY_NAME[method].params) | {str(params.get("key"))}
-        assert any(f"'{field}'" in e.message for field in named), (method, params, e.message)
+        assert any(f"'{str(field)[:MAX_SHOWN]}'" in e.message for field in named), (method, params, e.message)
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -94,6 +103,36 @@ def test_a_bad_ignore_reason_is_named_as_the_reason(sim):
     """Found by the fuzzer: the reason becomes a tag, and the error named 'tag', a field the caller never gave."""
     with pytest.raises(RpcException, match="'reason'"):
         sim.rpc("revenue-ignore", {"peer_id": "02" + "ab" * 32, "reason": False})
+
+
+@pytest.mark.parametrize("method,field,value", [
+    ("revenue-rebalance", "amount_sats", "١٢٣"), ("revenue-set-fee", "fee_ppm", "١٢٣"),
+    ("revenue-fee-debug", "limit", "²"), ("revenue-dashboard", "window_days", "9" * 5000),
+    ("revenue-policy", "fee_ppm", "1_000"), ("revenue-config", "value", "١٢٣")])
+def test_only_ascii_digits_are_numbers(sim, method, field, value):
+    """int() takes Arabic-Indic digits, superscripts and underscores; a rebalance of '١٢٣' sats started a job."""
+    base = {"revenue-rebalance": {"from_channel": "1x1x1", "to_channel": "1x1x2"},
+            "revenue-set-fee": {"channel_id": "1x1x1"}, "revenue-config": {"action": "set", "key": "max_fee_ppm"},
+            "revenue-policy": {"action": "set", "peer_id": "02" + "ab" * 32}}.get(method, {})
+    with pytest.raises(RpcException) as e:
+        sim.rpc(method, {**base, field: value})
+    named = "max_fee_ppm" if method == "revenue-config" else field   # revenue-config names the key being set
+    assert e.value.code == -32602 and f"'{named}'" in e.value.message and len(e.value.message) < 300, e.value.message
+
+
+def test_revenue_config_refuses_what_its_action_does_not_use(sim):
+    for params, field in (({"action": "get", "key": "max_fee_ppm", "value": 5}, "value"),
+                          ({"action": "list-mutable", "key": "max_fee_ppm"}, "key"),
+                          ({"action": "reset", "key": "max_fee_ppm", "value": 5}, "value")):
+        with pytest.raises(RpcException, match=f"Invalid parameter '{field}': not used by action"):
+            sim.rpc("revenue-config", params)
+
+
+def test_an_unknown_config_key_gets_close_matches_not_the_whole_list(sim):
+    with pytest.raises(RpcException) as e:
+        sim.rpc("revenue-config", {"action": "set", "key": "max_fee_pmm", "value": 5})
+    assert "did you mean max_fee_ppm" in e.value.message and "rebalance_interval" not in e.value.message
+    assert sim.rpc("revenue-config", {"action": "get", "key": "revenue-ops-max-fee-ppm"})["key"] == "max_fee_ppm"
 
 
 def test_fuzz_counts(capsys):
@@ -142,8 +181,16 @@ def test_junk_through_the_real_plugin_under_the_standin(tmp_path, capsys):
                     ld.rpc.call(spec.name, params)
                 except RpcError as e:
                     message = e.error["message"]
+                    assert "traceback" not in e.error and len(message) <= 1100, (spec.name, sorted(e.error))
                     if e.error.get("code") == -32602:   # a field by name, or (too many positionals) the list
                         assert "'" in message or all(p in message for p in spec.params), (spec.name, params, message)
+        for word in ("plugin", "request"):   # pyln fills these itself: a caller's value is refused, not dropped
+            with pytest.raises(RpcError) as e:
+                ld.rpc.call("revenue-fee-debug", {word: 5})
+            assert e.value.error["code"] == -32602 and f"'{word}'" in e.value.error["message"], e.value.error
+        with pytest.raises(RpcError) as e:
+            ld.rpc.call("revenue-config", {"action": "get", "key": "x" * 100_000})
+        assert len(json.dumps(e.value.error)) < 400 and "traceback" not in e.value.error, len(json.dumps(e.value.error))
         assert ld.rpc.call("revenue-status")["status"] == "running"
         after = ld.rpc.call("revenue-policy", {"action": "list"}), ld.rpc.call("revenue-config", {"action": "get"})
         assert after[1] == before[1]

@@ -1,0 +1,64 @@
+"""Scalars from untrusted input (RPC parameters, option values, stored overrides): one parser per type.
+
+Only ASCII digits count (Python's int() and float() also take '١٢٣', '²' or '1_000'); numbers are finite and
+short (no 4,300-digit conversion limit reached); booleans are JSON true/false or the words lightningd's bool
+options take. Each parser raises ValueError, which callers turn into an error naming their field. `shown`
+bounds how much of a bad value an error message echoes.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+MAX_SHOWN = 40
+_INT = re.compile(r"[+-]?[0-9]{1,20}", re.ASCII)
+_FLOAT = re.compile(r"[+-]?(?:[0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})(?:[eE][+-]?[0-9]{1,3})?", re.ASCII)
+TRUE_WORDS = ("true", "yes")
+FALSE_WORDS = ("false", "no")
+BOOL_TEXT = "true or false (also yes or no)"
+
+
+def shown(value: Any) -> str:
+    """repr(value), cut to MAX_SHOWN characters with the full length noted."""
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(text):,} characters)"
+
+
+def to_int(value: Any) -> int:
+    """A JSON integer, an integral float, or a string of at most 20 ASCII digits (optional sign)."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INT.fullmatch(value):
+        return int(value)
+    raise ValueError("not an integer")
+
+
+def to_float(value: Any) -> float:
+    """A finite JSON number or a decimal string in ASCII digits."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    if isinstance(value, int):
+        result = float(value) if abs(value) < 1 << 1000 else math.inf
+    elif isinstance(value, float):
+        result = value
+    elif isinstance(value, str) and _FLOAT.fullmatch(value):
+        result = float(value)
+    else:
+        raise ValueError("not a number")
+    if not math.isfinite(result):
+        raise ValueError("not a finite number")
+    return result
+
+
+def to_bool(value: Any) -> bool:
+    """JSON true/false, or one of the words lightningd accepts for a plugin bool option (since v25.05)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in TRUE_WORDS + FALSE_WORDS:
+        return value.lower() in TRUE_WORDS
+    raise ValueError("not a boolean")
