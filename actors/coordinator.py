@@ -21,6 +21,8 @@ from actors.messages import (ChannelEconReply, EconQuery, ExecutorInit, JobEnded
                              LedgerQuery, ManualRebalance, PollJobs, RebalanceDebugRequest, RebalanceOutcome,
                              ReserveBudget, ReserveResult, RpcFailure, StartJob)
 from actors.messages import HiveMembership, HivePush
+from actors.messages import ClbossDesired, ClbossInit, ClbossSeen
+from actors.clboss import ClbossActor
 from actors.sling import SlingExecutorActor
 from actors.supervision import SupervisedActor
 from revops import rebalance as rb
@@ -71,7 +73,8 @@ class CoordinatorActor(SupervisedActor):
         self.costs: dict[str, ChannelCosts] = {}  # from bookkeeper, refreshed daily
         self.last_ledger: tuple[int, LedgerFigures | None] = (0, None)
         self.status_calls: dict[int, dict] = {}   # req_id → {"expect": n, "channels": [...]}
-        self.clboss_unmanaged: dict[str, bool] = {}   # peer → lnfee unmanaged (True) / handed back (False)
+        self.clboss: Any = None                   # the clboss hand-off (actors/clboss.py)
+        self.clboss_priced: frozenset[str] | None = None
         self.restored: dict[str, dict] = {}
         self.restore_buckets: dict[str, list[dict]] = {}
         self.routed_out: frozenset[str] = frozenset()
@@ -101,6 +104,7 @@ class CoordinatorActor(SupervisedActor):
             self.on_start(msg, sender)
         elif isinstance(msg, Tick):
             self.on_tick(msg.now)
+            self.tell_clboss(msg)
         elif isinstance(msg, ForwardSettled):
             for scid in {msg.forward.in_channel, msg.forward.out_channel}:
                 if scid in self.children:
@@ -117,11 +121,13 @@ class CoordinatorActor(SupervisedActor):
             self.state.blockheight = msg.height
         elif isinstance(msg, ConfigChanged):
             self.config = msg.config
+            self.tell_clboss(msg)
+        elif isinstance(msg, ClbossSeen):
+            self.tell_clboss(msg)
         elif isinstance(msg, PoliciesChanged):
             self.set_policies(msg.policies)
         elif isinstance(msg, HealthChanged):
             self.health = msg.health
-            self.sync_clboss()
             if self.executor is not None:
                 self.send(self.executor, msg)
         elif isinstance(msg, ChannelRetired):
@@ -165,6 +171,8 @@ class CoordinatorActor(SupervisedActor):
         self.state.feerate_samples = list(msg.feerate_samples)
         self.restored, self.restore_buckets, self.routed_out = msg.actor_states, msg.buckets, msg.routed_out
         self.policies = {(p.peer_id, p.channel_id): p for p in msg.policies}
+        self.clboss = self.createActor(ClbossActor)
+        self.send(self.clboss, ClbossInit(self.config, self.runtime, msg.clboss_owned, msg.now))
         self.sync_channels(msg.channels, msg.now)
         self.state.next_rebalance_at = msg.now + FIRST_REBALANCE_DELAY
         self.executor = self.createActor(SlingExecutorActor)
@@ -183,21 +191,17 @@ class CoordinatorActor(SupervisedActor):
         self.sync_clboss()
 
     def sync_clboss(self) -> None:
-        """clboss must not fight our fees: unmanage `lnfee` for peers we price, hand passive ones back.
+        """Tell the clboss hand-off which peers we price (it reconciles clboss with that, actors/clboss.py)."""
+        priced = frozenset(v.peer_id for v in self.views.values()
+                           if policy_rules.manages_fees(self.effective_policy(v)))
+        if priced != self.clboss_priced:
+            self.clboss_priced = priced
+            self.tell_clboss(ClbossDesired(priced))
 
-        Skipped (and shown as such in revenue-status health) when clboss is absent or disabled.
-        """
-        if not self.config.clboss_enabled or self.health.get("clboss", {}).get("status") != "ok":
-            return
-        by_peer: dict[str, list[ChannelView]] = {}     # one pass: peers x views was 0.25 s at 5,000 channels
-        for v in self.views.values():
-            by_peer.setdefault(v.peer_id, []).append(v)
-        for peer in sorted(by_peer):
-            manage = any(policy_rules.manages_fees(self.effective_policy(v)) for v in by_peer[peer])
-            if self.clboss_unmanaged.get(peer) != manage:
-                self.clboss_unmanaged[peer] = manage
-                self.request("clboss-unmanage", {"nodeid": peer, "tags": "lnfee" if manage else ""},
-                             "clboss")
+    def tell_clboss(self, msg: Any) -> None:
+        if self.clboss is not None:           # from Start on
+            self.send(self.clboss, msg)
+
     def sync_channels(self, channels: tuple[ChannelView, ...], now: int) -> None:
         """Spawn actors for new normal channels, update the others, retire those that left."""
         normal = {c.scid: c for c in channels if c.is_normal and c.scid}
@@ -242,9 +246,6 @@ class CoordinatorActor(SupervisedActor):
         tag = self.inflight.pop(msg.req_id, msg.tag)
         if tag.startswith("rb_") or tag == "manual_funds":
             self.on_rebalance_io(tag, msg)
-            return
-        if tag == "clboss" and msg.error is not None:
-            self.clboss_unmanaged.clear()   # retried at the next sync
             return
         if tag == "channels":
             if msg.error is None:
@@ -614,8 +615,6 @@ class CoordinatorActor(SupervisedActor):
                                 "sling": self.health.get("sling", {}).get("status", "unknown"),
                                 "cycles": s.rebalance_cycles, "last_cycle_at": s.last_rebalance_cycle_at,
                                 "active_jobs": sorted(self.jobs_active)},
-                "clboss": {"unmanaged_lnfee": sorted(p for p, un in self.clboss_unmanaged.items() if un),
-                           "handed_back": sorted(p for p, un in self.clboss_unmanaged.items() if not un)},
             },
         }))
 

@@ -27,6 +27,7 @@ class Start:
     health: dict[str, dict]
     feerate_samples: tuple[tuple[int, float], ...]
     sling_jobs: tuple = ()                 # ((JobRecord, extra), ...) our sling job registry
+    clboss_owned: dict = attrs.field(factory=dict)   # peer → when we added its clboss lnfee tag
 
 
 @attrs.frozen
@@ -397,3 +398,39 @@ class ManualFee:
     fee_ppm: int
     force: bool
     now: int
+
+
+# --- the clboss hand-off (actors/clboss.py, revops/clboss_sync.py) ----------------------------------
+@attrs.frozen
+class ClbossInit:
+    """coordinator → clboss actor: start reconciling; `owned` is what we told clboss, as persisted."""
+    config: Any
+    runtime: Any
+    owned: dict[str, int]                  # peer → when we added its lnfee
+    now: int
+
+
+@attrs.frozen
+class ClbossDesired:
+    """coordinator → clboss actor: the peers whose fees we set now."""
+    priced: frozenset[str]
+
+
+@attrs.frozen
+class ClbossSeen:
+    """runtime → clboss actor (through the coordinator): clboss started or stopped (plugin_started /
+    plugin_stopped), or a probe found it answering or not."""
+    available: bool
+    source: str
+
+
+@attrs.frozen
+class ClbossOwned:
+    """clboss actor → runtime: persist the peers whose lnfee we added (written before the calls that add)."""
+    owned: dict[str, int]
+
+
+@attrs.frozen
+class ClbossReport:
+    """clboss actor → runtime: the hand-off's state for revenue-clboss-status and revenue-status."""
+    report: dict

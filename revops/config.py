@@ -103,7 +103,11 @@ OPTIONS: tuple[Option, ...] = (
          "minimum expected profit of a rebalance, sats (used when rebalance-min-profit-ppm is 0)"),
     _int("flow-window-days", "flow_window_days", 7, 1, 90, "flow analysis window, days"),
     _bool("clboss-enabled", "clboss_enabled", True,
-          "tell clboss to stop managing fees/balance of peers we manage (clboss-unmanage)"),
+          "clboss leaves the channel fees of the peers we price to us: we add clboss's lnfee tag to them "
+          "(clboss-unmanage, their other clboss tags kept); off = every lnfee we added is removed again"),
+    _bool("clboss-handback-on-stop", "clboss_handback_on_stop", True,
+          "when the plugin stops, remove the lnfee tags we added, so clboss sets those fees again "
+          "(off = they stay ours until the next start)"),
     Option(PREFIX + "rebalancer", "rebalancer_plugin", "sling", str, choices=("sling",), mutable=False,
            description="rebalancer plugin; only sling is supported"),
     _int("daily-budget-sats", "daily_budget_sats", 5000, 0, 10_000_000,
@@ -226,6 +230,7 @@ class Config:
     rebalance_min_profit: int
     flow_window_days: int
     clboss_enabled: bool
+    clboss_handback_on_stop: bool
     rebalancer_plugin: str
     daily_budget_sats: int
     min_wallet_reserve: int

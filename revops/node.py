@@ -95,6 +95,13 @@ def call_with_retry(client: RpcClient, method: str, params: dict | list | None,
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def is_clboss(plugin_event: dict) -> bool:
+    """Is a plugin_started / plugin_stopped payload about clboss? (by its methods, else its file name)"""
+    methods = plugin_event.get("methods") or []
+    name = str(plugin_event.get("plugin_name") or plugin_event.get("plugin_path") or "")
+    return any(str(m).startswith("clboss-") for m in methods) or "clboss" in name.rsplit("/", 1)[-1].lower()
+
+
 def installed_plugins(plugin_list: dict) -> dict[str, bool]:
     """From `plugin list`: which optional plugins run (by file name, as cl-hive detects us)."""
     names = [p.get("name", "").rsplit("/", 1)[-1].lower() for p in plugin_list.get("plugins", [])

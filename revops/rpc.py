@@ -77,6 +77,7 @@ def revenue_status(rt: "Runtime", params: dict, respond: Respond) -> None:
                        "rebalance_min_profit_sats": rt.config.rebalance_min_profit,
                        "dry_run": rt.config.dry_run, "version": rt.config.version},
             "health": rt.health,
+            "clboss": rt.clboss_report,
             "counters": rt.counters,
             "actor_loop": {"queue_depth": rt.inbox.qsize(), "last_message_seconds": round(rt.loop_lag_seconds, 6)},
             **(result or {"channels": [], "coordinator": None}),
@@ -350,29 +351,41 @@ def _peer(params: dict) -> str:
     return policy_rules.validate_peer_id(params["peer_id"])   # a PolicyError names peer_id (see dispatch)
 
 
-# --- clboss (reference §2.7, §2.10) -----------------------------------------------------------
+# --- clboss (reference §2.7, §2.10; docs/clboss.md) ------------------------------------------------
 def revenue_clboss_status(rt: "Runtime", params: dict, respond: Respond) -> None:
-    """Which peers' fees clboss was told to leave to us (lnfee unmanaged), and which were handed back."""
-    def finish(result: Any, error: Exception | None) -> None:
-        if error is not None:
-            respond(None, error)
-            return
-        health = rt.health["clboss"]
-        respond({"clboss_enabled": rt.config.clboss_enabled, "clboss_available": health["status"] == "ok",
-                 "clboss_health": health, **result["coordinator"]["clboss"]}, None)
-
+    """The clboss hand-off: whether clboss answers now (probed with clboss-status, not remembered), the peers
+    whose lnfee tag we added, those handed back, what is pending and why, and the last failure."""
     _require_started(rt)
-    rt.tell(StatusRequest(rt.expect_reply(finish), None))
+
+    def probed(answers: list[tuple[Any, dict | None]]) -> None:
+        result, error = answers[0]
+        available = error is None
+        if available != (rt.health["clboss"]["status"] == "ok"):   # noticed here first: the hand-off reacts
+            rt.observe_clboss(available, "revenue-clboss-status probe")
+        respond({"clboss_enabled": rt.config.clboss_enabled, "clboss_available": available,
+                 "clboss_error": None if available else error.get("message"), "clboss_health": rt.health["clboss"],
+                 **{k: v for k, v in rt.clboss_report.items() if k != "clboss_enabled"}}, None)
+
+    rt.run_io([("clboss-status", {})], probed)
 
 
 def revenue_remanage(rt: "Runtime", params: dict, respond: Respond) -> None:
-    """Hand a peer's fees back to clboss: its policy becomes passive, and the coordinator tells clboss."""
+    """Hand a peer's fees back to clboss: its policy becomes passive, and the hand-off removes our lnfee tag."""
     peer_id = _peer(params)
+    before = next((p for p in load_policies(rt.store) if p.peer_id == peer_id and p.channel_id is None), None)
     policy = _apply_policy_commands(rt, [policy_rules.parse_policy_request(
         {"action": "set", "peer_id": peer_id, "strategy": "passive"}, rt.now)])["policy"]
-    respond({"status": "success", "action": "remanage", "peer_id": peer_id, "policy": policy,
-             "message": f"cl-revenue-ops no longer sets fees for {peer_id[:12]}...; clboss manages them again "
-                        f"(undo with revenue-policy set {peer_id[:12]}... strategy=dynamic)"}, None)
+    if before is None:
+        undo = {"action": "delete", "peer_id": peer_id}
+    elif before.strategy is not Strategy.PASSIVE:
+        undo = {"action": "set", "peer_id": peer_id, "strategy": before.strategy.value}
+    else:
+        undo = None
+    hint = ("it was passive already" if undo is None else
+            "undo with: lightning-cli -k revenue-policy " + " ".join(f"{k}={v}" for k, v in undo.items()))
+    respond({"status": "success", "action": "remanage", "peer_id": peer_id, "policy": policy, "undo": undo,
+             "message": f"cl-revenue-ops no longer sets fees for {peer_id}; clboss manages them again once our "
+                        f"lnfee tag is removed (revenue-clboss-status); {hint}"}, None)
 
 
 # --- parameter helpers -----------------------------------------------------------------------
@@ -445,7 +458,8 @@ METHODS: tuple[MethodSpec, ...] = (
     MethodSpec("revenue-unignore", ("peer_id",), "Deprecated: revenue-policy delete peer_id.", revenue_unignore),
     MethodSpec("revenue-list-ignored", (), "Deprecated: peers whose policy is passive with rebalancing disabled.",
                revenue_list_ignored),
-    MethodSpec("revenue-clboss-status", (), "clboss hand-off: peers whose fees clboss leaves to us, and those handed back.",
+    MethodSpec("revenue-clboss-status", (),
+               "clboss hand-off: is clboss answering, peers whose lnfee tag we added, handed back, pending.",
                revenue_clboss_status),
     MethodSpec("revenue-remanage", ("peer_id",), "Hand a peer's fees back to clboss (sets its policy passive).",
                revenue_remanage),

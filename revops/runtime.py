@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import gc
+import json
 import queue
 import sqlite3
 import threading
@@ -31,7 +32,8 @@ from actors.messages import (ActorRestarted, BlockAdded, ChannelRetired, Channel
                              PoliciesChanged, RecordDecision, RpcReply, Start, Tick)
 from actors.messages import (LedgerFigures, LedgerQuery, ReleaseBudget, ReserveBudget, ReserveResult, RpcFailure,
                              SaveJob, SettleJob)
-from revops import finance
+from actors.messages import ClbossOwned, ClbossReport, ClbossSeen
+from revops import clboss_sync, finance
 from revops import node as nodeio
 from revops.daily import DailyJobs
 from revops.ledger import Ledger
@@ -122,7 +124,11 @@ def _opt_float(v: Any) -> float | None:
 
 
 FINAL_STATUSES = ("settled", "failed", "local_failed")
-TOPICS = ("forward_event", "channel_opened", "channel_state_changed", "connect", "disconnect", "block_added")
+TOPICS = ("forward_event", "channel_opened", "channel_state_changed", "connect", "disconnect", "block_added",
+          "plugin_started", "plugin_stopped")
+CLBOSS_OWNED_KEY = "clboss_lnfee_taken"    # meta: {peer: since} — the lnfee tags we added in clboss
+# lightningd gives a stopping plugin 30 s; the clboss hand-back gets most of them, the rest stays for the next start
+HANDBACK_SECONDS = 20.0
 REBALANCE_OUTBOUND = (LedgerQuery, ReserveBudget, ReleaseBudget, SaveJob, SettleJob, RpcFailure)
 
 
@@ -162,6 +168,7 @@ class Runtime:
         self.exporter: Any = None                      # revops.metrics.Exporter when enabled
         self.daily = DailyJobs()
         self._carry: Any = None                        # a message taken from the inbox while batching forwards
+        self.clboss_report: dict = {}                  # the clboss hand-off's state (actors/clboss.py)
 
     # -- public, thread-safe --------------------------------------------------------------------
     def post(self, msg: Any) -> None:
@@ -187,7 +194,7 @@ class Runtime:
             self._setup()
             self.run_until_idle()
 
-    def stop(self, reason: str = "stop", timeout: float = 10.0) -> None:
+    def stop(self, reason: str = "stop", timeout: float = HANDBACK_SECONDS + 5) -> None:
         if self.threaded:
             self.post(Stop(reason))
             self._threads[0].join(timeout) if self._threads else None
@@ -331,6 +338,8 @@ class Runtime:
             self._stop_our_jobs()
         if self.asys is not None:
             self._drain()
+        if self.started:
+            self._hand_back_clboss(reason)
             self.asys.tell(self.coordinator, ActorExitRequest())
             self.asys.shutdown()
         if self._pool is not None:
@@ -351,6 +360,45 @@ class Runtime:
             self.log("info" if err is None else "unusual",
                      f"shutdown: sling-stop {job.scid}: {'stopped' if err is None else err['message']}")
 
+    def clboss_owned(self) -> dict[str, int]:
+        return json.loads(self.store.get_meta(CLBOSS_OWNED_KEY) or "{}")
+
+    def _hand_back_clboss(self, reason: str) -> None:
+        """revenue-ops-clboss-handback-on-stop: remove the lnfee tags we added (and only those), so clboss sets
+        those fees while we are away. What cannot be handed back now stays recorded: the next start reconciles
+        it (a crash or a node shutdown, where lightningd takes no new calls, end there too)."""
+        owned = self.clboss_owned()
+        if not owned:
+            return
+        if not self.config.clboss_handback_on_stop or self.config.dry_run:
+            why = "dry-run" if self.config.dry_run else "clboss-handback-on-stop is off"
+            self.log("info", f"clboss hand-off: {len(owned)} peer(s) keep lnfee unmanaged in clboss ({why})")
+            return
+        status, err, _ = self.call_external("clboss-status", {})
+        try:
+            if err is not None:
+                raise ValueError(err["message"])
+            actions = clboss_sync.plan((), clboss_sync.parse_unmanaged(status), owned, f"cl-revenue-ops stopped ({reason})")
+        except ValueError as e:
+            self.log("unusual", f"clboss hand-off: clboss-status failed ({e}); {len(owned)} peer(s) keep lnfee "
+                                f"unmanaged until the next start (revenue-ops-clboss-handback-on-stop, docs/clboss.md)")
+            return
+        ends, failed = time.monotonic() + HANDBACK_SECONDS, 0
+        for a in actions:
+            if a.tags is not None:
+                if time.monotonic() > ends:
+                    break
+                _, err, _ = self.call_external("clboss-unmanage", {"nodeid": a.peer_id, "tags": a.tags})
+                if err is not None:
+                    failed += 1
+                    continue
+            owned.pop(a.peer_id)
+        self._save_clboss_owned(owned)
+        self.log("info" if not owned else "unusual",
+                 f"clboss hand-off: {len(actions) - len(owned)} peer(s) handed back to clboss on stop"
+                 + (f"; {len(owned)} not ({failed} failed, the rest out of time): the next start reconciles them"
+                    if owned else ""))
+
     # -- inbound --------------------------------------------------------------------------------
     def _on_notification(self, n: Notification) -> None:
         payload = n.params.get(n.topic, n.params)
@@ -364,6 +412,17 @@ class Runtime:
             self.tell(PeerConnection(payload.get("id", ""), n.topic == "connect", self.now))
         elif n.topic == "block_added":
             self.tell(BlockAdded(int(payload.get("height", 0)), self.now))
+        elif n.topic in ("plugin_started", "plugin_stopped") and nodeio.is_clboss(payload):
+            self.observe_clboss(n.topic == "plugin_started", f"{n.topic} notification")
+
+    def observe_clboss(self, available: bool, source: str) -> None:
+        """clboss started or stopped (a notification), or a probe found it answering or not: update its health
+        and let the hand-off reconcile (it reads clboss-status itself)."""
+        before = self.health["clboss"]["status"]
+        self._set_health("clboss", "ok" if available else "missing", None if available else source)
+        if self.health["clboss"]["status"] != before:
+            self.tell(HealthChanged(self.health))
+        self.tell(ClbossSeen(available, source))
 
     def _ingest(self, forwards: list[Forward], live: bool) -> None:
         """Store final forwards in one transaction (one commit per burst, not per event); only after the
@@ -510,7 +569,7 @@ class Runtime:
                          routed_out=routed, policies=rpc.load_policies(self.store), health=self.health,
                          feerate_samples=tuple((r[0], r[1]) for r in self.store.db.execute(
                              "SELECT at, sat_per_vb FROM feerate_samples ORDER BY at")),
-                         sling_jobs=tuple(self.ledger.load_jobs())))
+                         sling_jobs=tuple(self.ledger.load_jobs()), clboss_owned=self.clboss_owned()))
         self.started = True
         self.log("info", f"cl-revenue-ops started: {sum(v.is_normal for v in b.channels)} channel actors, "
                          f"plugins {', '.join(d for d in nodeio.OPTIONAL_PLUGINS if b.plugins.get(d)) or 'none'}")
@@ -565,6 +624,10 @@ class Runtime:
             self.log(out.level, out.text)
         elif isinstance(out, REBALANCE_OUTBOUND):
             self._on_rebalance_outbound(out)
+        elif isinstance(out, ClbossOwned):
+            self._save_clboss_owned(out.owned)
+        elif isinstance(out, ClbossReport):
+            self.clboss_report = out.report
 
     def _on_rebalance_outbound(self, out: Any) -> None:
         """Ledger and job-registry writes asked for by the coordinator and the sling executor (fail closed)."""
@@ -607,6 +670,13 @@ class Runtime:
             respond = self.pending_rpc.pop(out.req_id, None)
             if respond is not None:
                 respond(None, RpcException(out.message, out.code))
+
+    def _save_clboss_owned(self, owned: dict[str, int]) -> None:
+        try:
+            self.store.set_meta(CLBOSS_OWNED_KEY, json.dumps(owned, sort_keys=True))
+        except sqlite3.Error:
+            self.unsaved.append(lambda: self._save_clboss_owned(owned))
+            raise
 
     def _on_decision(self, out: RecordDecision) -> None:
         d = out.decision

@@ -74,6 +74,7 @@ ADDED_OPTIONS = {
     "hive-daily-push-sats": ("hive_daily_push_sats", 50_000_000, None),
     "hive-push-max-sats": ("hive_push_max_sats", 10_000_000, None),
     "stop-jobs-on-shutdown": ("stop_jobs_on_shutdown", False, None),
+    "clboss-handback-on-stop": ("clboss_handback_on_stop", True, None),
     "forward-retention-days": ("forward_retention_days", 90, (31, 3650)),
     "prometheus-address": ("prometheus_address", "127.0.0.1", None),
 }

@@ -1,7 +1,16 @@
-"""Emulated clboss 0.15.1: clboss-status / clboss-unmanage, and its fee management.
+"""Emulated clboss (v0.16.3 where the hand-off is concerned): clboss-status / clboss-unmanage, and its fees.
 
-While installed, clboss re-sets the fee of every channel whose peer is not unmanaged for ``lnfee``
-every 6 virtual hours, to ``multiplier × median`` of the competing fees (see docs/simulator.md).
+Like the real one (Boss/Mod/UnmanagedManager.cpp, ChannelFeeSetter.cpp):
+- `clboss-unmanage nodeid tags` REPLACES the node's whole tag set with `tags` (comma-separated; "" = fully
+  managed again) and answers `{}`; the tags are lnfee, open, close and balance, anything else fails with
+  -32602 "Parameter error: Unknown tag: X";
+- `clboss-status` lists `unmanaged` as {"comment": ..., node id: tags joined by ", "}, fully managed nodes
+  left out;
+- the tags live in clboss's own database: they survive clboss stopping and starting (this object lives as
+  long as the node);
+- its fee setter surveys when it starts (60 virtual seconds later) and every 6 virtual hours, and sets the
+  fee of every channel whose peer does not carry ``lnfee`` to ``multiplier × median`` of the competing fees
+  (see docs/simulator.md).
 """
 from __future__ import annotations
 
@@ -13,11 +22,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from .node import SimNode
 
 CLBOSS_INTERVAL_S = 6 * 3600
-PLUGIN_ERR = -32600
+INVALID_PARAMS = -32602
+TAGS = ("balance", "close", "lnfee", "open")
+PATH = "/usr/local/bin/clboss"
 
 
 class Clboss:
-    METHODS = ("clboss-status", "clboss-unmanage")
+    METHODS = ("clboss-status", "clboss-unmanage")   # the ones emulated; plugin_started lists them
 
     def __init__(self, node: "SimNode"):
         self.node = node
@@ -57,14 +68,11 @@ class Clboss:
     def call(self, method: str, params: Any) -> dict:
         from .node import parse_params
         if method == "clboss-unmanage":
-            p = parse_params(method, params, [("nodeid", "pubkey", True), ("tags", "str", False)])
-            tags = [t for t in p.get("tags", "").split(",") if t]
-            valid = {"lnfee", "open", "close", "balance", "other", "all"}
+            p = parse_params(method, params, [("nodeid", "pubkey", True), ("tags", "str", True)])
+            tags = [t for t in p["tags"].split(",") if t]
             for t in tags:
-                if t not in valid:
-                    raise self.node.rpc_error(method, params, PLUGIN_ERR, f"Invalid tag: {t}")
-            if "all" in tags:
-                tags = ["lnfee", "open", "close", "balance", "other"]
+                if t not in TAGS:
+                    raise self.node.rpc_error(method, params, INVALID_PARAMS, f"Parameter error: Unknown tag: {t}")
             self.unmanaged[p["nodeid"]] = sorted(set(tags))
             if not self.unmanaged[p["nodeid"]]:
                 del self.unmanaged[p["nodeid"]]
@@ -80,7 +88,7 @@ class Clboss:
         perkw = node.mempool.estimates_perkw(now)[6]
         unmanaged: dict = {"comment": "Use 'clboss-unmanage' to disable management of some nodes."}
         for pid, tags in sorted(self.unmanaged.items()):
-            unmanaged[pid] = ",".join(tags)
+            unmanaged[pid] = ", ".join(tags)
         return {
             "channel_candidates": [],
             "closed_peer_complaints": {},

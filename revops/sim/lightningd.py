@@ -353,6 +353,7 @@ class Plugin:
         with self._plock:
             if self.dead.is_set():
                 return
+            was_running = self.state == "init_complete"
             self.exit_reason = reason
             self.killed_by_us = not from_exit
             self.ld._forget_plugin(self)  # gone from `plugin list` before anyone sees it dead
@@ -368,6 +369,8 @@ class Plugin:
         self.close_stdin()
         for rid, pend in pending:
             pend.complete(_terminated_error(rid))
+        if was_running:
+            self.ld._broadcast_plugin_event("plugin_stopped", self)
         if self.proc is not None:
             threading.Thread(target=self._reap, daemon=True).start()
 
@@ -795,7 +798,13 @@ class StandinLightningd:
         p.init_result = res
         p.state = "init_complete"
         self._log("DEBUG", f"plugin-{p.shortname}", "initialized")
+        self._broadcast_plugin_event("plugin_started", p)
         return True
+
+    def _broadcast_plugin_event(self, topic: str, p: Plugin) -> None:
+        """plugin_started / plugin_stopped (lightningd v25.02+), to every subscriber but the plugin itself."""
+        self._broadcast(topic, {topic: {"plugin_name": p.shortname, "plugin_path": p.path,
+                                        "methods": list(p.methods)}})
 
     def _method_owner(self, name: str) -> Optional[Plugin]:
         with self._plock:

@@ -777,6 +777,10 @@ class SimNode:
             (self.sling.start_plugin if installed else self.sling.stop_plugin)()
         if name == "clboss" and was != installed and installed:
             self.clboss.start_plugin()
+        if name in PLUGIN_PATHS and was != installed:     # lightningd tells every subscriber (since v25.02)
+            topic = "plugin_started" if installed else "plugin_stopped"
+            self._emit(topic, {topic: {"plugin_name": name, "plugin_path": PLUGIN_PATHS[name],
+                                       "methods": list({"sling": self.sling, "clboss": self.clboss}[name].METHODS)}})
 
     # ------------------------------------------------------------------ JSON-RPC
     def call(self, method: str, params: dict | list | None = None) -> dict:
@@ -798,6 +802,7 @@ class SimNode:
 INVALID_PARAMS = -32602
 _BADTOK = "invalid token (see logs for details)"
 PLUGIN_DIR = "/usr/local/libexec/c-lightning/plugins"
+PLUGIN_PATHS = {"sling": "/usr/local/lib/cln-plugins/sling", "clboss": "/usr/local/bin/clboss"}
 _BUILTIN_PLUGINS = [("autoclean", False), ("chanbackup", False), ("bcli", False), ("commando", False),
                     ("funder", True), ("topology", False), ("exposesecret", True), ("keysend", False),
                     ("offers", True), ("pay", True), ("recklessrpc", True), ("recover", False),
@@ -1322,10 +1327,10 @@ def _plugin_list(node: SimNode) -> list[dict]:
     out = [{"name": f"{PLUGIN_DIR}/{n}", "active": True, "dynamic": d} for n, d in _BUILTIN_PLUGINS]
     if node.plugins["bookkeeper"]:
         out.append({"name": f"{PLUGIN_DIR}/bookkeeper", "active": True, "dynamic": False})
-    if node.plugins["sling"]:
-        out.append({"name": "/usr/local/lib/cln-plugins/sling", "active": True, "dynamic": True})
-    if node.plugins["clboss"]:
-        out.append({"name": "/usr/local/bin/clboss", "active": True, "dynamic": False})
+    for name, path in PLUGIN_PATHS.items():
+        # clboss too is dynamic: cln-fixtures' clboss was "loaded dynamically" (plugin start) on node B
+        if node.plugins[name]:
+            out.append({"name": path, "active": True, "dynamic": True})
     out.extend(node.extra_plugins)
     return out
 

@@ -22,6 +22,7 @@ from jsonschema import Draft7Validator
 
 CLN_VERSION = "v25.12.1"
 NOTIFICATION_ONLY_VERSION = "v26.06.6-notification-only"
+LATER_VERSION = "v26.06.6"   # every notification schema; plugin_started/_stopped (added v25.02) only here
 
 _HEX = re.compile(r"^([0-9a-fA-F]{2})*$")
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -125,6 +126,8 @@ def notification_schema_location(topic: str) -> tuple[str, str] | None:
         return f"notification/{topic}", CLN_VERSION
     if (schemas_dir() / NOTIFICATION_ONLY_VERSION / f"{topic}.json").is_file():
         return topic, NOTIFICATION_ONLY_VERSION
+    if (schemas_dir() / LATER_VERSION / "notification" / f"{topic}.json").is_file():
+        return f"notification/{topic}", LATER_VERSION
     return None
 
 
