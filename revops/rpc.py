@@ -364,7 +364,8 @@ def revenue_clboss_status(rt: "Runtime", params: dict, respond: Respond) -> None
             rt.observe_clboss(available, "revenue-clboss-status probe")
         respond({"clboss_enabled": rt.config.clboss_enabled, "clboss_available": available,
                  "clboss_error": None if available else error.get("message"), "clboss_health": rt.health["clboss"],
-                 **{k: v for k, v in rt.clboss_report.items() if k != "clboss_enabled"}}, None)
+                 **{k: v for k, v in rt.clboss_report.items() if k not in ("clboss_enabled", "clboss_seen_available")}},
+                None)
 
     rt.run_io([("clboss-status", {})], probed)
 
