@@ -513,6 +513,9 @@ class CoordinatorActor(SupervisedActor):
         if dst.scid in self.jobs_active or src.scid in self.jobs_active:
             refuse(f"a job of ours already runs on {dst.scid if dst.scid in self.jobs_active else src.scid}")
             return
+        if len(self.jobs_active) >= self.config.max_concurrent_jobs:
+            refuse(f"{len(self.jobs_active)} jobs of ours running (max_concurrent_jobs {self.config.max_concurrent_jobs})")
+            return
         if not msg.force:
             if not rb.may_fill(self.effective_policy(dst)):
                 refuse(f"policy of {dst.scid} ({self.effective_policy(dst).rebalance_mode.value}) forbids filling; "
@@ -543,9 +546,21 @@ class CoordinatorActor(SupervisedActor):
         if max_fee <= 0:
             refuse("Invalid parameter 'max_fee_sats': the fee limit rounds to 0 ppm", -32602)
             return
+        if self.config.dry_run:
+            self.dry_run_rebalance(msg, c, push)
+            return
         req = self.request("listfunds", {}, "manual_funds")
         self.rb_pending[-req] = {"candidate": c, "local_msat": dst.local_msat, "rpc": msg.req_id, "now": msg.now,
                                  "push": push}
+
+    def dry_run_rebalance(self, msg: ManualRebalance, c: rb.Candidate, push: ManualRebalance | None) -> None:
+        """Dry-run: say what would have started; reserve nothing, create no sling job."""
+        if push is not None:
+            self.hive_push(push, False, "dry-run: no sling job started")
+        self.send(self.runtime, RpcReply(msg.req_id, {
+            "status": "dry_run", "would_start": {
+                "to_channel": c.dest_scid, "from_channels": list(c.source_scids), "amount_sats": c.amount_sat,
+                "maxppm": c.maxppm, "max_fee_msat": c.max_fee_msat, "reason": c.reason}}))
 
     def on_manual_funds(self, msg: IoResult) -> None:
         p = self.rb_pending.pop(-msg.req_id, None)

@@ -325,11 +325,13 @@ class JobEnded:
 
 @attrs.frozen
 class SaveJob:
-    """executor → runtime: upsert our registry row (delete=True removes it)."""
+    """executor → runtime: upsert our registry row (delete=True removes it), then send `then` — only if the
+    write committed; if it failed, `then` is answered with a definite error instead (nothing sent)."""
     job: Any                          # rebalance.JobRecord
     extra: dict
     now: int
     delete: bool = False
+    then: Any = None                  # IoRequest | None
 
 
 @attrs.frozen

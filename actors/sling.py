@@ -1,11 +1,14 @@
-"""SlingExecutorActor: the lifecycle of the sling jobs this plugin creates, through sling's real API.
+"""SlingExecutorActor: the sling jobs this plugin creates, driven by the transition table of revops/sling_jobs.py.
 
-Start: `sling-job` (rebalance.sling_job_params) → baseline `sling-stats {scid, json: true}` → registry row
-→ `sling-go {scid}`. Watch: each rebalance cycle `sling-stats` → rebalance.job_step. Stop: `sling-stop`,
-`sling-deletejob {job, delete_stats: false}`, settle the reservation from the real spend. Start-up:
-`sling-jobsettings` + rebalance.reconcile over OUR registry only; the operator's jobs are never touched.
-Every failure before `sling-go` succeeded releases the reservation (nothing was spent) and is reported.
-All I/O goes through IoRequests; time only from messages.
+Start: `sling-jobsettings` (never overwrite a job that is not ours) → registry row (phase provisional) →
+`sling-job` (sent only once the row is committed) → baseline `sling-stats` → row with the baseline →
+`sling-go`. Watch: each rebalance cycle `sling-stats` → rebalance.job_step. End: `sling-stop`,
+`sling-deletejob {delete_stats: false}`, final `sling-stats`, book the real spend. A job that never went is
+deleted from sling and its reservation released. Start-up: `sling-jobsettings` + the saved phase of every
+row of OUR registry (sling_jobs.reconcile_event); the operator's jobs are never touched.
+
+The actor is a thin shell: every phase change is `sling_jobs.transition`; this module only turns answers
+into events and phases into calls. All I/O goes through IoRequests; time only from messages.
 """
 from __future__ import annotations
 
@@ -17,6 +20,12 @@ from actors.messages import (ExecutorInit, HealthChanged, IoRequest, IoResult, J
                              ReleaseBudget, RpcFailure, RpcReply, SaveJob, SettleJob, StartJob)
 from actors.supervision import SupervisedActor
 from revops import rebalance as rb
+from revops import sling_jobs as sj
+from revops.sling_jobs import Event, Phase
+
+PRECHECK = "precheck"        # the admission check before a row exists (not a phase of the table)
+RECONCILE = "jobsettings"
+STATS = {"json": True}
 
 
 class SlingExecutorActor(SupervisedActor):
@@ -29,23 +38,22 @@ class SlingExecutorActor(SupervisedActor):
         self.now = 0
         self.sling_ok = False
         self.ready = False
-        self.jobs: dict[str, dict] = {}          # scid → {"job", "extra", "phase", "rpc"}
-        self.reqs: dict[int, str] = {}           # req_id → scid
+        self.jobs: dict[str, dict] = {}          # scid → {"job", "extra", "phase", "rpc", "req", "waiting", ...}
         self.next_req = 0
         self.pending_reconcile: list[tuple[rb.JobRecord, dict]] = []
+        self.reconcile_req = 0
         self.finished: list[dict] = []           # last outcomes, for revenue-rebalance-debug
 
     def restore_checkpoint(self) -> None:
-        # jobs are persisted by the runtime at every step; in-flight io answers still find their job
+        # jobs are persisted by the runtime at every phase change; in-flight io answers still find their job
         pass
 
     # -- helpers --------------------------------------------------------------------------------
-    def io(self, method: str, params: Any, tag: str, scid: str) -> None:
+    def request(self, method: str, params: Any, tag: str, scid: str) -> IoRequest:
         self.next_req += 1
-        self.reqs[self.next_req] = scid
         if scid in self.jobs:
-            self.jobs[scid]["asked"] = (self.now, method, params, tag)
-        self.send(self.runtime, IoRequest(self.next_req, method, params, tag, self.myAddress, scid))
+            self.jobs[scid].update(req=self.next_req, waiting=True, asked_at=self.now)
+        return IoRequest(self.next_req, method, params, tag, self.myAddress, scid)
 
     def log(self, level: str, text: str) -> None:
         self.send(self.runtime, LogLine(level, f"sling: {text}"))
@@ -54,7 +62,8 @@ class SlingExecutorActor(SupervisedActor):
         out = {}
         for scid, e in self.jobs.items():
             job = e["job"]
-            out[scid] = {"phase": e["phase"], "kind": e["extra"].get("kind"), "res_id": e["extra"].get("res_id"),
+            phase = e["phase"].value if e["phase"] is not None else PRECHECK
+            out[scid] = {"phase": phase, "kind": e["extra"].get("kind"), "res_id": e["extra"].get("res_id"),
                          "amount_sat": e["extra"].get("amount_sat", job.amount_sat if job else 0),
                          "reserved_msat": e["extra"].get("reserved_msat"),
                          "spent_msat": job.spent_msat if job else 0, "moved_msat": job.moved_msat if job else 0,
@@ -65,6 +74,10 @@ class SlingExecutorActor(SupervisedActor):
         if self.coordinator is not None:
             self.send(self.coordinator, JobsChanged(self.active(), self.ready))
 
+    def fail_rpc(self, rpc_req_id: int | None, why: str) -> None:
+        if rpc_req_id is not None:
+            self.send(self.runtime, RpcFailure(rpc_req_id, f"rebalance not started: {why}"))
+
     # -- dispatch -------------------------------------------------------------------------------
     def handle(self, msg: Any, sender: Any) -> None:
         if isinstance(msg, ExecutorInit):
@@ -73,58 +86,75 @@ class SlingExecutorActor(SupervisedActor):
             self.on_start_job(msg)
         elif isinstance(msg, PollJobs):
             self.now, self.config = max(self.now, msg.now), msg.config
-            for scid, e in list(self.jobs.items()):
-                if e["phase"] == "running":
-                    e["phase"] = "polling"
-                    self.io("sling-stats", {"scid": scid, "json": True}, "poll", scid)
-                elif "asked" in e and self.now - e["asked"][0] > 2 * self.config.rebalance_interval:
-                    self.unstick(scid, e)
+            self.on_poll_jobs()
         elif isinstance(msg, IoResult):
             self.on_io(msg)
         elif isinstance(msg, HealthChanged):
             self.sling_ok = msg.health.get("sling", {}).get("status") == "ok"
+
+    def on_poll_jobs(self) -> None:
+        """A rebalance cycle: poll running jobs, ask failed steps again, give up waiting for lost answers."""
+        if self.pending_reconcile and self.sling_ok and not self.reconcile_req:
+            self.ask_reconcile()
+        overdue = 2 * self.config.rebalance_interval
+        for scid, e in list(self.jobs.items()):
+            if e["phase"] is None:
+                if self.now - e["asked_at"] > overdue:
+                    self.abort_precheck(scid, "no answer to sling-jobsettings")
+            elif e["phase"] is Phase.RUNNING:
+                self.fire(scid, Event.POLL)
+            elif not e["waiting"]:
+                self.fire(scid, Event.RETRY)
+            elif self.now - e["asked_at"] > overdue:      # the answer never came (a crash restored us mid-step)
+                if e["phase"] is Phase.POLLING:
+                    self.step(scid, e, None)
+                else:
+                    self.fire(scid, Event.LOST, f"no answer to {sj.ASKS[e['phase']]}")
 
     # -- start-up reconcile ---------------------------------------------------------------------
     def on_init(self, msg: ExecutorInit, sender: Any) -> None:
         self.config, self.runtime, self.coordinator, self.now = msg.config, msg.runtime, sender, msg.now
         self.sling_ok = msg.sling_ok
         self.pending_reconcile = list(msg.jobs)
-        if not self.pending_reconcile or not self.sling_ok:
-            if self.pending_reconcile:
-                self.log("unusual", f"{len(msg.jobs)} job(s) in our registry but sling is unavailable: left as is")
-            self.ready = True
-            self.changed()
+        if self.pending_reconcile and not self.sling_ok:
+            self.log("unusual", f"{len(msg.jobs)} job(s) in our registry but sling is unavailable: "
+                                "reconciled when it is back")
+        if self.pending_reconcile and self.sling_ok:
+            self.ask_reconcile()
             return
-        self.io("sling-jobsettings", {}, "jobsettings", "*")
+        self.ready = True
+        self.changed()
+
+    def ask_reconcile(self) -> None:
+        req = self.request("sling-jobsettings", {}, RECONCILE, "*")
+        self.reconcile_req = req.req_id
+        self.send(self.runtime, req)
 
     def on_reconcile(self, res: IoResult) -> None:
-        registry, self.pending_reconcile = self.pending_reconcile, []
+        self.reconcile_req = 0
         if res.error is not None or not isinstance(res.result, dict):
-            self.log("unusual", f"sling-jobsettings failed ({(res.error or {}).get('message')}): registry left as is")
+            self.log("unusual", f"sling-jobsettings failed ({(res.error or {}).get('message')}): "
+                                "our registry is reconciled at the next cycle; its reservations keep counting")
             self.ready = True
             self.changed()
             return
-        by_scid = {job.scid: (job, extra) for job, extra in registry}
-        acted = set()
-        for scid, action in rb.reconcile([j for j, _ in registry], res.result):
-            acted.add(scid)
-            job, extra = by_scid[scid]
-            if action is rb.ReconcileAction.RESUME:
-                self.jobs[scid] = {"job": job, "extra": extra, "phase": "resuming", "rpc": None}
-                self.io("sling-go", {"scid": scid}, "resume", scid)
-            elif action is rb.ReconcileAction.DELETE and job.status is rb.JobStatus.RUNNING:
-                self.jobs[scid] = {"job": job, "extra": extra, "phase": "polling", "rpc": None, "force_stop": True}
-                self.io("sling-stats", {"scid": scid, "json": True}, "poll", scid)
-            elif action is rb.ReconcileAction.DELETE:
-                self.jobs[scid] = {"job": job, "extra": extra, "phase": "deleting", "rpc": None, "settled": True}
-                self.io("sling-deletejob", {"job": scid, "delete_stats": False}, "delete", scid)
-            else:   # FORGET: gone from sling; book what we last saw
-                self.settle(job, extra, "the job disappeared from sling: booked what we last saw", "forgotten")
-                self.send(self.runtime, SaveJob(job, extra, self.now, delete=True))
-            self.log("info", f"reconcile {scid}: {action.value}")
+        registry, self.pending_reconcile = self.pending_reconcile, []
         for job, extra in registry:
-            if job.scid not in acted:      # finished and gone from sling: nothing left to do
-                self.send(self.runtime, SaveJob(job, extra, self.now, delete=True))
+            phase = Phase(extra.get("phase") or (Phase.RUNNING if job.status is rb.JobStatus.RUNNING
+                                                 else Phase.STOPPING).value)
+            self.jobs[job.scid] = {"job": job, "extra": extra, "phase": phase, "rpc": None, "req": 0,
+                                   "waiting": False, "asked_at": self.now}
+            event = sj.reconcile_event(phase, job.scid, res.result, sj.Sent(job.maxppm, job.amount_sat),
+                                       job.started_at, self.now, self.config.sling_job_timeout_seconds,
+                                       job.status is rb.JobStatus.RUNNING)
+            age = self.now - job.started_at
+            overdue = phase not in sj.NEVER_WENT and age >= self.config.sling_job_timeout_seconds
+            if overdue and job.status is rb.JobStatus.RUNNING:
+                self.jobs[job.scid]["job"] = attrs.evolve(job, status=rb.JobStatus.TIMED_OUT)
+            detail = f"overdue: started {int(age)} s ago, sling_job_timeout_seconds " \
+                     f"{self.config.sling_job_timeout_seconds}" if overdue else ""
+            self.log("info", f"reconcile {job.scid} ({phase.value}): {event.value}{f' ({detail})' if detail else ''}")
+            self.fire(job.scid, event, detail)
         self.ready = True
         self.changed()
 
@@ -140,160 +170,170 @@ class SlingExecutorActor(SupervisedActor):
             self.send(self.runtime, ReleaseBudget(msg.res_id, msg.now))
             self.fail_rpc(msg.rpc_req_id, why)
             return
-        self.jobs[c.dest_scid] = {"job": None, "extra": extra, "phase": "creating", "rpc": msg.rpc_req_id,
-                                  "candidate": c}
+        self.jobs[c.dest_scid] = {"job": None, "extra": extra, "phase": None, "rpc": msg.rpc_req_id,
+                                  "candidate": c, "req": 0, "waiting": True, "asked_at": self.now}
         self.changed()
         # sling-job on a scid replaces the job there: never overwrite one we did not create
-        self.io("sling-jobsettings", {}, "precheck", c.dest_scid)
+        self.send(self.runtime, self.request("sling-jobsettings", {}, PRECHECK, c.dest_scid))
 
-    def unstick(self, scid: str, e: dict) -> None:
-        """An answer never came (lost io, or a crash restored us mid-step): repeat the step, or abort a start."""
-        _at, method, params, tag = e["asked"]
-        if e["job"] is None or tag in ("go", "baseline"):
-            self.abort_start(scid, f"no answer to {method}", delete=e["phase"] not in ("creating",))
-        else:
-            self.log("unusual", f"{scid}: no answer to {method}, asking again")
-            self.io(method, params, tag, scid)
+    def on_precheck(self, scid: str, e: dict, res: IoResult) -> None:
+        if res.error is not None or not isinstance(res.result, dict):
+            self.abort_precheck(scid, f"sling-jobsettings failed: {(res.error or {}).get('message')}")
+        elif scid in {s.replace(":", "x") for s in res.result}:
+            self.abort_precheck(scid, "sling already has a job on this channel that is not ours: left alone")
+        else:     # the row (phase provisional) is committed before sling-job is sent: a lost answer is never an orphan
+            c = e["candidate"]
+            e["job"] = rb.new_job(e["extra"]["res_id"], c, rb.SlingStats(), e["extra"]["local_msat"], self.now)
+            self.enter(scid, e, Phase.PROVISIONAL, "registry row written, sending sling-job")
 
-    def fail_rpc(self, rpc_req_id: int | None, why: str) -> None:
-        if rpc_req_id is not None:
-            self.send(self.runtime, RpcFailure(rpc_req_id, f"rebalance not started: {why}"))
-
-    def abort_start(self, scid: str, why: str, delete: bool) -> None:
-        """Before sling-go succeeded nothing was spent: release, clean up, report honestly."""
+    def abort_precheck(self, scid: str, why: str) -> None:
         e = self.jobs.pop(scid)
         self.send(self.runtime, ReleaseBudget(e["extra"]["res_id"], self.now))
-        if e["job"] is not None:
-            self.send(self.runtime, SaveJob(e["job"], e["extra"], self.now, delete=True))
-        if delete:
-            self.io("sling-deletejob", {"job": scid, "delete_stats": False}, "cleanup", scid)
         self.fail_rpc(e["rpc"], why)
         self.log("unusual", f"job on {scid} not started: {why}")
         self.send(self.coordinator, JobEnded(scid, False, self.now))
         self.changed()
 
-    # -- io answers -----------------------------------------------------------------------------
-    def on_io(self, res: IoResult) -> None:
-        scid = self.reqs.pop(res.req_id, res.context)
-        if res.tag == "jobsettings":
-            self.on_reconcile(res)
+    # -- the table ------------------------------------------------------------------------------
+    def fire(self, scid: str, event: Event, detail: str = "") -> None:
+        e = self.jobs[scid]
+        try:
+            phase, why = sj.transition(e["phase"], event)
+        except sj.IllegalTransition as ex:
+            self.log("broken", f"{scid}: {ex}: left as it is")
             return
-        if res.tag == "cleanup":
+        why = f"{why} ({detail})" if detail else why
+        if phase is e["phase"] and event in (Event.ERROR, Event.LOST, Event.NOT_FOUND):
+            e["waiting"] = False       # asked again at the next cycle (RETRY)
+            self.log("unusual", f"{scid}: {why}")
             return
-        e = self.jobs.get(scid)
-        if e is None:
-            return
-        err = None if res.error is None else res.error.get("message", "error")
-        if res.tag == "precheck":
-            if err or not isinstance(res.result, dict):
-                self.abort_start(scid, f"sling-jobsettings failed: {err}", delete=False)
-            elif scid in {s.replace(":", "x") for s in res.result}:
-                self.abort_start(scid, "sling already has a job on this channel that is not ours: left alone",
-                                 delete=False)
-            else:
-                self.io("sling-job", rb.sling_job_params(e["candidate"], self.config), "job", scid)
-        elif res.tag == "job":
-            if err:
-                self.abort_start(scid, f"sling-job failed: {err}", delete=False)
-                return
-            e["phase"] = "baseline"
-            self.io("sling-stats", {"scid": scid, "json": True}, "baseline", scid)
-        elif res.tag == "baseline":
-            try:
-                if err:
-                    raise ValueError(err)
-                baseline = rb.parse_sling_stats(res.result)
-            except ValueError as ex:
-                self.abort_start(scid, f"no baseline from sling-stats ({ex}): cannot account, fail closed",
-                                 delete=True)
-                return
-            c = e["candidate"]
-            e["job"] = rb.new_job(e["extra"]["res_id"], c, baseline, e["extra"]["local_msat"], self.now)
-            self.send(self.runtime, SaveJob(e["job"], e["extra"], self.now))
-            e["phase"] = "going"
-            self.io("sling-go", {"scid": scid}, "go", scid)
-        elif res.tag == "go":
-            if err:
-                self.abort_start(scid, f"sling-go failed: {err}", delete=True)
-                return
-            e["phase"] = "running"
-            if e["rpc"] is not None:
-                c = e["candidate"]
-                self.send(self.runtime, RpcReply(e["rpc"], {
-                    "status": "initiated", "to_channel": scid, "from_channels": list(c.source_scids),
-                    "amount_sats": c.amount_sat, "maxppm": c.maxppm, "reserved_msat": c.max_fee_msat,
-                    "reservation_id": e["extra"]["res_id"], "sling": {"job": "created", "go": res.result}}))
-                e["rpc"] = None
-            self.log("info", f"job on {scid} started: {e['extra']['amount_sat']} sat, maxppm {e['extra']['maxppm']}")
-            self.changed()
-        elif res.tag == "resume":
-            if err:
-                e["force_stop"] = True
-                e["phase"] = "polling"
-                self.io("sling-stats", {"scid": scid, "json": True}, "poll", scid)
-                return
-            e["phase"] = "running"
-        elif res.tag == "poll":
-            self.on_poll(scid, e, res, err)
-        elif res.tag in ("stop", "delete") and err is not None and "not found" not in err:
-            return      # not known to be stopped: asked again at a later poll, nothing is booked before
-        elif res.tag == "stop":
-            e["phase"] = "deleting"
-            self.io("sling-deletejob", {"job": scid, "delete_stats": False}, "delete", scid)
-        elif res.tag == "delete":
-            if e.get("settled"):
-                self.forget(scid, e)
-                return
-            # book from stats read after the stop (sling keeps them): polls may have missed spending
-            e["phase"] = "final"
-            self.io("sling-stats", {"scid": scid, "json": True}, "final", scid)
-        elif res.tag == "final":
-            if err is not None and "not found" not in err:
-                return      # no stats yet (no answer, sling failing or gone): asked again at a later poll;
-                            # the reservation counts meanwhile. "not found": sling has no stats, nothing spent
-            try:
-                if err is None:
-                    e["job"] = rb.book_final(e["job"], rb.parse_sling_stats(res.result))
-            except ValueError as ex:
-                self.log("unusual", f"{scid}: final sling-stats unreadable ({ex}): booking what was last seen")
-            self.finish(scid, e)
-            self.forget(scid, e)
+        if phase is Phase.STOPPING and e["job"].status is rb.JobStatus.RUNNING:
+            e["job"] = attrs.evolve(e["job"], status=rb.JobStatus.FAILED)
+        self.enter(scid, e, phase, why)
 
-    def forget(self, scid: str, e: dict) -> None:
-        """Deleted in sling (or gone from it): forget it."""
-        self.jobs.pop(scid, None)
-        self.send(self.runtime, SaveJob(e["job"], e["extra"], self.now, delete=True))
+    def enter(self, scid: str, e: dict, phase: Phase, why: str) -> None:
+        """Take the phase: save the row, then ask sling what the phase asks (only once the row is saved)."""
+        previous, e["phase"], e["reason"] = e["phase"], phase, why
+        if e["rpc"] is not None and phase not in sj.STARTING:
+            self.fail_rpc(e["rpc"], why)       # a revenue-rebalance caller hears at once that the start failed
+            e["rpc"] = None
+        if phase in sj.TERMINAL:
+            self.end(scid, e, phase, why)
+            return
+        if phase is Phase.RUNNING and previous is Phase.GOING:
+            self.started(scid, e)
+        if phase is Phase.RUNNING:
+            e["waiting"] = False
+            if previous is not Phase.POLLING:
+                self.log("info", f"{scid}: {why}")
+            self.send(self.runtime, SaveJob(e["job"], self.extra(e), self.now))
+            self.changed()
+            return
+        req = self.ask(scid, e, phase)
+        if previous is None or sj.at_rest(phase) is not sj.at_rest(previous):
+            self.log("info", f"{scid}: {why}")
+            self.send(self.runtime, SaveJob(e["job"], self.extra(e), self.now, then=req))
+        else:
+            self.send(self.runtime, req)
         self.changed()
 
-    def on_poll(self, scid: str, e: dict, res: IoResult, err: str | None) -> None:
+    def extra(self, e: dict) -> dict:
+        return {**e["extra"], "phase": sj.at_rest(e["phase"]).value}
+
+    def ask(self, scid: str, e: dict, phase: Phase) -> IoRequest:
+        method = sj.ASKS[phase]
+        if phase is Phase.PROVISIONAL:
+            params: Any = rb.sling_job_params(e["candidate"], self.config)
+        elif method == "sling-stats":
+            params = {"scid": scid, **STATS}
+        elif method == "sling-deletejob":
+            params = {"job": scid, "delete_stats": False}
+        elif method == "sling-jobsettings":
+            params = {}
+        else:
+            params = {"scid": scid}
+        return self.request(method, params, phase.value, scid)
+
+    def started(self, scid: str, e: dict) -> None:
+        if e["rpc"] is not None:
+            c = e["candidate"]
+            self.send(self.runtime, RpcReply(e["rpc"], {
+                "status": "initiated", "to_channel": scid, "from_channels": list(c.source_scids),
+                "amount_sats": c.amount_sat, "maxppm": c.maxppm, "reserved_msat": c.max_fee_msat,
+                "reservation_id": e["extra"]["res_id"], "sling": {"job": "created", "go": "started"}}))
+            e["rpc"] = None
+
+    def end(self, scid: str, e: dict, phase: Phase, why: str) -> None:
+        """A terminal phase: release (never went) or book (went), forget the row, tell the coordinator."""
+        self.jobs.pop(scid, None)
+        job = e["job"]
+        if phase is Phase.ABORTED:
+            self.send(self.runtime, ReleaseBudget(e["extra"]["res_id"], self.now))
+            self.log("unusual", f"job on {scid} not started: {why}")
+            success = False
+        else:
+            status = "forgotten" if phase is Phase.FORGOTTEN else job.status.value
+            reason = why if phase is Phase.FORGOTTEN else e.get("stop_reason", why)
+            self.send(self.runtime, SettleJob(e["extra"]["res_id"], job, e["extra"], status, reason, self.now))
+            success = job.moved_msat > 0
+            self.finished = (self.finished + [{"scid": scid, "status": status, "spent_msat": job.spent_msat,
+                                               "moved_msat": job.moved_msat, "reason": reason,
+                                               "at": self.now}])[-20:]
+        self.send(self.runtime, SaveJob(job, e["extra"], self.now, delete=True))
+        self.send(self.coordinator, JobEnded(scid, success, self.now))
+        self.changed()
+
+    # -- io answers -----------------------------------------------------------------------------
+    def on_io(self, res: IoResult) -> None:
+        if res.tag == RECONCILE:
+            if res.req_id == self.reconcile_req:
+                self.on_reconcile(res)
+            return
+        scid = res.context
+        e = self.jobs.get(scid)
+        if e is None or res.req_id != e["req"]:
+            return      # an answer to a question no longer asked (asked again, or the job ended)
+        e["waiting"] = False
+        err = res.error
+        if res.tag == PRECHECK:
+            self.on_precheck(scid, e, res)
+        elif res.tag == Phase.ADOPTING.value and err is None:
+            result = res.result if isinstance(res.result, dict) else {}
+            self.fire(scid, sj.lookup_event(scid, result, sj.Sent(e["job"].maxppm, e["job"].amount_sat)))
+        elif res.tag == Phase.CREATED.value and err is None:
+            try:
+                baseline = rb.parse_sling_stats(res.result)
+            except ValueError as ex:
+                self.fire(scid, Event.ERROR, str(ex))
+                return
+            e["job"] = attrs.evolve(e["job"], baseline=baseline, started_at=self.now, last_progress_at=self.now)
+            self.fire(scid, Event.OK)
+        elif res.tag == Phase.POLLING.value:
+            self.on_poll(scid, e, res)
+        elif res.tag == Phase.SETTLING.value and err is None:
+            try:
+                e["job"] = rb.book_final(e["job"], rb.parse_sling_stats(res.result))
+            except ValueError as ex:
+                self.log("unusual", f"{scid}: final sling-stats unreadable ({ex}): booking what was last seen")
+            self.fire(scid, Event.OK)
+        else:
+            self.fire(scid, sj.answer_event(err), (err or {}).get("message", ""))
+
+    def on_poll(self, scid: str, e: dict, res: IoResult) -> None:
         stats = None
-        if not err:
+        if res.error is None:
             try:
                 stats = rb.parse_sling_stats(res.result)
             except ValueError as ex:
                 self.log("unusual", f"{scid}: {ex}")
+        self.step(scid, e, stats)
+
+    def step(self, scid: str, e: dict, stats: rb.SlingStats | None) -> None:
+        """job_step decides CONTINUE or STOP from the stats (None: unreadable or no answer)."""
         job, action, reason = rb.job_step(e["job"], stats, e["extra"]["local_msat"], self.now, self.config)
-        if action is rb.JobAction.CONTINUE and e.get("force_stop"):
-            job, action = attrs.evolve(job, status=rb.JobStatus.FAILED), rb.JobAction.STOP_FAILED
-            reason = f"stopped at reconcile (altered or not resumable): {reason}"
-        e["job"], e["reason"] = job, reason
+        e["job"] = job
         if action is rb.JobAction.CONTINUE:
-            e["phase"] = "running"
-            self.send(self.runtime, SaveJob(job, e["extra"], self.now))
-            return
-        e["phase"] = "stopping"
-        self.send(self.runtime, SaveJob(job, e["extra"], self.now))
-        self.io("sling-stop", {"scid": scid}, "stop", scid)
-
-    def finish(self, scid: str, e: dict) -> None:
-        job = e["job"]
-        self.settle(job, e["extra"], e.get("reason", job.status.value))
-        e["settled"] = True
-        success = job.moved_msat > 0
-        self.finished = (self.finished + [{"scid": scid, "status": job.status.value, "spent_msat": job.spent_msat,
-                                           "moved_msat": job.moved_msat, "reason": e.get("reason", ""),
-                                           "at": self.now}])[-20:]
-        self.send(self.coordinator, JobEnded(scid, success, self.now))
-
-    def settle(self, job: rb.JobRecord, extra: dict, reason: str, status: str | None = None) -> None:
-        self.send(self.runtime, SettleJob(extra["res_id"], job, extra, status or job.status.value, reason, self.now))
+            self.fire(scid, Event.CONTINUE)
+        else:
+            e["stop_reason"] = reason
+            self.fire(scid, Event.STOP, reason)

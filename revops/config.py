@@ -118,7 +118,8 @@ OPTIONS: tuple[Option, ...] = (
           "budget = max(daily-budget-sats, trailing 24 h routing revenue x proportional-budget-pct)"),
     _float("proportional-budget-pct", "proportional_budget_pct", 0.05, 0.0, 1.0,
            "share of trailing 24 h routing revenue usable as rebalance budget"),
-    _bool("dry-run", "dry_run", False, "log decisions instead of acting", mutable=False),
+    _bool("dry-run", "dry_run", False, "decide and log, but send nothing that changes state to lightningd or a "
+                                       "plugin (changeable at runtime: the operator's kill switch)"),
     _float("htlc-congestion-threshold", "htlc_congestion_threshold", 0.8, 0.0, 1.0,
            "HTLC-slot utilisation at which a channel counts as congested"),
     _bool("enable-reputation", "enable_reputation", True, "weight forwarded volume by peer reputation"),
@@ -144,7 +145,8 @@ OPTIONS: tuple[Option, ...] = (
          "how long calls are refused after a timeout, s"),
     # --- added by the reference after the baseline ---
     _int("reservation-timeout-hours", "reservation_timeout_hours", 4, 1, 24,
-         "an active budget reservation older than this is released, hours"),
+         "a reservation no sling job of ours holds any more (a crash before its registry row) is released "
+         "after this, hours; must be >= sling-job-timeout-seconds / 3600"),
     # --- reference §3.2 internal fields: here they are options too, so start-up and runtime agree ---
     _float("source-threshold", "source_threshold", 0.5, 0.0, 1.0,
            "flow ratio above which a channel is a source (draining)"),
@@ -290,21 +292,23 @@ class Config:
 
 @attrs.frozen
 class Constraint:
-    """lower must be <= upper (< when strict)."""
+    """lower must be <= upper x scale (< when strict); scale converts units (hours to seconds)."""
 
     lower: str
     upper: str
     strict: bool = False
+    scale: int = 1
 
     def holds(self, cfg: Config) -> bool:
-        lo, hi = getattr(cfg, self.lower), getattr(cfg, self.upper)
+        lo, hi = getattr(cfg, self.lower), getattr(cfg, self.upper) * self.scale
         return lo < hi if self.strict else lo <= hi
 
     def message(self, cfg: Config) -> str:
         op = "<" if self.strict else "<="
         lo, hi = _BY_FIELD[self.lower], _BY_FIELD[self.upper]
+        times = f" x {self.scale}" if self.scale != 1 else ""
         return (f"{lo.name} ({self.lower}={getattr(cfg, self.lower)}) must be {op} "
-                f"{hi.name} ({self.upper}={getattr(cfg, self.upper)})")
+                f"{hi.name}{times} ({self.upper}={getattr(cfg, self.upper)})")
 
 
 CONSTRAINTS: tuple[Constraint, ...] = (
@@ -315,6 +319,8 @@ CONSTRAINTS: tuple[Constraint, ...] = (
     Constraint("sling_target_balanced", "sling_target_source"),
     Constraint("rebalance_min_amount", "rebalance_max_amount"),
     Constraint("hive_push_max_sats", "hive_daily_push_sats"),
+    # a job is stopped at its timeout, before the backstop that expires a reservation no registry row names
+    Constraint("sling_job_timeout_seconds", "reservation_timeout_hours", scale=3600),
 )
 
 # --- coercion: one function per type, chosen by the table ---

@@ -3,8 +3,12 @@
 Reservations are taken in ONE SQLite transaction (BEGIN IMMEDIATE): the daily budget and the
 per-channel cap are checked against what is in the database and the row is inserted before COMMIT,
 so two reservations can never both pass a check that only one of them fits. Settlement books what
-sling actually spent; release gives an unused reservation back. A reservation older than
-`reservation_timeout_hours` that was never settled (a crash) stops counting and is marked `expired`.
+sling actually spent; release gives an unused reservation back.
+
+A reservation ends only with its job: while a row of the sling job registry names it (from the provisional
+row written before `sling-job` on), it counts against the budget whatever its age. Only a reservation that
+no registry row names (a crash between the reservation and the row) stops counting after
+`reservation_timeout_hours` and is marked `expired`.
 """
 from __future__ import annotations
 
@@ -18,6 +22,9 @@ from revops.store import Store
 
 DAY = 86400
 ACTIVE = "active"
+# an active reservation is live while its job is in the registry, or (no row names it) until the timeout
+LIVE = ("status='active' AND (created_at > ? OR id IN "
+        "(SELECT json_extract(job_json, '$.res_id') FROM sling_jobs))")
 
 
 class Ledger:
@@ -31,16 +38,16 @@ class Ledger:
                                "WHERE status!=? AND settled_at > ?", (ACTIVE, now - DAY)).fetchone()[0]
 
     def reserved_msat(self, now: int, timeout_s: float) -> int:
-        return self.db.execute("SELECT COALESCE(SUM(reserved_msat), 0) FROM budget_reservations "
-                               "WHERE status=? AND created_at > ?", (ACTIVE, now - timeout_s)).fetchone()[0]
+        return self.db.execute(f"SELECT COALESCE(SUM(reserved_msat), 0) FROM budget_reservations WHERE {LIVE}",
+                               (now - timeout_s,)).fetchone()[0]
 
     def channel_spend_30d(self, now: int, timeout_s: float) -> dict[str, int]:
         """Per destination scid: settled spend over 30 days plus live reservations."""
         out: dict[str, int] = {}
         for scid, msat in self.db.execute(
                 "SELECT scid, SUM(CASE WHEN status=? THEN reserved_msat ELSE spent_msat END) FROM budget_reservations "
-                "WHERE (status!=? AND settled_at > ?) OR (status=? AND created_at > ?) GROUP BY scid",
-                (ACTIVE, ACTIVE, now - 30 * DAY, ACTIVE, now - timeout_s)):
+                f"WHERE (status!=? AND settled_at > ?) OR ({LIVE}) GROUP BY scid",
+                (ACTIVE, ACTIVE, now - 30 * DAY, now - timeout_s)):
             out[scid] = msat
         return out
 
@@ -131,8 +138,9 @@ class Ledger:
                         (now, res_id, ACTIVE))
 
     def release_stale(self, now: int, timeout_s: float) -> int:
-        return self.db.execute("UPDATE budget_reservations SET status='expired', settled_at=? "
-                               "WHERE status=? AND created_at <= ?", (now, ACTIVE, now - timeout_s)).rowcount
+        """Expire active reservations older than the timeout that no registry row names (their job is gone)."""
+        return self.db.execute(f"UPDATE budget_reservations SET status='expired', settled_at=? "
+                               f"WHERE status=? AND NOT ({LIVE})", (now, ACTIVE, now - timeout_s)).rowcount
 
     def reservations(self) -> list[dict]:
         return [dict(r) for r in self.db.execute("SELECT * FROM budget_reservations ORDER BY created_at, id")]

@@ -18,6 +18,20 @@ import tenacity
 from pyln.client import RpcError
 
 OPTIONAL_PLUGINS = ("sling", "clboss", "bookkeeper")
+NOT_SENT = -32099        # our own error code: the call was refused before it left the plugin (dry-run, no registry row)
+# calls that only read: everything else (setchannel, sling-job/go/stop/deletejob, clboss-unmanage, any method
+# added later) counts as changing state and is never sent in dry-run (fail closed)
+READ_ONLY = frozenset({"getinfo", "listpeerchannels", "listforwards", "listfunds", "listchannels", "listpeers",
+                       "listnodes", "feerates", "sling-jobsettings", "sling-stats", "sling-version",
+                       "clboss-status", "bkpr-listaccountevents", "bkpr-listincome", "bkpr-listbalances"})
+
+
+def changes_state(method: str, params: Any = None) -> bool:
+    """Whether a call may change the node or a plugin (`plugin` only reads with subcommand list)."""
+    if method == "plugin":
+        sub = params.get("subcommand") if isinstance(params, dict) else (params[0] if params else None)
+        return sub != "list"
+    return method not in READ_ONLY
 
 
 class RpcClient(Protocol):

@@ -486,7 +486,14 @@ class Runtime:
             self.log("broken", f"io job {fn.__name__} failed: {type(e).__name__}: {e}")
 
     def call_external(self, method: str, params: Any) -> tuple[Any, dict | None, float]:
-        """Run one external call with timeout and bounded retry; (result, error, seconds)."""
+        """Run one external call with timeout and bounded retry; (result, error, seconds).
+
+        The dry-run guard: while `dry_run` is on, nothing that changes state leaves the plugin; the call is
+        answered with a definite error instead (counted and logged), so callers take their "not done" path."""
+        if self.config.dry_run and nodeio.changes_state(method, params):
+            self.counters["dry_run_refused"] = self.counters.get("dry_run_refused", 0) + 1
+            self.log("info", f"dry-run: {method} not sent")
+            return None, {"code": nodeio.NOT_SENT, "message": f"dry-run: {method} not sent"}, 0.0
         try:
             result, seconds = nodeio.call_with_retry(self._rpc(), method, params, self.rpc_attempts,
                                                      self.rpc_backoff if self.threaded else 0)
@@ -651,10 +658,20 @@ class Runtime:
         elif isinstance(out, ReleaseBudget):
             self.ledger.release(out.res_id, out.now)
         elif isinstance(out, SaveJob):
-            if out.delete:
-                self.ledger.delete_job(out.job.scid)
-            else:
-                self.ledger.save_job(out.job, out.extra, out.now)
+            try:
+                if out.delete:
+                    self.ledger.delete_job(out.job.scid)
+                else:
+                    self.ledger.save_job(out.job, out.extra, out.now)
+            except sqlite3.Error as e:   # the row is not there: what it guards is not sent (fail closed)
+                if out.then is not None:
+                    req = out.then
+                    self.asys.tell(req.reply_to, IoResult(req.req_id, req.tag, None, {
+                        "code": nodeio.NOT_SENT, "message": f"registry write failed ({e}): {req.method} not sent"},
+                        req.context))
+                raise
+            if out.then is not None:
+                self._on_outbound(out.then)
         elif isinstance(out, SettleJob):
             j = out.job
             with self.store.tx():

@@ -158,7 +158,7 @@ def test_mutable_and_immutable_keys() -> None:
     assert list(C.MUTABLE_KEYS) == sorted(C.MUTABLE_KEYS)
     assert set(C.MUTABLE_KEYS) | set(C.IMMUTABLE_KEYS) == set(BY_FIELD)
     assert not set(C.MUTABLE_KEYS) & set(C.IMMUTABLE_KEYS)
-    assert {"db_path", "dry_run"} <= set(C.IMMUTABLE_KEYS)
+    assert "db_path" in C.IMMUTABLE_KEYS and "dry_run" in C.MUTABLE_KEYS     # dry_run: the operator's kill switch
 
 
 def test_lightningd_types() -> None:
@@ -303,6 +303,7 @@ CROSS_CASES = [
     ({"sling_target_source": 0.4}, "sling_target_balanced"),
     ({"rebalance_min_amount": 6_000_000}, "rebalance_min_amount"),
     ({"hive_push_max_sats": 60_000_000}, "hive_push_max_sats"),
+    ({"sling_job_timeout_seconds": 14_401}, "sling_job_timeout_seconds"),      # > 4 h x 3600
 ]
 
 
@@ -394,12 +395,12 @@ def test_get_value_only_reaches_fields(key: str) -> None:
 
 def test_apply_overrides_applies_valid_and_warns_on_the_rest() -> None:
     cfg, warnings = C.apply_overrides(DEFAULTS, {
-        "max_fee_ppm": "3000", "enable_kelly": "true", "dry_run": "true", "nosuch": "1",
+        "max_fee_ppm": "3000", "enable_kelly": "true", "db_path": "/x.db", "nosuch": "1",
         "max_concurrent_jobs": "abc", "sling_max_hops": "99"})
-    assert (cfg.max_fee_ppm, cfg.enable_kelly, cfg.dry_run, cfg.version) == (3000, True, False, 2)
+    assert (cfg.max_fee_ppm, cfg.enable_kelly, cfg.db_path, cfg.version) == (3000, True, "", 2)
     assert len(warnings) == 4
     assert all(w.startswith("Ignoring stored override") for w in warnings)
-    assert any("dry_run" in w for w in warnings) and any("nosuch" in w for w in warnings)
+    assert any("db_path" in w for w in warnings) and any("nosuch" in w for w in warnings)
 
 
 def test_apply_overrides_is_order_independent_for_pairs() -> None:
