@@ -16,7 +16,13 @@ bench/invariants.py).
    move after congestion and pins are exempt (docs/fees.md §3); every setchannel that reached the node
    (even one whose answer was lost) is one the plugin recorded;
 5. after a policy was set: a passive peer's fees are never set by the plugin (clboss may set them: they
-   are handed back to it), a peer with rebalancing disabled is never a rebalance destination nor source.
+   are handed back to it), a peer with rebalancing disabled is never a rebalance destination nor source;
+6. no sling job the plugin created exists outside its registry (after reconciliation: a lost sling-job
+   answer ends adopted or deleted, never as an orphan that blocks the channel for ever);
+7. while dry-run was on, no state-changing call reached the node (`check_dry_run`, given the spans).
+
+The budget check (2) counts a reservation from its creation until it was settled, released or expired,
+whatever its age: a reservation ends only with its job (docs/rebalancing.md).
 """
 from __future__ import annotations
 
@@ -31,12 +37,29 @@ FINAL = ("settled", "failed", "local_failed")
 
 def check_all(sim: Any, rpc: Any, budget_sats_max: int | None = None,
               manual: frozenset[tuple[int, str]] = frozenset(),
-              strategies: tuple[tuple[int, str, str], ...] = ()) -> list[str]:
+              strategies: tuple[tuple[int, str, str], ...] = (),
+              dry_spans: tuple[tuple[int, int], ...] = ()) -> list[str]:
     """`rpc` is the FaultyRpc the plugin talked through: it knows which writes reached the node.
     `manual`: (time, destination) of revenue-rebalance requests, to which the channel cap does not apply;
-    `strategies`: (time, peer, strategy) of every policy change, for the hive exemption at the time."""
+    `strategies`: (time, peer, strategy) of every policy change, for the hive exemption at the time;
+    `dry_spans`: [from, to) indexes of `rpc.delivered` during which dry-run was on."""
     return (check_forwards(sim) + check_budget(sim, budget_sats_max, manual, strategies) + check_fee_bounds(sim)
-            + check_update_rate(sim, rpc) + check_passive(sim, rpc))
+            + check_update_rate(sim, rpc) + check_passive(sim, rpc) + check_registry(sim, rpc)
+            + check_dry_run(rpc, dry_spans))
+
+
+def check_registry(sim: Any, rpc: Any = None) -> list[str]:
+    """Every sling job the plugin created (a sling-job that reached the node through `rpc`; without it,
+    every job in sling) is in the plugin's registry."""
+    created = {p["scid"] for _, m, p in rpc.delivered if m == "sling-job"} if rpc is not None else None
+    registry = {job.scid for job, _ in sim.runtime.ledger.load_jobs()}
+    orphans = sorted(s for s in sim.node.sling.jobs if (created is None or s in created) and s not in registry)
+    return [f"sling job {s} exists outside the registry" for s in orphans]
+
+
+def check_dry_run(rpc: Any, spans: Any) -> list[str]:
+    """No state-changing call delivered while dry-run was on (spans of indexes into rpc.delivered)."""
+    return [f"dry-run: {method} reached the node at {t}" for a, b in spans for t, method, _ in rpc.delivered[a:b]]
 
 
 def check_forwards(sim: Any) -> list[str]:
@@ -81,14 +104,13 @@ def check_budget(sim: Any, budget_sats_max: int | None = None,
     from revops import rebalance as rb
     cfg = sim.runtime.config
     rows = sim.runtime.ledger.reservations()
-    timeout = cfg.reservation_timeout_hours * 3600
     hive = _hive_at(sim, strategies)
     problems = []
     for r in rows:
         t = r["created_at"]
         spent = sum(x["spent_msat"] for x in rows
                     if x["status"] != "active" and x["settled_at"] is not None and t - DAY < x["settled_at"] <= t)
-        live = sum(x["reserved_msat"] for x in rows if x["created_at"] <= t and t - x["created_at"] < timeout
+        live = sum(x["reserved_msat"] for x in rows if x["created_at"] <= t
                    and (x["settled_at"] is None or x["settled_at"] > t))
         revenue = sim.store.revenue_msat(t - DAY, t + 1)[0]
         budget = rb.effective_daily_budget_msat(cfg, revenue)

@@ -7,7 +7,8 @@ inside the scenario's congestion, drain, mempool spike or disconnect as often as
 plugin is attached, then `events` random events run. Events: time passes (5 min to 2 h), a policy
 changes, the configuration changes, an RPC or plugin fault starts or clears, the plugin is killed and
 started again on the same database, a manual rebalance is asked for, a channel opens or closes, sling's
-jobs get stuck. Fee intervals are shortened so the daily update limit is actually reached.
+jobs get stuck, dry-run is switched on or off at runtime (nothing state-changing may reach the node while
+it is on). Faults include lost answers on every call that spends or writes. Fee intervals are shortened so the daily update limit is actually reached.
 """
 from __future__ import annotations
 
@@ -27,14 +28,15 @@ from revops.sim.scenario import Scenario, load_scenario
 
 HOUR = 3600
 METHODS = ("listpeerchannels", "setchannel", "feerates", "listfunds", "listforwards", "getinfo", "plugin",
-           "sling-*", "clboss-*", "bkpr-*", "*")
+           "sling-*", "clboss-*", "bkpr-*", "*", "sling-job", "sling-go", "sling-stop", "sling-deletejob")
 FAULT_KINDS = ("error", "timeout", "lost", "vanish", "absent")
 STRATEGIES = ("dynamic", "static", "passive", "hive")
 REBALANCE_MODES = ("enabled", "disabled", "sink_only", "source_only")
 # config keys whose change the invariants can follow (the budget check takes the largest budget set)
 CONFIG_VALUES = {"min_fee_ppm": (5, 10, 50, 300), "max_fee_ppm": (200, 1000, 5000), "fee_interval": (300, 900, 1800),
                  "daily_budget_sats": (0, 100, 1000, 5000), "rebalance_interval": (600, 1800)}
-EVENTS = ("advance",) * 6 + ("policy", "config", "fault", "clear", "restart", "rebalance", "channel", "stuck")
+EVENTS = ("advance",) * 6 + ("policy", "config", "fault", "clear", "restart", "rebalance", "channel", "stuck",
+                             "dry")
 BASE_OPTIONS = {"revenue-ops-fee-interval": 600, "revenue-ops-rebalance-interval": 900,
                 "revenue-ops-daily-budget-sats": 5000}
 
@@ -61,18 +63,26 @@ def run_sequence(seed: int, events: int = 12, scenario: Scenario | None = None, 
     budgets = [BASE_OPTIONS["revenue-ops-daily-budget-sats"]]
     manual: set[tuple[int, str]] = set()
     strategies: list[tuple[int, str, str]] = []
+    dry: list[list[int]] = []             # [from, to) indexes of rpc.delivered while dry-run was on
     try:
         for _ in range(events):
             kind = rng.choice(EVENTS)
             done[kind] = done.get(kind, 0) + 1
             if kind == "restart":         # kill -9: the old runtime is abandoned, not stopped
                 sim = start()
+            elif kind == "dry":           # the operator's kill switch, on or off
+                on, at = not sim.runtime.config.dry_run, len(rpc.delivered)
+                if _rpc(sim, "revenue-config", {"action": "set", "key": "dry_run", "value": on}) and on:
+                    dry.append([at, -1])
+                elif not on:
+                    dry[-1][1] = at
             else:
                 _event(kind, sim, rpc, rng, budgets, manual, strategies)
         rpc.clear()
         sim.advance(HOUR)                 # faults cleared: let the plugin catch up before judging
         problems = check_all(sim, rpc, budget_sats_max=max(budgets), manual=frozenset(manual),
-                             strategies=tuple(strategies))
+                             strategies=tuple(strategies),
+                             dry_spans=tuple((a, len(rpc.delivered) if b < 0 else b) for a, b in dry))
         forwards = sim.store.forward_count()
     finally:
         sim.close()

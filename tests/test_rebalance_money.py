@@ -1,0 +1,188 @@
+"""The paths that spend money, on the simulated node and emulated sling, with answers lost and dry-run at
+runtime (issue 14 items 3, 4, 5 and max_concurrent_jobs). Each test failed on the code before the sling job
+table (revops/sling_jobs.py) and the dry-run guard."""
+from __future__ import annotations
+
+import pytest
+from pyln.client import RpcException
+
+from revops import simulate
+from revops.sim.faults import WRITES, FaultyRpc
+from revops.sim.invariants import check_dry_run, check_registry
+from revops.sim.node import SimNode
+from revops.sim.scenario import loads_scenario
+from tests.test_rebalance_sim import REFILL, names, reservations
+
+HOUR = 3600
+
+
+def start(tmp_path=None, options=None, node=None, rpc=None, seed=4):
+    sc = loads_scenario(REFILL)
+    node = node or SimNode(sc, seed=seed)
+    rpc = rpc or FaultyRpc(node)
+    sim = simulate.start(sc, node=node, rpc=rpc, options=options, step_seconds=60,
+                         db_path=str(tmp_path / "revenue_ops.db") if tmp_path else None)
+    sim.advance(600)
+    return sim, rpc
+
+
+def manual(sim, src: str, dst: str, sats: int = 200_000, fee: int = 200) -> dict:
+    return sim.rpc("revenue-rebalance", {"from_channel": src, "to_channel": dst, "amount_sats": sats,
+                                         "max_fee_sats": fee})
+
+
+def registry(sim) -> set[str]:
+    return {job.scid for job, _ in sim.runtime.ledger.load_jobs()}
+
+
+def test_a_lost_sling_job_answer_is_adopted_not_orphaned():
+    """Item 4: sling created the job but its answer (and the retries') never arrived. Before, the job stayed
+    in sling outside our registry and the channel was refused for ever as "not ours"."""
+    sim, rpc = start()
+    n = names(sim)
+    rpc.inject("lost", "sling-job")
+    res = manual(sim, n["big"], n["cold"])
+    assert res["status"] == "initiated" and n["cold"] in sim.node.sling.running
+    assert registry(sim) == {n["cold"]} and not check_registry(sim)
+    assert any("adopted" in text for _, text in sim.log_lines)
+    rpc.clear()
+    sim.advance(4 * HOUR)
+    [row] = [r for r in reservations(sim) if r["scid"] == n["cold"]]
+    assert row["status"] == "settled" and n["cold"] not in sim.node.call("sling-jobsettings", {})
+    assert manual(sim, n["big"], n["cold"], 100_000, 100)["status"] == "initiated"     # ours again, not refused
+
+
+def test_a_sling_job_that_never_reached_sling_is_released():
+    """The other end of "adopt or delete": no answer and no job in sling → the reservation is released."""
+    sim, rpc = start()
+    n = names(sim)
+    rpc.inject("timeout", "sling-job")          # never carried out
+    with pytest.raises(RpcException, match="never created"):
+        manual(sim, n["big"], n["cold"])
+    assert [r["status"] for r in reservations(sim)] == ["released"]
+    assert not registry(sim) and n["cold"] not in sim.node.call("sling-jobsettings", {})
+
+
+def test_a_lost_sling_go_answer_stops_the_job_and_books_its_spend():
+    """sling-go was carried out but its answer lost: the job may run, so it is stopped and booked from
+    sling's counters (before: released as if nothing was spent, and deleted)."""
+    sim, rpc = start()
+    n = names(sim)
+    rpc.inject("lost", "sling-go")
+    with pytest.raises(RpcException, match="sling-go's answer was lost"):
+        manual(sim, n["big"], n["cold"])
+    rpc.clear()
+    sim.advance(2 * HOUR)
+    [row] = reservations(sim)
+    assert row["status"] == "settled" and not registry(sim)
+    assert n["cold"] not in sim.node.call("sling-jobsettings", {})
+
+
+@pytest.mark.parametrize("method", ["sling-stop", "sling-deletejob"])
+def test_lost_answers_while_ending_a_job_are_asked_again_and_booked_once(method):
+    sim, rpc = start()
+    n = names(sim)
+    manual(sim, n["big"], n["cold"], 200_000, 200)
+    rpc.inject("lost", method)
+    sim.advance(4 * HOUR)
+    if method == "sling-stop":        # never known to be stopped: kept, its reservation counts
+        assert registry(sim) == {n["cold"]} and [r["status"] for r in reservations(sim)] == ["active"]
+    # (a lost sling-deletejob answer: the retry is answered "not found", a definite end)
+    rpc.clear()
+    sim.advance(2 * HOUR)
+    [row] = reservations(sim)
+    assert row["status"] == "settled" and not registry(sim) and not check_registry(sim)
+    assert row["spent_msat"] >= sum(x["fee_msat"] for x in sim.node.sling.successes.get(n["cold"], [])) - 1000
+
+
+def test_a_reservation_counts_while_its_job_is_registered_whatever_its_age(tmp_path):
+    """Item 5 at the ledger: before, a reservation older than reservation_timeout_hours stopped counting
+    even while its sling job still ran, and a new reservation could take the same money."""
+    from revops import config as cfgmod
+    from revops import rebalance as rb
+    from revops.ledger import Ledger
+    from revops.store import Store
+    cfg = cfgmod.parse_options({"revenue-ops-daily-budget-sats": "1000"})
+    ledger = Ledger(Store(str(tmp_path / "l.db")))
+    t, late = 1_700_000_000, 1_700_000_000 + 5 * HOUR          # timeout 4 h
+    assert ledger.reserve("held", "1x1x1", 600_000, t, cfg, None)[0]
+    assert ledger.reserve("orphan", "2x2x2", 100_000, t, cfg, None)[0]
+    cand = rb.Candidate("1x1x1", "p", ("3x3x3",), 100_000, 600_000, 6000, 0, 0, 0, 0.5, 0, False, "test")
+    ledger.save_job(rb.new_job("held", cand, rb.SlingStats(), 0, t), {"res_id": "held", "phase": "running"}, t)
+    assert ledger.reserved_msat(late, 4 * HOUR) == 600_000                    # the orphan no longer counts
+    ok, why = ledger.reserve("new", "4x4x4", 500_000, late, cfg, None)        # 600 held + 500 > 1000 sat
+    assert not ok and why.startswith("budget")
+    assert {r["id"]: r["status"] for r in ledger.reservations()} == {"held": "active", "orphan": "expired"}
+    ledger.delete_job("1x1x1")                                                # its job ended without settling
+    assert ledger.reserved_msat(late, 4 * HOUR) == 0
+
+
+def test_a_job_overdue_at_start_up_is_stopped_and_booked_never_resumed(tmp_path):
+    """Item 5: reconcile resumed jobs already past sling_job_timeout_seconds (they went on spending)."""
+    sim, rpc = start(tmp_path)
+    n = names(sim)
+    manual(sim, n["big"], n["cold"], 200_000, 200)
+    node = sim.node
+    sim.close()
+    node.advance_to(node.now + 3 * HOUR)               # away longer than the 2 h job timeout
+    node.call("sling-stop", {"scid": n["cold"]})      # sling was restarted meanwhile: the job is idle
+    before = len(rpc.delivered)
+    sim2, _ = start(tmp_path, node=node, rpc=rpc)
+    sent = [m for _, m, _ in rpc.delivered[before:]]
+    assert "sling-go" not in sent and "sling-stop" in sent
+    [row] = reservations(sim2)
+    assert row["status"] == "settled" and not registry(sim2)
+    [status] = [r[0] for r in sim2.store.db.execute("SELECT status FROM rebalances")]
+    assert status == "timed_out"
+
+
+def test_job_timeout_and_reservation_timeout_are_tied():
+    from revops import config as cfgmod
+    with pytest.raises(cfgmod.ConfigError, match="reservation-timeout-hours x 3600"):
+        cfgmod.parse_options({"revenue-ops-sling-job-timeout-seconds": "36000",
+                              "revenue-ops-reservation-timeout-hours": "4"})
+
+
+def test_dry_run_at_runtime_starts_no_job_and_sends_nothing_that_changes_state():
+    """Item 3: dry_run was immutable, and revenue-rebalance started a spending sling job in dry-run."""
+    sim, rpc = start()
+    n = names(sim)
+    assert sim.rpc("revenue-config", {"action": "set", "key": "dry_run", "value": "true"})["new_value"] is True
+    before = len(rpc.delivered)
+    res = manual(sim, n["big"], n["cold"])
+    assert res["status"] == "dry_run" and res["would_start"]["to_channel"] == n["cold"]
+    sim.advance(12 * HOUR)
+    assert rpc.delivered[before:] == [] and not reservations(sim)
+    assert sim.rpc("revenue-rebalance-debug")["candidates"]          # the cycle still says what it would do
+    sim.rpc("revenue-config", {"action": "set", "key": "dry_run", "value": "false"})
+    assert manual(sim, n["big"], n["cold"])["status"] == "initiated"
+
+
+def test_dry_run_switched_on_mid_job_refuses_the_stop_until_it_is_off():
+    """The io guard: a running job's stop is a state change too; refused (counted), asked again later."""
+    sim, rpc = start()
+    n = names(sim)
+    manual(sim, n["big"], n["cold"], 200_000, 200)
+    sim.rpc("revenue-config", {"action": "set", "key": "dry_run", "value": "true"})
+    since = len(rpc.delivered)
+    sim.advance(4 * HOUR)
+    assert not check_dry_run(rpc, [(since, len(rpc.delivered))]) and len(rpc.delivered) == since
+    assert sim.rpc("revenue-status")["counters"]["dry_run_refused"] > 0
+    assert registry(sim) == {n["cold"]}
+    sim.rpc("revenue-config", {"action": "set", "key": "dry_run", "value": "false"})
+    sim.advance(2 * HOUR)
+    assert not registry(sim) and [r["status"] for r in reservations(sim)] == ["settled"]
+
+
+def test_manual_rebalances_respect_max_concurrent_jobs():
+    sim, _ = start(options={"revenue-ops-max-concurrent-jobs": 1})
+    n = names(sim)
+    manual(sim, n["big"], n["cold"], 100_000, 100)
+    with pytest.raises(RpcException, match="max_concurrent_jobs 1"):
+        manual(sim, n["store"], n["hot"], 100_000, 100)
+    assert [r["scid"] for r in reservations(sim)] == [n["cold"]]
+
+
+def test_writes_list_covers_every_state_changing_call():
+    from revops.node import changes_state
+    assert all(changes_state(m) for m in WRITES)
