@@ -165,7 +165,7 @@ def test_bad_option_stops_the_plugin_with_a_message_naming_it(tmp_path):
     ("revenue-config", {"action": "set", "key": "min_fee_ppm", "value": 9999}, "min_fee_ppm"),
     ("revenue-config", {"action": "explode"}, "action"),
     ("revenue-config", {"action": "get", "key": "nosuchkey"}, "key"),
-    ("revenue-config", {"action": "set", "key": "dry_run", "value": "true"}, "key"),
+    ("revenue-config", {"action": "set", "key": "enable_prometheus", "value": "true"}, "key"),
     ("revenue-policy", {"action": "set", "peer_id": "02deadbeef", "strategy": "static"}, "peer_id"),
     ("revenue-policy", {"action": "set", "peer_id": "02" + "ab" * 32, "strategy": "turbo"}, "strategy"),
     ("revenue-policy", {"action": "set", "peer_id": "02" + "ab" * 32, "fee_ppm": "abc"}, "fee_ppm"),
