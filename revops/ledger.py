@@ -22,15 +22,16 @@ from revops.store import Store
 
 DAY = 86400
 ACTIVE = "active"
-# an active reservation is live while its job is in the registry, or (no row names it) until the timeout
-LIVE = ("status='active' AND (created_at > ? OR id IN "
-        "(SELECT json_extract(job_json, '$.res_id') FROM sling_jobs))")
 
 
 class Ledger:
     def __init__(self, store: Store):
         self.store = store
         self.db = store.db
+        # the reservations our job registry holds: live whatever their age (read from the row's JSON)
+        self.db.execute("CREATE TEMP VIEW IF NOT EXISTS held_reservations AS "
+                        "SELECT json_extract(job_json, '$.res_id') AS id FROM sling_jobs "
+                        "WHERE json_extract(job_json, '$.res_id') IS NOT NULL")
 
     # -- figures --------------------------------------------------------------------------------
     def spent_24h_msat(self, now: int) -> int:
@@ -38,16 +39,16 @@ class Ledger:
                                "WHERE status!=? AND settled_at > ?", (ACTIVE, now - DAY)).fetchone()[0]
 
     def reserved_msat(self, now: int, timeout_s: float) -> int:
-        return self.db.execute(f"SELECT COALESCE(SUM(reserved_msat), 0) FROM budget_reservations WHERE {LIVE}",
-                               (now - timeout_s,)).fetchone()[0]
+        return self.db.execute("SELECT COALESCE(SUM(reserved_msat), 0) FROM budget_reservations WHERE status=? "
+                               "AND (created_at > ? OR id IN held_reservations)", (ACTIVE, now - timeout_s)).fetchone()[0]
 
     def channel_spend_30d(self, now: int, timeout_s: float) -> dict[str, int]:
         """Per destination scid: settled spend over 30 days plus live reservations."""
         out: dict[str, int] = {}
         for scid, msat in self.db.execute(
                 "SELECT scid, SUM(CASE WHEN status=? THEN reserved_msat ELSE spent_msat END) FROM budget_reservations "
-                f"WHERE (status!=? AND settled_at > ?) OR ({LIVE}) GROUP BY scid",
-                (ACTIVE, ACTIVE, now - 30 * DAY, now - timeout_s)):
+                "WHERE (status!=? AND settled_at > ?) OR (status=? AND (created_at > ? OR id IN held_reservations)) "
+                "GROUP BY scid", (ACTIVE, ACTIVE, now - 30 * DAY, ACTIVE, now - timeout_s)):
             out[scid] = msat
         return out
 
@@ -139,8 +140,9 @@ class Ledger:
 
     def release_stale(self, now: int, timeout_s: float) -> int:
         """Expire active reservations older than the timeout that no registry row names (their job is gone)."""
-        return self.db.execute(f"UPDATE budget_reservations SET status='expired', settled_at=? "
-                               f"WHERE status=? AND NOT ({LIVE})", (now, ACTIVE, now - timeout_s)).rowcount
+        return self.db.execute("UPDATE budget_reservations SET status='expired', settled_at=? WHERE status=? "
+                               "AND created_at <= ? AND id NOT IN held_reservations",
+                               (now, ACTIVE, now - timeout_s)).rowcount
 
     def reservations(self) -> list[dict]:
         return [dict(r) for r in self.db.execute("SELECT * FROM budget_reservations ORDER BY created_at, id")]
