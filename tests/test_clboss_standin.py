@@ -145,3 +145,16 @@ def test_the_remanage_undo_hint_can_be_pasted(tmp_path):
         policy = ld.rpc.call("revenue-policy", {"action": "get", "peer_id": peer})["policy"]
         assert policy["strategy"] == "static" and policy["fee_ppm_target"] == 321
         wait_for(lambda: "lnfee" in clboss_tags(ld).get(peer, ()))
+
+
+def test_a_node_shutdown_keeps_the_tags_for_the_next_start(tmp_path):
+    """lightningd stops taking new RPC connections before it shuts its plugins down: the hand-back cannot run,
+    the tags stay in clboss's database, and clboss leaves those fees alone until we are back."""
+    with standin(tmp_path) as ld:
+        running(ld)
+        wait_for(lambda: all_lnfee(ld))
+        peers = normal_peers(ld)
+        node = ld.node
+    tags = clboss_sync.parse_unmanaged(node.call("clboss-status"))
+    assert all(tags[p] == {"lnfee"} for p in peers)
+    assert any("keep lnfee unmanaged until the next start" in line for line in ld.log_lines())
