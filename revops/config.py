@@ -49,6 +49,7 @@ class Option:
     pattern: str | None = None                             # free-form strings: full-match regex
     mutable: bool = True
     description: str = ""
+    secret: bool = False                                   # shown as "(set)" / "" by revenue-config, never as is
 
     @property
     def allowed(self) -> str:
@@ -128,6 +129,10 @@ OPTIONS: tuple[Option, ...] = (
     _bool("enable-prometheus", "enable_prometheus", False, "start the Prometheus exporter",
           mutable=False),
     _int("prometheus-port", "prometheus_port", 9800, 1, 65_535, "Prometheus exporter port", mutable=False),
+    _bool("enable-page", "enable_page", False, "serve the read-only status page on 127.0.0.1", mutable=False),
+    _int("page-port", "page_port", 9801, 1, 65_535, "status page port (bound on 127.0.0.1 only)", mutable=False),
+    Option(PREFIX + "page-token", "page_token", "", str, pattern=r"[A-Za-z0-9._~-]{0,128}", mutable=False,
+           secret=True, description="status page token; empty = none (open the page once with ?token=...)"),
     _bool("enable-kelly", "enable_kelly", False, "scale each rebalance's fee budget by the Kelly criterion"),
     _float("kelly-fraction", "kelly_fraction", 0.5, 0.0, 1.0, "fraction of full Kelly (0.5 = half Kelly)"),
     _bool("vegas-reflex", "enable_vegas_reflex", True, "raise the fee floor during mempool fee spikes"),
@@ -244,6 +249,9 @@ class Config:
     reputation_decay: float
     enable_prometheus: bool
     prometheus_port: int
+    enable_page: bool
+    page_port: int
+    page_token: str
     enable_kelly: bool
     kelly_fraction: float
     enable_vegas_reflex: bool
@@ -432,8 +440,9 @@ def with_default(cfg: Config, key: str, startup: Config | None = None) -> Config
 
 
 def to_public_dict(cfg: Config) -> dict[str, Scalar]:
-    """Every field and the version, JSON-able."""
-    return {o.field: getattr(cfg, o.field) for o in OPTIONS} | {"version": cfg.version}
+    """Every field and the version, JSON-able; a secret only says whether it is set."""
+    return {o.field: ("(set)" if getattr(cfg, o.field) else "") if o.secret else getattr(cfg, o.field)
+            for o in OPTIONS} | {"version": cfg.version}
 
 
 def apply_overrides(cfg: Config, overrides: Mapping[str, str],

@@ -155,6 +155,11 @@ class Ledger:
                         (res_id, to_channel, json.dumps(from_channels), amount_sat, max_fee_msat, fee_msat,
                          moved_msat, status, kind, reason, created_at, finished_at))
 
+    def recent_rebalances(self, limit: int) -> list[dict]:
+        """The last `limit` rebalances, newest first, each with its outcome, cost and reason."""
+        rows = self.db.execute("SELECT * FROM rebalances ORDER BY created_at DESC, id LIMIT ?", (limit,))
+        return [{**dict(r), "from_channels": json.loads(r["from_channels"])} for r in rows]
+
     # -- sling job registry ---------------------------------------------------------------------
     def save_job(self, job: rb.JobRecord, extra: dict, now: int) -> None:
         data = {"job": converter.unstructure(job), **extra}

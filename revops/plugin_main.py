@@ -18,6 +18,7 @@ from revops import config as cfgmod
 from revops import rpc
 from revops.metrics import Exporter
 from revops.node import SocketRpc
+from revops.page_server import PageServer
 from revops.runtime import TOPICS, Runtime
 from revops.store import Store, StoreError
 
@@ -127,6 +128,8 @@ class App:
             tick_seconds=float(os.environ.get("REVOPS_TICK_SECONDS", "1" if clock_method else "5")))
         if config.enable_prometheus:
             self.runtime.exporter = start_exporter(config, self.runtime.tick_seconds, self.log)
+        if config.enable_page:
+            self.runtime.page = start_page(self.runtime, config, self.log)
         self.runtime.start()
         self.log("info", f"cl-revenue-ops {rpc.VERSION} initialised; database {db_path}")
         return None
@@ -187,6 +190,18 @@ def start_exporter(config: Any, tick_seconds: float, log: Callable[[str, str], N
         return None
     log("info", f"Prometheus exporter on http://{config.prometheus_address}:{exporter.port}/metrics")
     return exporter
+
+
+def start_page(rt: Runtime, config: Any, log: Callable[[str, str], None]) -> PageServer | None:
+    """Bind the status page on 127.0.0.1; a busy port is logged, and fees still run (like the exporter)."""
+    page = PageServer(rt, config.page_port, config.page_token)
+    try:
+        page.start()
+    except OSError as e:
+        log("broken", f"status page could not bind 127.0.0.1:{config.page_port}: {e}; running without it")
+        return None
+    log("info", f"status page on http://127.0.0.1:{page.port}/" + (" (token required)" if config.page_token else ""))
+    return page
 
 
 def _clock(rpc_path: str, method: str | None) -> Callable[[], int]:

@@ -124,6 +124,8 @@ def dashboard(win: Window, worth: NetWorth, window_days: int, trend: list[dict])
     bleeding = bleeders(channel_pnl(win, worth))
     return {
         "financial_health": {"tlv_sats": worth.tlv_msat // 1000, "net_profit_sats": s["net_profit_msat"] // 1000,
+                             "net_profit_msat": s["net_profit_msat"],
+                             "return_on_capacity_pct": s["return_on_capacity_pct"],
                              "operating_margin_pct": s["operating_margin_pct"],
                              "annualized_roc_pct": s["annualized_return_on_capacity_pct"]},
         "period": {"window_days": window_days, "gross_revenue_sats": win.fees_msat // 1000,

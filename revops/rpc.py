@@ -255,6 +255,7 @@ def revenue_analyze(rt: "Runtime", params: dict, respond: Respond) -> None:
 
 
 # --- revenue-rebalance / revenue-rebalance-debug ---------------------------------------------
+REBALANCE_HISTORY = 100     # rebalances revenue-rebalance-debug lists, newest first
 def revenue_rebalance(rt: "Runtime", params: dict, respond: Respond) -> None:
     """Start one sling job now. Answers `initiated` only after sling-job and sling-go succeeded."""
     for field in ("from_channel", "to_channel", "amount_sats"):
@@ -282,6 +283,7 @@ def revenue_rebalance_debug(rt: "Runtime", params: dict, respond: Respond) -> No
             "reserved_msat": budget.reserved_msat, "remaining_msat": budget.remaining_msat,
             "hive_pushed_24h_sat": budget.hive_pushed_24h_sat,
             "reservations": rt.ledger.reservations()[-20:],
+            "history": rt.ledger.recent_rebalances(REBALANCE_HISTORY),
             "registry": [{"scid": j.scid, "status": j.status.value, **extra} for j, extra in rt.ledger.load_jobs()]},
             "config": {k: getattr(rt.config, k) for k in (
                 "daily_budget_sats", "enable_proportional_budget", "proportional_budget_pct", "min_wallet_reserve",
@@ -448,7 +450,8 @@ METHODS: tuple[MethodSpec, ...] = (
                "Start a sling job moving amount_sats from from_channel into to_channel, inside the daily budget.",
                revenue_rebalance),
     MethodSpec("revenue-rebalance-debug", (),
-               "Rebalancing: capital controls, budget, active jobs, last candidates and every rejection.",
+               "Rebalancing: capital controls, budget, active jobs, last candidates, every rejection and the "
+               "last 100 rebalances with cost and reason.",
                revenue_rebalance_debug),
     MethodSpec("revenue-set-fee", ("channel_id", "fee_ppm", "force"),
                "Set one channel's fee now (within its bounds unless force); hill climbing goes on from it.",

@@ -166,6 +166,7 @@ class Runtime:
         self.now = 0
         self.rpc_stats: dict[str, RpcStat] = {}
         self.exporter: Any = None                      # revops.metrics.Exporter when enabled
+        self.page: Any = None                          # revops.page_server.PageServer when enabled
         self.daily = DailyJobs()
         self._carry: Any = None                        # a message taken from the inbox while batching forwards
         self.clboss_report: dict = {}                  # the clboss hand-off's state (actors/clboss.py)
@@ -344,8 +345,9 @@ class Runtime:
             self.asys.shutdown()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
-        if self.exporter is not None:
-            self.exporter.stop()
+        for server in (self.exporter, self.page):
+            if server is not None:
+                server.stop()
         self.store.close()
         self.log("info", f"cl-revenue-ops stopped ({reason})")
 

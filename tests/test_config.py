@@ -77,6 +77,9 @@ ADDED_OPTIONS = {
     "clboss-handback-on-stop": ("clboss_handback_on_stop", True, None),
     "forward-retention-days": ("forward_retention_days", 90, (31, 3650)),
     "prometheus-address": ("prometheus_address", "127.0.0.1", None),
+    "enable-page": ("enable_page", False, None),
+    "page-port": ("page_port", 9801, (1, 65_535)),
+    "page-token": ("page_token", "", None),
 }
 
 # Reference §3.3 ranges.
@@ -440,3 +443,12 @@ def test_docs_list_every_option(opt: C.Option) -> None:
     row = rows[0]
     assert f"`{opt.field}`" in row and opt.allowed in row
     assert ("yes" if opt.mutable else "no") in row.split("|")[5]
+
+
+def test_a_secret_option_is_never_shown_by_value() -> None:
+    """revenue-config get answers whether the page token is set, never the token itself."""
+    assert C.to_public_dict(DEFAULTS)["page_token"] == ""
+    with_token = C.parse_options({"revenue-ops-page-token": "s3cret-Token"})
+    assert with_token.page_token == "s3cret-Token"
+    assert C.to_public_dict(with_token)["page_token"] == "(set)"
+    assert "s3cret" not in str(C.to_public_dict(with_token))
