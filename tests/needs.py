@@ -31,7 +31,14 @@ def _prometheus() -> str | None:
             "(bash .ci/run does it when run as root)")
 
 
-CHECKS = {"shared": _shared, "prometheus": _prometheus}
+def _chromium() -> str | None:
+    if shutil.which("chromium") and shutil.which("chromedriver"):
+        return None
+    return ("needs chromium and chromedriver on PATH: as root, `apt-get install chromium chromium-driver` "
+            "(bash .ci/run does it when run as root)")
+
+
+CHECKS = {"shared": _shared, "prometheus": _prometheus, "chromium": _chromium}
 
 
 def strict() -> bool:

@@ -3,7 +3,8 @@
 Debian's chromium + chromium-driver, driven by selenium: every page loads with no console error, every
 channel appears with the numbers of the RPC answers, a decision made after load shows on refresh, hostile
 peer aliases stay text, the server listens on loopback only and survives 200 requests while the node
-runs. Screenshots and measured figures go to tests/results/page/ (gitignored).
+runs. Screenshots and measured figures go to tests/results/page/ (gitignored). Without chromium the tests
+skip, saying how to install it; under CI they fail (tests/needs.py).
 """
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ import pytest
 
 from revops.sim.lightningd import StandinLightningd
 from revops.sim.scenario import SCENARIO_DIR
+from tests.needs import need
 from tests.test_metrics import free_port, listening_addresses
 from tests.test_plugin_standin import PLUGIN, advance, normal_scids, running, wait_for
 
 RESULTS = Path(__file__).resolve().parent / "results" / "page"
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--window-size=1400,1000")
@@ -38,15 +39,6 @@ HOSTILE = {   # channel name in the small scenario -> peer alias (listnodes keep
     "hobbyist": "&amp; {{7*7}} </td></table>",
 }
 PAGES = ("/", "/channels", "/channel/{scid}", "/rebalancing")
-
-
-def _need_browser() -> None:
-    if CHROMIUM and CHROMEDRIVER:
-        return
-    why = "chromium and chromium-driver are not installed (apt-get install chromium chromium-driver; .ci/run does)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(why)
-    pytest.skip(why)
 
 
 def hostile_scenario(path: Path) -> Path:
@@ -63,7 +55,7 @@ def hostile_scenario(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    _need_browser()
+    need("chromium")
     tmp = tmp_path_factory.mktemp("page")
     port = free_port()
     os.environ["REVOPS_TICK_SECONDS"] = "0.2"
@@ -81,16 +73,16 @@ def node(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    _need_browser()
+    need("chromium")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = shutil.which("chromium")
     for flag in FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=options)
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
@@ -286,3 +278,42 @@ def test_survives_200_requests_while_the_node_runs(node):
     record("200_requests", {"requests": 200, "concurrency": 8, "total_s": round(total, 3),
                             "median_ms": round(1000 * statistics.median(latencies), 1),
                             "p95_ms": round(1000 * latencies[189], 1), "max_ms": round(1000 * latencies[-1], 1)})
+
+
+def test_the_page_is_off_by_default_and_a_token_is_asked_once_then_kept_in_a_cookie(tmp_path, monkeypatch):
+    monkeypatch.setenv("REVOPS_TICK_SECONDS", "0.2")
+    with StandinLightningd("tiny", lightning_dir=str(tmp_path / "off"), seed=1, speed=0, plugins=[PLUGIN],
+                           log_stderr=False) as ld:
+        running(ld)
+        assert not any("status page" in line for line in ld.log_lines())
+        assert not listening_addresses(9801)
+    port, token = free_port(), "s3cret-page-Token"
+    with StandinLightningd("tiny", lightning_dir=str(tmp_path / "on"), seed=1, speed=0, plugins=[PLUGIN],
+                           log_stderr=False, plugin_opts={"revenue-ops-enable-page": True,
+                                                          "revenue-ops-page-port": port,
+                                                          "revenue-ops-page-token": token}) as ld:
+        running(ld)
+        base = f"http://127.0.0.1:{port}"
+
+        def status(path: str, **headers: str) -> tuple[int, dict]:
+            class NoRedirect(urllib.request.HTTPRedirectHandler):
+                def redirect_request(self, *args, **kwargs):
+                    return None
+            try:
+                with urllib.request.build_opener(NoRedirect).open(
+                        urllib.request.Request(base + path, headers=headers), timeout=10) as r:
+                    return r.status, dict(r.headers)
+            except urllib.error.HTTPError as e:
+                return e.code, dict(e.headers)
+
+        assert status("/")[0] == 401
+        assert status("/channels?token=wrong")[0] == 401
+        assert status("/static/page.js")[0] == 401
+        code, headers = status("/channels?token=" + token + "&sort=fee")
+        assert code == 303 and headers["Location"] == "/channels?sort=fee"
+        cookie = headers["Set-Cookie"].split(";")[0]
+        assert "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
+        assert status("/channels", Cookie=cookie)[0] == 200
+        assert status("/", Authorization="Bearer " + token)[0] == 200
+        assert status("/", Cookie=cookie.replace(token, token[:-1] + "x"))[0] == 401
+        assert ld.rpc.call("revenue-config", {"action": "get", "key": "page_token"})["value"] == "(set)"
