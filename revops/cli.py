@@ -72,9 +72,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"  python -c \"from pyln.client import LightningRpc as L; import json; "
           f"print(json.dumps(L('{rpc_file}').call('revenue-status'), indent=1))\"")
     print(f"  or, with Core Lightning's lightning-cli: lightning-cli --rpc-file={rpc_file} revenue-status")
+    print(f"  or open the status page: http://127.0.0.1:{args.page_port}/")
     print("Press Ctrl-C to stop.", flush=True)
     return run_node(["small", "--lightning-dir", base, "--plugin", PLUGIN_FILE, "--speed", str(args.speed),
-                     "--seed", str(args.seed)])
+                     "--seed", str(args.seed), "--plugin-opt", "revenue-ops-enable-page=true",
+                     "--plugin-opt", f"revenue-ops-page-port={args.page_port}"])
 
 
 def cmd_node(argv: Sequence[str]) -> int:
@@ -97,6 +99,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--speed", type=float, default=3600.0)
     demo.add_argument("--lightning-dir", default=None)
+    demo.add_argument("--page-port", type=int, default=9801, help="port of the status page on 127.0.0.1")
     sub.add_parser("node", help="stand-in lightningd (see `revops node --help`)", add_help=False)
     return ap
 
