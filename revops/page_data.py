@@ -121,6 +121,9 @@ def channels(status: dict, profitability: dict | None, names: dict[str, str], so
     return sorted(sorted(rows, key=lambda r: r["scid"]), key=SORT_KEYS[sort], reverse=order == "desc")
 
 
+OBSERVATION = ("rate_msat_h", "hours", "fees_earned_msat", "forwards_out")
+
+
 def fee_periods(decisions: list[dict]) -> list[dict]:
     """The revenue search's evidence: each stretch of decisions taken under one fee in force, with what
     the channel earned at that fee (the last observation of the stretch), oldest first."""
@@ -128,14 +131,11 @@ def fee_periods(decisions: list[dict]) -> list[dict]:
     for d in sorted(decisions, key=lambda d: (d["at"], d["id"])):
         fee = d["inputs"].get("in_force_ppm", d["old_fee_ppm"])
         if not periods or periods[-1]["fee_ppm"] != fee:
-            periods.append({"fee_ppm": fee, "from": d["at"], "decisions": 0, "rate_msat_h": None, "hours": None,
-                            "fees_earned_msat": None, "forwards_out": None})
+            periods.append({"fee_ppm": fee, "from": d["at"], "decisions": 0, **dict.fromkeys(OBSERVATION)})
         p = periods[-1]
         p["to"], p["decisions"] = d["at"], p["decisions"] + 1
-        if "rate_msat_h" in d["inputs"]:
-            p.update(rate_msat_h=d["inputs"]["rate_msat_h"], hours=d["inputs"].get("hours"),
-                     fees_earned_msat=d["inputs"].get("fees_earned_msat"),
-                     forwards_out=d["inputs"].get("forwards_out"))
+        if all(k in d["inputs"] for k in OBSERVATION):     # the hill climber's measurement of the window
+            p.update({k: d["inputs"][k] for k in OBSERVATION})
     return periods
 
 
