@@ -186,3 +186,38 @@ def test_manual_rebalances_respect_max_concurrent_jobs():
 def test_writes_list_covers_every_state_changing_call():
     from revops.node import changes_state
     assert all(changes_state(m) for m in WRITES)
+
+
+def test_the_kill_switch_through_the_real_plugin(tmp_path, monkeypatch):
+    """The real plugin file under the stand-in lightningd: `revenue-config set dry_run true` at runtime, then
+    neither revenue-rebalance nor hours of cycles change a fee or create a sling job; off again, it acts."""
+    import time
+    from pathlib import Path
+    from revops.sim.lightningd import StandinLightningd
+    monkeypatch.setenv("REVOPS_TICK_SECONDS", "0.1")
+    plugin = str(Path(__file__).resolve().parents[1] / "cl-revenue-ops.py")
+    with StandinLightningd(loads_scenario(REFILL), lightning_dir=str(tmp_path), seed=1, speed=0, plugins=[plugin],
+                           log_stderr=False) as ld:
+        deadline = time.monotonic() + 20
+        while ld.rpc.call("revenue-status")["status"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert ld.rpc.call("revenue-config", {"action": "set", "key": "dry_run", "value": "true"})["new_value"] is True
+
+        def fees() -> dict[str, int]:
+            return {c["short_channel_id"]: c["updates"]["local"]["fee_proportional_millionths"]
+                    for c in ld.rpc.call("listpeerchannels")["channels"]}
+        before = fees()
+        chans = {c["short_channel_id"]: c for c in ld.rpc.call("listpeerchannels")["channels"]}
+        by_local = sorted(chans, key=lambda s: int(chans[s]["to_us_msat"]) / int(chans[s]["total_msat"]))
+        ask = {"from_channel": by_local[-1], "to_channel": by_local[0], "amount_sats": 100_000, "max_fee_sats": 100}
+        assert ld.rpc.call("revenue-rebalance", ask)["status"] == "dry_run"
+        for _ in range(12):
+            ld.rpc.call("dev-sim-advance", {"seconds": 1800})
+            time.sleep(0.2)
+        assert fees() == before and ld.rpc.call("sling-jobsettings") == {}
+        decisions = ld.rpc.call("revenue-fee-debug", {})["decisions"]
+        assert decisions and {d["outcome"] for d in decisions} <= {"dry_run", "held"}
+        ld.rpc.call("revenue-config", {"action": "set", "key": "dry_run", "value": "false"})
+        assert ld.rpc.call("revenue-rebalance", ask)["status"] == "initiated"
+        assert by_local[0] in ld.rpc.call("sling-jobsettings")
