@@ -55,12 +55,14 @@ class RevopsPlugin(Plugin):
         super()._write_locked(obj)
 
 
-def plugin_options() -> Iterator[dict]:
-    """Every option as pyln's add_option wants it; values are validated at init, not here."""
+def plugin_options(app: "App") -> Iterator[dict]:
+    """Every option as pyln's add_option wants it; values are validated at init, not here. Mutable options
+    are dynamic: lightningd's `setconfig` applies them like `revenue-config set` (App.on_setconfig)."""
     for opt in cfgmod.OPTIONS:
         default = opt.default if opt.lightningd_type != "string" else str(opt.default)
         yield {"name": opt.name, "default": default, "description": f"{opt.description} ({opt.allowed})",
-               "opt_type": opt.lightningd_type}
+               "opt_type": opt.lightningd_type, "dynamic": opt.mutable,
+               "on_change": app.on_setconfig if opt.mutable else None}
 
 
 def rpc_methods(app: "App") -> Iterator[tuple[str, Callable]]:
@@ -147,6 +149,26 @@ class App:
             else:
                 request.set_exception(RpcException(f"{method}: {error}", -32000))
         self.runtime.call_rpc(method, params, respond)
+
+    def on_setconfig(self, plugin: Plugin, name: str, value: Any) -> None:
+        """lightningd's `setconfig` on one of our options: applied, validated and stored exactly as
+        `revenue-config set` does (the dry-run kill switch works either way); a refusal fails setconfig."""
+        runtime = self.runtime
+        if runtime is None:
+            raise RpcException("cl-revenue-ops is not initialised yet", -32000)
+        done = threading.Event()
+        answer: dict[str, Any] = {}
+
+        def respond(result: Any, error: Exception | None) -> None:
+            answer.update(result=result, error=error)
+            done.set()
+        runtime.call_rpc("revenue-config", {"action": "set", "key": cfgmod.option_for(name).field, "value": value},
+                         respond)
+        if not done.wait(2 * runtime.config.rpc_timeout_seconds):
+            raise RpcException(f"setconfig {name}: no answer from the plugin's loop", -32000)
+        if answer["error"] is not None:
+            raise answer["error"] if isinstance(answer["error"], RpcException) else \
+                RpcException(f"setconfig {name}: {answer['error']}", -32602)
 
     def on_notification(self, plugin: Plugin, **kwargs: Any) -> None:
         if self.runtime is None:

@@ -193,6 +193,7 @@ def test_the_kill_switch_through_the_real_plugin(tmp_path, monkeypatch):
     neither revenue-rebalance nor hours of cycles change a fee or create a sling job; off again, it acts."""
     import time
     from pathlib import Path
+    from pyln.client import RpcError
     from revops.sim.lightningd import StandinLightningd
     monkeypatch.setenv("REVOPS_TICK_SECONDS", "0.1")
     plugin = str(Path(__file__).resolve().parents[1] / "cl-revenue-ops.py")
@@ -218,6 +219,10 @@ def test_the_kill_switch_through_the_real_plugin(tmp_path, monkeypatch):
         assert fees() == before and ld.rpc.call("sling-jobsettings") == {}
         decisions = ld.rpc.call("revenue-fee-debug", {})["decisions"]
         assert decisions and {d["outcome"] for d in decisions} <= {"dry_run", "held"}
-        ld.rpc.call("revenue-config", {"action": "set", "key": "dry_run", "value": "false"})
+        # lightningd's own setconfig works too (every mutable option is dynamic), validated the same way
+        with pytest.raises(RpcError, match="must be <="):
+            ld.rpc.call("setconfig", {"config": "revenue-ops-min-fee-ppm", "val": 9999})    # > max_fee_ppm
+        ld.rpc.call("setconfig", {"config": "revenue-ops-dry-run", "val": "false"})
+        assert ld.rpc.call("revenue-config", {"action": "get", "key": "dry_run"})["value"] is False
         assert ld.rpc.call("revenue-rebalance", ask)["status"] == "initiated"
         assert by_local[0] in ld.rpc.call("sling-jobsettings")

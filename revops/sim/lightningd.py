@@ -1226,7 +1226,30 @@ class StandinLightningd:
             "dev-sim-closechannel": self._rpc_closechannel,
             "dev-sim-ledger": self._rpc_ledger,
             "dev-sim-plugin-installed": self._rpc_plugin_installed,
+            "setconfig": self._rpc_setconfig,
         }
+
+    def _rpc_setconfig(self, params: Any) -> dict:
+        """lightningd's setconfig for a plugin's dynamic option: the plugin's own `setconfig` must accept it."""
+        if isinstance(params, list):
+            params = dict(zip(("config", "val"), params))
+        name, val = params.get("config"), params.get("val")
+        found = [(o, p) for p in self.plugins() for o in p.options if o.name == name]
+        if not found:
+            raise _rpc_error("setconfig", params, JSONRPC2_INVALID_PARAMS, f"Unknown option {name!r}")
+        opt, owner = found[0]
+        if not opt.dynamic:
+            raise _rpc_error("setconfig", params, JSONRPC2_INVALID_PARAMS, f"{name} is not a dynamic option")
+        raw = "" if val is None else _as_opt_string(val)
+        if _opt_value(opt.type, raw) is None:
+            raise _rpc_error("setconfig", params, JSONRPC2_INVALID_PARAMS, f"{raw} does not parse as type {opt.type}")
+        resp = self._forward_to_plugin(owner, {"method": "setconfig", "params": {"config": name, "val": raw},
+                                               "id": "setconfig"})
+        if "error" in resp:
+            raise RpcError("setconfig", params, resp["error"])
+        opt.set(raw)
+        return {"config": {"config": name, "source": "setconfig", "plugin": owner.path, "dynamic": True,
+                           "value_str": raw}}
 
     def _rpc_plugin(self, params: Any) -> Any:
         if isinstance(params, list):
