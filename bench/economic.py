@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
           "≥ 1.15 × (f) drifting; ≤ 2 fee updates / channel / day, ≥ 95 % relayed; rebalance ≤ 30 % of revenue. "
           "Share of WTP = fees earned / the market's willingness to pay:\n\n"
           + targets_markdown(agg) + "\n\n" + markdown(agg)
-          + "\n![cumulative net profit](../bench/results/economic.png)\n")
+          + f"\n![cumulative net profit](../bench/results/{out.with_suffix('.png').name})\n")
     out.with_suffix(".md").write_text(md + "\n")
     has_chart = chart(agg, out.with_suffix(".png"))
     print(md)
