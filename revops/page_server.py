@@ -86,6 +86,9 @@ class LoopAnswers:
                                            or entry.answer is not None and now - entry.asked_at < self.max_age)
             if fresh:
                 return entry
+            # forget answers nobody can reuse any more (one entry per channel page asked, at most)
+            self._entries = {k: e for k, e in self._entries.items()
+                             if e.answer is None or now - e.asked_at < self.max_age}
             entry = self._entries[key] = _Pending(now)
         self._send(q, entry)
         return entry

@@ -63,6 +63,11 @@ def node(tmp_path_factory):
                            speed=0, plugins=[PLUGIN], log_stderr=False,
                            plugin_opts={"revenue-ops-enable-page": True, "revenue-ops-page-port": port}) as ld:
         running(ld)
+        advance(ld, 3600, settle=1.0)
+        chans = sorted(ld.rpc.call("revenue-status")["channels"], key=lambda c: c["local_ratio"])
+        ld.rebalanced = chans[0]["scid"]      # a manual rebalance into the emptiest channel: a cost to show
+        ld.rpc.call("revenue-rebalance", {"from_channel": chans[-1]["scid"], "to_channel": ld.rebalanced,
+                                          "amount_sats": 100_000, "force": True})
         for _ in range(36):              # 36 fee cycles of 30 min: a history to show
             advance(ld, 1800, settle=0.25)
         advance(ld, 86400, settle=1.5)   # a daily snapshot and a day of P&L
@@ -140,7 +145,8 @@ def test_every_page_loads_without_console_errors_and_draws_its_charts(node, brow
             assert chart.find_elements(By.TAG_NAME, "canvas"), (path, chart.get_attribute("data-chart"))
         name = page.strip("/").split("/")[0] or "summary"
         RESULTS.mkdir(parents=True, exist_ok=True)
-        browser.set_window_size(1400, max(1000, browser.execute_script("return document.body.scrollHeight")))
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(1400, max(1000, height + 200))
         assert browser.save_screenshot(str(RESULTS / f"{name}.png"))
         browser.set_window_size(1400, 1000)
     record("load_times_ms", times)
@@ -177,6 +183,15 @@ def test_every_channel_appears_with_the_numbers_of_the_rpc_answers(node, browser
     ledger = node.rpc.call("revenue-rebalance-debug")["ledger"]
     for field in ("daily_budget_msat", "spent_24h_msat", "reserved_msat", "remaining_msat"):
         assert int(budget[field]) == ledger[field], field
+    shown = cells(browser, "#history tbody tr[data-rebalance]", "data-rebalance")
+    assert {k: int(v["fee_msat"]) for k, v in shown.items()} == {r["id"]: r["fee_msat"] for r in ledger["history"]}
+    mine = [r for r in ledger["history"] if r["to_channel"] == node.rebalanced]
+    assert mine and mine[0]["fee_msat"] > 0, "the manual rebalance settled with a cost"
+    touching = {r["id"]: r["fee_msat"] for r in ledger["history"]
+                if node.rebalanced in [r["to_channel"], *r["from_channels"]]}
+    load(browser, f"{node.page}/channel/{node.rebalanced}")
+    assert {k: int(v["fee_msat"]) for k, v in cells(browser, "#rebalances tbody tr[data-rebalance]",
+                                                     "data-rebalance").items()} == touching
 
 
 def test_a_decision_made_after_load_appears_on_refresh(node, browser):

@@ -78,3 +78,12 @@ def test_loop_answers_expire_visibly_then_are_shared_and_cached(sim):
     second = answers.ask(query)
     assert second["status"].error is None and second["status"].result["status"] == "running"
     assert answers.ask(query)["status"] is second["status"] and rt.inbox.qsize() == 0, "cached, not asked again"
+
+
+def test_loop_answers_forget_stale_answers(sim):
+    answers = LoopAnswers(sim.runtime, max_age=0.0, deadline=0.01)
+    for c in sim.rpc("revenue-status")["channels"]:
+        answers.ask({"c": ("rpc", "revenue-status", {"channel_id": c["scid"]})})    # expires: loop not run
+        sim.runtime.run_until_idle()                                                 # now answered, then stale
+    assert len(answers._entries) == 1, "one entry kept, not one per channel ever asked"
+
