@@ -118,11 +118,12 @@ class SlingExecutorActor(SupervisedActor):
         self.pending_reconcile = list(msg.jobs)
         if self.pending_reconcile and not self.sling_ok:
             self.log("unusual", f"{len(msg.jobs)} job(s) in our registry but sling is unavailable: "
-                                "reconciled when it is back")
+                                "reconciled when it is back; no job starts before")
         if self.pending_reconcile and self.sling_ok:
             self.ask_reconcile()
-            return
-        self.ready = True
+        # not ready while rows of our registry are unreconciled: a new job on their channel would replace
+        # their row (and with it the link that keeps their reservation counting)
+        self.ready = not self.pending_reconcile
         self.changed()
 
     def ask_reconcile(self) -> None:
@@ -134,9 +135,8 @@ class SlingExecutorActor(SupervisedActor):
         self.reconcile_req = 0
         if res.error is not None or not isinstance(res.result, dict):
             self.log("unusual", f"sling-jobsettings failed ({(res.error or {}).get('message')}): "
-                                "our registry is reconciled at the next cycle; its reservations keep counting")
-            self.ready = True
-            self.changed()
+                                "our registry is reconciled at the next cycle; its reservations keep counting "
+                                "and no job starts before")
             return
         registry, self.pending_reconcile = self.pending_reconcile, []
         for job, extra in registry:
@@ -165,8 +165,9 @@ class SlingExecutorActor(SupervisedActor):
         extra = {"res_id": msg.res_id, "kind": msg.kind, "sources": list(c.source_scids),
                  "amount_sat": c.amount_sat, "reserved_msat": c.max_fee_msat, "maxppm": c.maxppm,
                  "local_msat": msg.local_msat, "created_at": msg.now}
-        if not self.sling_ok or c.dest_scid in self.jobs:
-            why = "sling is not available" if not self.sling_ok else "a job of ours already runs on this channel"
+        if not self.sling_ok or not self.ready or c.dest_scid in self.jobs:
+            why = ("sling is not available" if not self.sling_ok else "our sling jobs are still being reconciled"
+                   if not self.ready else "a job of ours already runs on this channel")
             self.send(self.runtime, ReleaseBudget(msg.res_id, msg.now))
             self.fail_rpc(msg.rpc_req_id, why)
             return

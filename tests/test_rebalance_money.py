@@ -226,3 +226,25 @@ def test_the_kill_switch_through_the_real_plugin(tmp_path, monkeypatch):
         assert ld.rpc.call("revenue-config", {"action": "get", "key": "dry_run"})["value"] is False
         assert ld.rpc.call("revenue-rebalance", ask)["status"] == "initiated"
         assert by_local[0] in ld.rpc.call("sling-jobsettings")
+
+
+def test_no_job_starts_while_our_registry_is_unreconciled(tmp_path):
+    """sling-jobsettings failing at start-up: before, the executor declared itself ready with the registry
+    unreconciled, so a new job could take a registered job's channel (and its row). Now nothing starts until
+    reconcile succeeds, retried at every cycle; the registered reservation counts meanwhile."""
+    sim, rpc = start(tmp_path)
+    n = names(sim)
+    manual(sim, n["big"], n["cold"], 200_000, 200)
+    node = sim.node
+    sim.close()
+    rpc.inject("error", "sling-jobsettings")
+    sim2, _ = start(tmp_path, node=node, rpc=rpc)
+    sim2.advance(HOUR)
+    with pytest.raises(RpcException, match="being reconciled"):
+        manual(sim2, n["store"], n["hot"], 100_000, 100)
+    assert sim2.rpc("revenue-rebalance-debug")["executor_ready"] is False
+    assert [r["status"] for r in reservations(sim2)] == ["active"] and registry(sim2) == {n["cold"]}
+    rpc.clear()
+    sim2.advance(HOUR)
+    assert sim2.rpc("revenue-rebalance-debug")["executor_ready"] is True
+    assert manual(sim2, n["store"], n["hot"], 100_000, 100)["status"] == "initiated"
