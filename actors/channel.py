@@ -11,17 +11,19 @@ import collections
 from typing import Any
 
 import attrs
+import cattrs
 
 from actors.messages import (ChannelInit, ChannelStatus, ChannelStatusQuery, ChannelUpdate, Crash, FeeCycle,
                              ForwardSettled, IoRequest, IoResult, PersistState, PolicyUpdate, RecordDecision,
                              Retire, ChannelRetired, ChannelEconReply, EconQuery, ManualFee, RebalanceOutcome,
-                             RpcFailure, RpcReply)
+                             RpcFailure, RpcReply, QuarantineState)
 from actors.messages import HiveMembership, HivePush
 from actors.supervision import SupervisedActor
 from revops import costs, fees, flow
 from revops.model import ChannelView, FeeDecision, Policy, Strategy, converter, to_dict
 
 DAY = 86400
+STATE_VERSION = 1     # of the persisted ChannelState JSON; 0 = written before versions (same fields)
 
 
 @attrs.define
@@ -40,7 +42,27 @@ class ChannelState:
     last_hive_message: dict | None = None    # the last HiveMembership / HivePush this actor handled
 
 
+def load_state(stored: dict | str) -> ChannelState:
+    """A persisted state → ChannelState; raises (ValueError, cattrs errors) when it no longer structures."""
+    if not isinstance(stored, dict):
+        raise ValueError(f"not a JSON object: {str(stored)[:80]!r}")
+    data = dict(stored)
+    version = data.pop("version", 0)
+    if not isinstance(version, int) or version > STATE_VERSION:
+        raise ValueError(f"state version {version!r} is not one this plugin reads (<= {STATE_VERSION})")
+    return converter.structure(data, ChannelState)
+
+
+def why_unreadable(e: Exception) -> str:
+    """cattrs' nested errors as one line naming each field ("required field missing @ $.hill")."""
+    if isinstance(e, cattrs.BaseValidationError):
+        return f"{type(e).__name__}: " + "; ".join(cattrs.transform_error(e))
+    return f"{type(e).__name__}: {e}"
+
+
 class ChannelActor(SupervisedActor):
+    init_message = ChannelInit
+
     def __init__(self) -> None:
         super().__init__()
         self.view: ChannelView | None = None
@@ -57,13 +79,24 @@ class ChannelActor(SupervisedActor):
 
     # -- supervision ----------------------------------------------------------------------------
     def restore_checkpoint(self) -> None:
-        self.state = None if self.checkpoint is None else converter.structure(self.checkpoint, ChannelState)
+        self.state = None if self.checkpoint is None else load_state(self.checkpoint)
         self.pending.clear()
 
     def persist(self) -> None:
         assert self.state is not None and self.view is not None
-        self.checkpoint = converter.unstructure(self.state)
+        self.checkpoint = {**converter.unstructure(self.state), "version": STATE_VERSION}
         self.send(self.runtime, PersistState(self.view.scid, self.view.peer_id, self.checkpoint))
+
+    def answer_degraded(self, msg: Any, sender: Any) -> None:
+        scid = self.view.scid if self.view is not None else "?"
+        if isinstance(msg, ChannelStatusQuery):
+            self.send(sender, ChannelStatus(msg.req_id, scid, {"scid": scid, "degraded": self.degraded}))
+        elif isinstance(msg, EconQuery):
+            self.send(sender, ChannelEconReply(msg.req_id, scid, {"degraded": self.degraded}))
+        elif isinstance(msg, ManualFee):
+            self.send(self.runtime, RpcFailure(msg.req_id, self.degraded))
+        elif isinstance(msg, Retire) and self.view is not None:
+            self.send(self.runtime, ChannelRetired(scid, msg.now))
 
     # -- messages -------------------------------------------------------------------------------
     def handle(self, msg: Any, sender: Any) -> None:
@@ -105,9 +138,14 @@ class ChannelActor(SupervisedActor):
     def on_init(self, msg: ChannelInit) -> None:
         self.view, self.policy, self.config, self.runtime = msg.view, msg.policy, msg.config, msg.runtime
         self.name = f"channel {msg.view.scid}"
+        self.state = None
         if msg.state is not None:
-            self.state = converter.structure(msg.state, ChannelState)
-        else:
+            try:
+                self.state = load_state(msg.state)
+            except Exception as e:  # noqa: BLE001 - unreadable state is kept aside, the channel starts fresh
+                self.send(self.runtime, QuarantineState(msg.view.scid, msg.view.peer_id, msg.state,
+                                                        why_unreadable(e), msg.now))
+        if self.state is None:
             self.state = ChannelState(hill=fees.initial_state(msg.view, msg.now), buckets={})
         self.state.buckets = {}
         for b in msg.buckets:

@@ -11,12 +11,14 @@ import random
 from typing import Any
 
 import attrs
+from thespian.actors import ActorExitRequest
 
 from actors.channel import ChannelActor
 from actors.messages import (BlockAdded, ChannelInit, ChannelRetired, ChannelsChanged, ChannelStatus, Crash, ManualFee,
                              ChannelStatusQuery, ChannelUpdate, ConfigChanged, FeeCycle, ForwardSettled,
                              HealthChanged, IoRequest, IoResult, PeerConnection, PersistFeerate,
-                             PoliciesChanged, PolicyUpdate, Retire, RpcReply, Start, StatusRequest, Tick)
+                             PoliciesChanged, PolicyUpdate, Retire, RpcReply, Start, StatusRequest, Tick,
+                             WaitExpired)
 from actors.messages import (ChannelEconReply, EconQuery, ExecutorInit, JobEnded, JobsChanged, LedgerFigures,
                              LedgerQuery, ManualRebalance, PollJobs, RebalanceDebugRequest, RebalanceOutcome,
                              ReserveBudget, ReserveResult, RpcFailure, StartJob)
@@ -27,6 +29,7 @@ from actors.sling import SlingExecutorActor
 from actors.supervision import SupervisedActor
 from revops import rebalance as rb
 from revops import anchor, fees, hive as hive_rules, policy as policy_rules
+from revops.waits import Wait, Waits
 from revops.costs import ChannelCosts, bookkeeper_costs
 from revops.model import ChannelView, FlowClass, Policy, Strategy
 from revops.node import parse_channel, sat_per_vb
@@ -51,10 +54,12 @@ class CoordinatorState:
     next_rebalance_at: int = 0
     rebalance_cycles: int = 0
     last_rebalance_cycle_at: int = 0
+    last_rebalance_done_at: int = 0     # when a rebalance cycle last reached its decision (metric, alert)
 
 
 class CoordinatorActor(SupervisedActor):
     name = "coordinator"
+    init_message = Start
 
     def __init__(self) -> None:
         super().__init__()
@@ -72,7 +77,8 @@ class CoordinatorActor(SupervisedActor):
         self.cycle: dict[str, Any] = {}           # results gathered for the running fee cycle
         self.costs: dict[str, ChannelCosts] = {}  # from bookkeeper, refreshed daily
         self.last_ledger: tuple[int, LedgerFigures | None] = (0, None)
-        self.status_calls: dict[int, dict] = {}   # req_id → {"expect": n, "channels": [...]}
+        self.status_calls: dict[int, dict] = {}   # req_id → {"channels": [...], "scid": ...}
+        self.waits = Waits()                      # fee cycle, rebalance cycle, status fan-outs (revops/waits.py)
         self.clboss: Any = None                   # the clboss hand-off (actors/clboss.py)
         self.clboss_priced: frozenset[str] | None = None
         self.restored: dict[str, dict] = {}
@@ -93,10 +99,16 @@ class CoordinatorActor(SupervisedActor):
         self.anchors: dict[str, int] = {}         # peer → going rate (ppm) from gossip (revops/anchor.py)
         self.surveyed: dict[str, int] = {}        # peer → when its anchor was last asked for
 
+    def answer_degraded(self, msg: Any, sender: Any) -> None:
+        if isinstance(msg, (StatusRequest, ManualFee, ManualRebalance, RebalanceDebugRequest)):
+            self.send(self.runtime, RpcFailure(msg.req_id, self.degraded))
+
     def restore_checkpoint(self) -> None:
         self.state = copy.deepcopy(self.checkpoint)
         self.cycle.clear()
         self.rb_cycle.clear()
+        self.waits.end(FEE_WAIT)
+        self.waits.end(REBALANCE_WAIT)
 
     # -- dispatch -------------------------------------------------------------------------------
     def handle(self, msg: Any, sender: Any) -> None:
@@ -132,8 +144,9 @@ class CoordinatorActor(SupervisedActor):
                 self.send(self.executor, msg)
         elif isinstance(msg, ChannelRetired):
             self.send(self.runtime, msg)
-        elif isinstance(msg, LedgerFigures) and msg.req_id == self.cycle.get("ledger_id"):
+        elif isinstance(msg, LedgerFigures) and self.cycle and msg.req_id == self.cycle.get("ledger_id"):
             self.cycle["cycle_ledger"] = msg
+            self.waits.reply(FEE_WAIT, "cycle_ledger")
             self.try_fee_cycle()
         elif isinstance(msg, HiveMembership):
             self.hive_signals += 1
@@ -149,7 +162,7 @@ class CoordinatorActor(SupervisedActor):
         elif isinstance(msg, Crash):
             if msg.scid is None:
                 raise RuntimeError(msg.text)
-            self.send(self.children[msg.scid], msg)
+            self.send(self.children[msg.scid], ActorExitRequest() if msg.silent else msg)
 
     def tell_channels(self, scids: Any, msg: Any) -> None:
         for scid in dict.fromkeys(scids):
@@ -224,18 +237,21 @@ class CoordinatorActor(SupervisedActor):
     # -- time -----------------------------------------------------------------------------------
     def on_tick(self, now: int) -> None:
         self.state.now = now
+        self.sweep_waits(now)
         if now >= self.state.next_fee_at and not self.cycle:
             self.state.next_fee_at = now + self.config.fee_interval
             self.cycle = {"at": now}
+            self.waits.start(FEE_WAIT, "fee cycle", FEE_INPUTS, now, cycle_timeout(self.config, self.config.fee_interval))
             at, figures = self.last_ledger
             if figures is not None and now - at < self.config.fee_interval:
                 self.cycle.update(cycle_ledger=figures, ledger_at=at)   # the rebalance cycle's are fresh enough
+                self.waits.reply(FEE_WAIT, "cycle_ledger")
             else:
                 self.next_req += 1
                 self.cycle.update(ledger_id=self.next_req, ledger_at=now)
                 self.send(self.runtime, LedgerQuery(self.next_req, now, self.myAddress))
-            self.request("feerates", {"style": "perkb"}, "cycle_feerates")
-            self.request("listpeerchannels", {}, "cycle_channels")
+            self.cycle["ids"] = {self.request("feerates", {"style": "perkb"}, "cycle_feerates"): "cycle_feerates",
+                                 self.request("listpeerchannels", {}, "cycle_channels"): "cycle_channels"}
             self.survey_anchors(now)
         if now >= self.state.next_costs_at and self.health.get("bookkeeper", {}).get("status") == "ok":
             self.state.next_costs_at = now + COSTS_REFRESH_SECONDS
@@ -263,9 +279,32 @@ class CoordinatorActor(SupervisedActor):
             if found is not None:
                 self.anchors[peer] = found
             return
-        if tag in ("cycle_feerates", "cycle_channels") and self.cycle:
+        if self.cycle and self.cycle["ids"].get(msg.req_id) == tag:   # a late reply of an expired cycle: no
             self.cycle[tag] = msg
+            self.waits.reply(FEE_WAIT, tag)
             self.try_fee_cycle()
+
+    # -- bounded waits (revops/waits.py) --------------------------------------------------------
+    def sweep_waits(self, now: int) -> None:
+        """Every tick: each expired wait is logged, counted and answered with what arrived."""
+        for wait in self.waits.expire(now):
+            self.send(self.runtime, WaitExpired(wait.what, tuple(wait.missing), now - wait.started,
+                                                wait.describe(now)))
+            if wait.key == FEE_WAIT and self.cycle:
+                self.fee_cycle_expired(wait)
+            elif wait.key == REBALANCE_WAIT and self.rb_cycle:
+                self.rebalance_cycle_expired(wait)
+            elif isinstance(wait.key, tuple) and wait.key[0] == "status":
+                self.finish_status(wait.key[1], missing=wait.missing)
+
+    def fee_cycle_expired(self, wait: Wait) -> None:
+        """Decide with what arrived: without channels nothing is decided (the next interval retries),
+        without feerates the chain floor is unknown, without ledger figures the return is unknown."""
+        why = f"no reply before the fee cycle's deadline ({wait.deadline - wait.started} s)"
+        for name in wait.missing:
+            self.cycle[name] = LedgerFigures(0, None, {}, {}, {}, {}, error=why) if name == "cycle_ledger" else \
+                IoResult(0, name, error={"code": None, "message": why})
+        self.run_fee_cycle()
 
     def survey_anchors(self, now: int) -> None:
         """Ask gossip what other nodes charge toward our peers, each peer at most daily."""
@@ -276,7 +315,7 @@ class CoordinatorActor(SupervisedActor):
             self.request("listchannels", {"destination": peer}, ANCHOR_TAG + peer)
 
     def try_fee_cycle(self) -> None:
-        if all(k in self.cycle for k in ("cycle_feerates", "cycle_channels", "cycle_ledger")):
+        if all(k in self.cycle for k in FEE_INPUTS):
             self.run_fee_cycle()
 
     @staticmethod
@@ -285,6 +324,7 @@ class CoordinatorActor(SupervisedActor):
 
     def run_fee_cycle(self) -> None:
         cycle, self.cycle = self.cycle, {}
+        self.waits.end(FEE_WAIT)
         now = cycle["at"]
         channels_reply, feerates_reply = cycle["cycle_channels"], cycle["cycle_feerates"]
         if channels_reply.error is not None:
@@ -330,16 +370,14 @@ class CoordinatorActor(SupervisedActor):
         return self.health.get("sling", {}).get("status") == "ok"
 
     def node_stop(self, code: str, reason: str) -> None:
+        self.state.last_rebalance_done_at = self.state.now
         self.last_candidates = []
         self.last_rejections = [rb.Rejection("*", rb.Role.NODE, code, reason)]
 
     def maybe_rebalance_cycle(self, now: int) -> None:
         """Every rebalance_interval: poll our jobs, then gather inputs (all through messages) and decide."""
-        if self.executor is None or now < self.state.next_rebalance_at:
-            return
-        if self.rb_cycle and now - self.rb_cycle["at"] < self.config.rebalance_interval:
-            return   # inputs still arriving
-        self.rb_cycle = {}
+        if self.executor is None or now < self.state.next_rebalance_at or self.rb_cycle:
+            return   # a running cycle ends by its inputs or by its wait's deadline (swept first)
         self.state.next_rebalance_at = now + self.config.rebalance_interval
         self.state.rebalance_cycles += 1
         self.state.last_rebalance_cycle_at = now
@@ -352,24 +390,40 @@ class CoordinatorActor(SupervisedActor):
             self.node_stop("starting", "our sling jobs are still being reconciled")
             return
         self.next_req += 1
-        self.rb_cycle = {"at": now, "id": self.next_req, "econ": {}, "expect": set(self.children)}
+        self.rb_cycle = {"at": now, "id": self.next_req, "econ": {}, "silent": set()}
+        self.waits.start(REBALANCE_WAIT, "rebalance cycle", [*RB_INPUTS, *self.children], now,
+                         cycle_timeout(self.config, self.config.rebalance_interval))
         self.send(self.runtime, LedgerQuery(self.next_req, now, self.myAddress))
         for addr in self.children.values():
             self.send(addr, EconQuery(self.next_req, now))
-        self.request("listpeerchannels", {}, "rb_channels")
-        self.request("listfunds", {}, "rb_funds")
-        self.request("sling-jobsettings", {}, "rb_jobsettings")
-        self.request("listchannels", {"destination": self.node_id}, "rb_lasthop")
+        self.rb_cycle["ids"] = {self.request(method, params, tag): tag for method, params, tag in (
+            ("listpeerchannels", {}, "rb_channels"), ("listfunds", {}, "rb_funds"),
+            ("sling-jobsettings", {}, "rb_jobsettings"), ("listchannels", {"destination": self.node_id}, "rb_lasthop"))}
+
+    def rebalance_cycle_expired(self, wait: Wait) -> None:
+        """Decide with what arrived, failing closed: a channel whose actor did not answer is neither source
+        nor destination; a missing ledger, channel list or sling job list stops the cycle."""
+        why = f"no reply before the rebalance cycle's deadline ({wait.deadline - wait.started} s)"
+        for name in wait.missing:
+            if name == "ledger":
+                self.rb_cycle[name] = LedgerFigures(0, None, {}, {}, {}, {}, error=why)
+            elif name in RB_INPUTS:
+                self.rb_cycle[name] = IoResult(0, name, error={"code": None, "message": why})
+            else:
+                self.rb_cycle["silent"].add(name)
+        self.run_rebalance_cycle()
 
     def on_rebalance_message(self, msg: Any) -> None:
         if isinstance(msg, ChannelEconReply):
             if self.rb_cycle and msg.req_id == self.rb_cycle["id"]:
                 self.rb_cycle["econ"][msg.scid] = msg.data
+                self.waits.reply(REBALANCE_WAIT, msg.scid)
                 self.try_rebalance_cycle()
         elif isinstance(msg, LedgerFigures):
             if self.rb_cycle and msg.req_id == self.rb_cycle["id"]:
                 self.rb_cycle["ledger"] = msg
                 self.last_ledger = (self.rb_cycle["at"], msg)
+                self.waits.reply(REBALANCE_WAIT, "ledger")
                 self.try_rebalance_cycle()
         elif isinstance(msg, ReserveResult):
             self.on_reserved(msg)
@@ -387,18 +441,21 @@ class CoordinatorActor(SupervisedActor):
     def on_rebalance_io(self, tag: str, msg: IoResult) -> None:
         if tag == "manual_funds":
             self.on_manual_funds(msg)
-        elif self.rb_cycle:
+        elif self.rb_cycle and self.rb_cycle["ids"].get(msg.req_id) == tag:   # late replies are ignored
             self.rb_cycle[tag] = msg
+            self.waits.reply(REBALANCE_WAIT, tag)
             self.try_rebalance_cycle()
 
     def try_rebalance_cycle(self) -> None:
-        cyc = self.rb_cycle
-        if all(k in cyc for k in RB_INPUTS) and cyc["expect"] <= set(cyc["econ"]):
+        wait = self.waits.open.get(REBALANCE_WAIT)
+        if wait is not None and wait.complete:
             self.run_rebalance_cycle()
 
     def run_rebalance_cycle(self) -> None:
         cyc, self.rb_cycle = self.rb_cycle, {}
+        self.waits.end(REBALANCE_WAIT)
         now, cfg, figures = cyc["at"], self.config, cyc["ledger"]
+        self.state.last_rebalance_done_at = now
         if figures.error is not None or figures.budget is None:
             self.node_stop("ledger", f"budget ledger unreadable ({figures.error}): fail closed")
             return
@@ -420,9 +477,9 @@ class CoordinatorActor(SupervisedActor):
         econs: list[rb.ChannelEcon] = []
         history: dict[str, list[int]] = {}
         for view in self.parse_channels(cyc["rb_channels"].result):
-            if not view.is_normal or not view.scid:
-                continue
             data = cyc["econ"].get(view.scid) or {}
+            if not view.is_normal or not view.scid or view.scid in cyc["silent"] or "degraded" in data:
+                continue   # an actor that did not answer, or cannot run, is neither source nor destination
             history.setdefault(view.peer_id, []).extend(figures.history_ppm.get(view.scid, []))
             econs.append(rb.ChannelEcon(
                 view=view, flow=FlowClass(data.get("flow", "unknown")), policy=self.effective_policy(view),
@@ -596,29 +653,37 @@ class CoordinatorActor(SupervisedActor):
     # -- status ---------------------------------------------------------------------------------
     def on_status_request(self, msg: StatusRequest) -> None:
         targets = {s: a for s, a in self.children.items() if msg.scid in (None, s)}
-        call = {"expect": len(targets), "channels": [], "scid": msg.scid}
-        self.status_calls[msg.req_id] = call
+        self.status_calls[msg.req_id] = {"channels": [], "scid": msg.scid}
+        self.waits.start(("status", msg.req_id), "status fan-out", targets, self.state.now,
+                         self.config.rpc_timeout_seconds)
         if not targets:
             self.finish_status(msg.req_id)
         for addr in targets.values():
             self.send(addr, ChannelStatusQuery(msg.req_id))
 
     def on_channel_status(self, msg: ChannelStatus) -> None:
-        call = self.status_calls.get(msg.req_id)
-        if call is None:
+        wait = self.waits.reply(("status", msg.req_id), msg.scid)
+        if wait is None:
             return
-        call["channels"].append(msg.status)
-        if len(call["channels"]) >= call["expect"]:
+        self.status_calls[msg.req_id]["channels"].append(msg.status)
+        if wait.complete:
             self.finish_status(msg.req_id)
 
-    def finish_status(self, req_id: int) -> None:
+    def finish_status(self, req_id: int, missing: list[str] = ()) -> None:
+        """The answer, complete or (after the deadline) partial: `unanswered` names the silent actors."""
+        self.waits.end(("status", req_id))
         call = self.status_calls.pop(req_id)
         s = self.state
         self.send(self.runtime, RpcReply(req_id, {
-            "channels": sorted(call["channels"], key=lambda c: c["scid"]),
+            "channels": sorted((c for c in call["channels"] if "degraded" not in c), key=lambda c: c["scid"]),
+            "degraded_channels": sorted((c for c in call["channels"] if "degraded" in c), key=lambda c: c["scid"]),
+            "unanswered": list(missing),
             "coordinator": {
                 "now": s.now, "blockheight": s.blockheight, "fee_cycles": s.fee_cycles,
                 "last_fee_cycle_at": s.last_fee_cycle_at, "next_fee_cycle_at": s.next_fee_at,
+                "last_rebalance_done_at": s.last_rebalance_done_at,
+                "waits_open": sorted(w.what for w in self.waits.open.values()),
+                "waits_expired": dict(self.waits.expired),
                 "floor_ppm": s.floor_ppm, "vegas_intensity": round(s.vegas.intensity, 4),
                 "vegas_floor_multiplier": round(fees.vegas_floor_multiplier(s.vegas), 4),
                 "channel_actors": len(self.children), "restarts": self.restarts,
@@ -638,6 +703,14 @@ REBALANCE_MESSAGES = (ChannelEconReply, LedgerFigures, ReserveResult, JobsChange
                       RebalanceDebugRequest)
 FIRST_REBALANCE_DELAY = 2 * FIRST_CYCLE_DELAY    # after the first fee cycle: channel actors have flow analysis
 RB_INPUTS = ("rb_channels", "rb_funds", "rb_jobsettings", "rb_lasthop", "ledger")
+FEE_INPUTS = ("cycle_feerates", "cycle_channels", "cycle_ledger")
+FEE_WAIT, REBALANCE_WAIT = "fee", "rebalance"
+IO_ATTEMPTS = 3          # the runtime's bounded retry of one call (Runtime.rpc_attempts)
+
+
+def cycle_timeout(config: Any, interval: int) -> int:
+    """How long a cycle waits for its inputs: every retry of one call, never past the next interval."""
+    return min(interval, IO_ATTEMPTS * config.rpc_timeout_seconds + 2 * IO_ATTEMPTS)
 
 
 def rejection_dict(r: rb.Rejection) -> dict:

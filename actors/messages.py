@@ -142,9 +142,12 @@ class ChannelStatusQuery:
 
 @attrs.frozen
 class Crash:
-    """Makes an actor raise (the coordinator itself when scid is None): proves crash containment."""
+    """Makes an actor raise (the coordinator itself when scid is None): proves crash containment.
+    With `silent`, the channel actor is stopped instead and its address kept: it never answers again
+    (proves every fan-out and cycle ends by its deadline)."""
     scid: str | None = None
     text: str = "induced crash"
+    silent: bool = False
 
 
 # --- channel actor → coordinator --------------------------------------------------------------
@@ -200,8 +203,27 @@ class RpcReply:
 
 
 @attrs.frozen
+class QuarantineState:
+    """channel actor → runtime: its stored state no longer structures; keep it aside (the actor starts fresh)."""
+    scid: str
+    peer_id: str
+    state: Any
+    error: str
+    now: int
+
+
+@attrs.frozen
 class LogLine:
     level: str
+    text: str
+
+
+@attrs.frozen
+class WaitExpired:
+    """A bounded wait (revops/waits.py) reached its deadline: logged and counted by `what`."""
+    what: str
+    missing: tuple[str, ...]
+    waited: int
     text: str
 
 

@@ -191,4 +191,4 @@ class Exporter:
             else:
                 rt.log("unusual", f"metrics refresh failed: {error}")
 
-        rt.tell(StatusRequest(rt.expect_reply(done), None))
+        rt.tell(StatusRequest(rt.expect_reply(done, "metrics refresh"), None))

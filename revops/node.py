@@ -34,6 +34,14 @@ def changes_state(method: str, params: Any = None) -> bool:
     return method not in READ_ONLY
 
 
+class MalformedReply(ValueError):
+    """lightningd's answer could not be read (cut off, not JSON, not UTF-8, neither result nor error).
+
+    Not retried: the call may have been carried out. The runtime answers it as a call without a definite
+    answer (like a timeout), so a write whose answer was unreadable is treated as possibly applied.
+    """
+
+
 class RpcClient(Protocol):
     def call(self, method: str, params: dict | list | None = None) -> dict: ...
 
@@ -59,6 +67,8 @@ class SocketRpc:
             sock.connect(self.path)
             sock.sendall(json.dumps(request).encode())
             reply = self._read(sock)
+        if not isinstance(reply, dict) or ("error" not in reply and "result" not in reply):
+            raise MalformedReply(f"{method}: reply has neither 'result' nor 'error': {str(reply)[:200]}")
         if "error" in reply:
             raise RpcError(method, params or {}, reply["error"])
         return reply["result"]
@@ -74,7 +84,10 @@ class SocketRpc:
                     break
                 raise ConnectionError("lightningd closed the RPC connection")
             buf += chunk
-        return json.loads(buf.split(b"\n\n", 1)[0])
+        try:
+            return json.loads(buf.split(b"\n\n", 1)[0])
+        except ValueError as e:     # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+            raise MalformedReply(f"unreadable reply ({len(buf)} bytes): {type(e).__name__}: {e}") from e
 
 
 def plugin_group(method: str) -> str:

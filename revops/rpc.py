@@ -86,7 +86,7 @@ def revenue_status(rt: "Runtime", params: dict, respond: Respond) -> None:
     if not rt.started:
         finish(None, None)
         return
-    rt.tell(StatusRequest(rt.expect_reply(finish), scid))
+    rt.tell(StatusRequest(rt.expect_reply(finish, "revenue-status"), scid))
 
 
 # --- revenue-config --------------------------------------------------------------------------
@@ -251,7 +251,7 @@ def revenue_analyze(rt: "Runtime", params: dict, respond: Respond) -> None:
     if not rt.started:
         respond(None, RpcException("cl-revenue-ops is still loading channels", -32000))
         return
-    rt.tell(StatusRequest(rt.expect_reply(finish), scid))
+    rt.tell(StatusRequest(rt.expect_reply(finish, "revenue-analyze"), scid))
 
 
 # --- revenue-rebalance / revenue-rebalance-debug ---------------------------------------------
@@ -268,7 +268,7 @@ def revenue_rebalance(rt: "Runtime", params: dict, respond: Respond) -> None:
     max_fee = None if params.get("max_fee_sats") is None else _int(params, "max_fee_sats", 1, amount, default=0)
     force = _bool(params, "force")
     _require_started(rt)
-    rt.tell(ManualRebalance(rt.expect_reply(respond), src, dst, amount, max_fee, force, rt.now))
+    rt.tell(ManualRebalance(rt.expect_reply(respond, "revenue-rebalance"), src, dst, amount, max_fee, force, rt.now))
 
 
 def revenue_rebalance_debug(rt: "Runtime", params: dict, respond: Respond) -> None:
@@ -293,7 +293,7 @@ def revenue_rebalance_debug(rt: "Runtime", params: dict, respond: Respond) -> No
     if not rt.started:
         respond(None, RpcException("cl-revenue-ops is still loading channels", -32000))
         return
-    rt.tell(RebalanceDebugRequest(rt.expect_reply(finish)))
+    rt.tell(RebalanceDebugRequest(rt.expect_reply(finish, "revenue-rebalance-debug")))
 
 
 # --- revenue-set-fee ------------------------------------------------------------------------
@@ -306,7 +306,7 @@ def revenue_set_fee(rt: "Runtime", params: dict, respond: Respond) -> None:
     fee = _int(params, "fee_ppm", 0, policy_rules.MAX_FEE_PPM, default=0)
     force = _bool(params, "force")
     _require_started(rt)
-    rt.tell(ManualFee(rt.expect_reply(respond), scid, fee, force, rt.now))
+    rt.tell(ManualFee(rt.expect_reply(respond, "revenue-set-fee"), scid, fee, force, rt.now))
 
 
 # --- deprecated ignore family (reference §2.11), kept as policy shorthands ---------------------

@@ -11,6 +11,7 @@ Two modes share every line of decision code:
 """
 from __future__ import annotations
 
+import collections
 import datetime
 import gc
 import json
@@ -29,7 +30,8 @@ from thespian.actors import ActorExitRequest, ActorSystem
 from actors.coordinator import CoordinatorActor
 from actors.messages import (ActorRestarted, BlockAdded, ChannelRetired, ChannelsChanged, ForwardSettled, HealthChanged,
                              IoRequest, IoResult, LogLine, PeerConnection, PersistFeerate, PersistState,
-                             PoliciesChanged, RecordDecision, RpcReply, Start, Tick)
+                             PoliciesChanged, QuarantineState, RecordDecision, RpcReply, Start, Tick,
+                             WaitExpired)
 from actors.messages import (LedgerFigures, LedgerQuery, ReleaseBudget, ReserveBudget, ReserveResult, RpcFailure,
                              SaveJob, SettleJob)
 from actors.messages import ClbossOwned, ClbossReport, ClbossSeen
@@ -39,6 +41,7 @@ from revops.daily import DailyJobs
 from revops.ledger import Ledger
 from revops.model import ChannelView, Forward, from_dict
 from revops.store import Store
+from revops.waits import Waits
 
 Logger = Callable[[str, str], None]   # (level, text)
 LISTFORWARDS_PAGE = 1000
@@ -155,6 +158,8 @@ class Runtime:
         self.counters = {"forwards_ingested": 0, "forwards_duplicate": 0, "actor_restarts": 0,
                          "fee_changes_applied": 0, "fee_changes_failed": 0, "fee_changes_held": 0}
         self.pending_rpc: dict[int, Callable[[Any, Exception | None], None]] = {}
+        self.rpc_waits = Waits()                       # each pending RPC's deadline (2 x rpc_timeout_seconds)
+        self.waits_expired: collections.Counter = collections.Counter()   # by what: ours and the actors'
         self.next_rpc_id = 0
         self.dirty_states: dict[str, tuple[str, dict]] = {}
         self.outstanding_io = 0
@@ -272,6 +277,9 @@ class Runtime:
             self._drain()
         except sqlite3.Error as e:      # disk full, read-only remount: degrade, never kill the loop
             self._database_failed(e)
+        except Exception as e:  # noqa: BLE001 - one bad message is logged, never the end of the loop
+            self.counters["loop_errors"] = self.counters.get("loop_errors", 0) + 1
+            self.log("broken", f"actor loop: {type(msg).__name__} failed: {type(e).__name__}: {e}")
         else:
             if self.health["database"]["status"] != "ok":
                 self._set_health("database", "ok", None)
@@ -319,6 +327,9 @@ class Runtime:
             self.bootstrap_due = False
             self._submit_job(self._bootstrap_job, self._hydration_starts())
         self._tell_if_started(tick)
+        if self.started:
+            self._drain()                 # the actors' partial answers first, then our own deadlines
+        self._expire_rpcs()
         if self.started:
             self.daily.on_tick(self)
             if self.exporter is not None:
@@ -459,10 +470,30 @@ class Runtime:
         except Exception as e:  # noqa: BLE001 - every failure becomes a JSON-RPC error, never a dead loop
             call.respond(None, e)
 
-    def expect_reply(self, respond: Callable[[Any, Exception | None], None]) -> int:
+    def expect_reply(self, respond: Callable[[Any, Exception | None], None], what: str = "RPC reply") -> int:
+        """Register an answer the actors will give; past 2 x rpc_timeout_seconds it is answered with an error."""
         self.next_rpc_id += 1
         self.pending_rpc[self.next_rpc_id] = respond
+        self.rpc_waits.start(self.next_rpc_id, what, ("actors",), self.now, 2 * self.config.rpc_timeout_seconds)
         return self.next_rpc_id
+
+    def _answer(self, req_id: int) -> Callable[[Any, Exception | None], None] | None:
+        self.rpc_waits.end(req_id)
+        return self.pending_rpc.pop(req_id, None)
+
+    def _expire_rpcs(self) -> None:
+        from pyln.client import RpcException
+        for wait in self.rpc_waits.expire(self.now):
+            respond = self.pending_rpc.pop(wait.key, None)
+            text = (f"{wait.what}: the actors did not answer within {wait.deadline - wait.started} s "
+                    "(2 x rpc_timeout_seconds); an action it asked for may still complete: check revenue-status")
+            self._wait_expired(WaitExpired(wait.what, ("actors",), self.now - wait.started, text))
+            if respond is not None:
+                respond(None, RpcException(text, -32000))
+
+    def _wait_expired(self, out: WaitExpired) -> None:
+        self.waits_expired[out.what] += 1
+        self.log("unusual", f"expired: {out.text}")
 
     # -- io -------------------------------------------------------------------------------------
     def _rpc(self) -> nodeio.RpcClient:
@@ -503,7 +534,7 @@ class Runtime:
         except RpcError as e:
             err = e.error if isinstance(e.error, dict) else {"message": str(e.error)}
             return None, {"code": err.get("code"), "message": err.get("message", str(err))}, 0.0
-        except (OSError, TimeoutError, ConnectionError) as e:
+        except Exception as e:  # noqa: BLE001 - transport faults and malformed replies alike: no definite answer
             return None, {"code": None, "message": f"{type(e).__name__}: {e}"}, 0.0
 
     def run_io(self, calls: list[tuple[str, Any]], then: Callable[[list[tuple[Any, dict | None]]], None]) -> None:
@@ -514,8 +545,16 @@ class Runtime:
         self._submit_job(job)
 
     def _io_job(self, req: IoRequest) -> None:
-        result, error, seconds = self.call_external(req.method, req.params)
-        self.post(IoDone(req, nodeio.plugin_group(req.method), result, error, seconds))
+        """Every IoRequest gets its IoResult, whatever happens (an actor waiting on it must never hang)."""
+        result, error, seconds = None, {"code": None, "message": "io job ended without an answer"}, 0.0
+        try:
+            result, error, seconds = self.call_external(req.method, req.params)
+        except BaseException as e:  # noqa: BLE001 - answered below, then re-raised if it must stop the thread
+            error = {"code": None, "message": f"{type(e).__name__}: {e}"}
+            if not isinstance(e, Exception):
+                raise
+        finally:
+            self.post(IoDone(req, nodeio.plugin_group(req.method), result, error, seconds))
 
     def _hydration_starts(self) -> dict[str, int]:
         return {kind: self.store.forwards_index(kind) + 1 for kind in ("updated", "created")}
@@ -569,7 +608,10 @@ class Runtime:
         now = self.now = max(self.now, self.clock())
         states = self.store.load_actor_states()
         for scid, state in states.items():
-            window_start = state.get("hill", {}).get("window_start", now)
+            try:
+                window_start = float(state.get("hill", {}).get("window_start", now))
+            except (AttributeError, TypeError, ValueError):
+                continue       # it will not structure: the actor quarantines it and starts fresh
             state["window_fees_msat"], state["window_forwards"] = self.store.channel_earnings(scid, window_start)
         routed = finance.routed_out_channels(self.store)
         from revops import rpc  # the RPC layer imports the runtime's types; import late to avoid a cycle
@@ -622,7 +664,7 @@ class Runtime:
             self.store.mark_closed(out.scid, out.at)
             self.log("info", f"channel {out.scid} left CHANNELD_NORMAL: its actor is retired")
         elif isinstance(out, RpcReply):
-            respond = self.pending_rpc.pop(out.req_id, None)
+            respond = self._answer(out.req_id)
             if respond is not None:
                 respond(out.result, None if out.error is None else ValueError(out.error))
         elif isinstance(out, ActorRestarted):
@@ -631,6 +673,13 @@ class Runtime:
                                 f"(restart #{out.restarts}): {out.error}")
         elif isinstance(out, LogLine):
             self.log(out.level, out.text)
+        elif isinstance(out, WaitExpired):
+            self._wait_expired(out)
+        elif isinstance(out, QuarantineState):
+            self.store.quarantine_state(out.scid, out.peer_id, out.state, out.error, out.now)
+            self.counters["states_quarantined"] = self.counters.get("states_quarantined", 0) + 1
+            self.log("broken", f"channel {out.scid}: stored state unreadable ({out.error}); kept aside in the "
+                               "quarantined_states table, the channel starts fresh")
         elif isinstance(out, REBALANCE_OUTBOUND):
             self._on_rebalance_outbound(out)
         elif isinstance(out, ClbossOwned):
@@ -686,7 +735,7 @@ class Runtime:
                      f"rebalance {j.scid} {out.status}: moved {j.moved_msat} msat, spent {j.spent_msat} msat "
                      f"of {j.reserved_msat} reserved; {out.reason}")
         elif isinstance(out, RpcFailure):
-            respond = self.pending_rpc.pop(out.req_id, None)
+            respond = self._answer(out.req_id)
             if respond is not None:
                 respond(None, RpcException(out.message, out.code))
 

@@ -19,6 +19,7 @@ from revops.sim.scenario import Scenario
 from revops.store import Store
 
 STEP_SECONDS = 300
+WAIT_TICK = 5          # the threaded runtime's tick: how often deadlines are swept while an answer is awaited
 CONTROLLERS = ("revops", "static")
 
 
@@ -31,6 +32,7 @@ class Simulation:
     store: Store | None
     step_seconds: int = STEP_SECONDS
     log_lines: list[tuple[str, str]] = attrs.field(factory=list)
+    rpc_waits: list[tuple[str, int]] = attrs.field(factory=list)   # (method, virtual s) of late answers
 
     def advance(self, seconds: int) -> None:
         end = self.node.now + seconds
@@ -42,11 +44,24 @@ class Simulation:
                 self.runtime.run_until_idle()
 
     def rpc(self, method: str, params: dict | None = None) -> Any:
-        """Call one of the plugin's RPC methods as lightning-cli would; raises what the plugin answers."""
+        """Call one of the plugin's RPC methods as lightning-cli would; raises what the plugin answers.
+
+        An answer that does not come at once is waited for as lightning-cli would, while virtual time
+        passes in ticks of WAIT_TICK s, up to 3 x rpc_timeout_seconds; each such wait is recorded in
+        `rpc_waits` (the invariants check it stays within 2 x rpc_timeout_seconds); none at all raises."""
         assert self.runtime is not None, "no plugin attached (controller 'static')"
         answer: dict[str, Any] = {}
         self.runtime.call_rpc(method, params or {}, lambda r, e: answer.update(result=r, error=e))
         self.runtime.run_until_idle()
+        if not answer:
+            started, limit = self.node.now, 3 * self.runtime.config.rpc_timeout_seconds
+            while not answer and self.node.now - started < limit:
+                self.node.advance_to(self.node.now + WAIT_TICK)
+                self.runtime.post(Tick(self.node.now))
+                self.runtime.run_until_idle()
+            self.rpc_waits.append((method, self.node.now - started))
+            if not answer:
+                raise TimeoutError(f"{method}: no answer from the plugin after {self.node.now - started} s")
         if answer.get("error") is not None:
             raise answer["error"]
         return answer["result"]

@@ -77,6 +77,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX fee_decisions_scid_branch ON fee_decisions(scid, branch);
     """,
+    # a channel actor's stored state that no longer structures is kept here (the channel starts fresh)
+    """
+    CREATE TABLE quarantined_states (
+        id INTEGER PRIMARY KEY, scid TEXT NOT NULL, peer_id TEXT NOT NULL, state_json TEXT NOT NULL,
+        error TEXT NOT NULL, at INTEGER NOT NULL);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -242,9 +248,23 @@ class Store:
                 "state_json=excluded.state_json, updated_at=excluded.updated_at, closed_at=NULL",
                 [(scid, peer, json.dumps(state, sort_keys=True), now) for scid, (peer, state) in states.items()])
 
-    def load_actor_states(self) -> dict[str, dict]:
-        return {r["scid"]: json.loads(r["state_json"]) for r in
+    def load_actor_states(self) -> dict[str, dict | str]:
+        """scid → stored state; the raw text when it is not JSON (the actor quarantines it)."""
+        def parsed(text: str) -> dict | str:
+            try:
+                return json.loads(text)
+            except ValueError:
+                return text
+        return {r["scid"]: parsed(r["state_json"]) for r in
                 self.db.execute("SELECT scid, state_json FROM channel_actors WHERE closed_at IS NULL")}
+
+    def quarantine_state(self, scid: str, peer_id: str, state: Any, error: str, now: int) -> None:
+        self.db.execute("INSERT INTO quarantined_states(scid, peer_id, state_json, error, at) VALUES (?,?,?,?,?)",
+                        (scid, peer_id, state if isinstance(state, str) else json.dumps(state, sort_keys=True,
+                                                                                         default=str), error, now))
+
+    def quarantined_states(self) -> list[dict]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM quarantined_states ORDER BY id")]
 
     def mark_closed(self, scid: str, now: int) -> None:
         self.db.execute("UPDATE channel_actors SET closed_at=? WHERE scid=?", (now, scid))

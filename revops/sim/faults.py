@@ -8,7 +8,13 @@
 - ``vanish``  the RPC socket file is gone (``FileNotFoundError`` on connect, as `SocketRpc` raises it);
 - ``absent``  the method's plugin is not installed (``-32601 Unknown command``, lightningd's answer); the
               emulated plugins the pattern covers are stopped meanwhile (a missing sling rebalances nothing);
-- ``slow``    the answer comes, after ``seconds`` of wall time (only meaningful in threaded mode).
+- ``slow``    the answer comes, after ``seconds`` of wall time (only meaningful in threaded mode);
+- ``malformed`` the answer is not JSON (``json.JSONDecodeError``, what a raw parse of a garbled reply raises);
+- ``truncated`` the node carried the call out, the answer was cut off (``json.JSONDecodeError`` after it);
+- ``noresult``  the node carried the call out, the answer has no ``result`` (``KeyError``, as a raw
+                ``reply["result"]`` raises);
+- ``exception`` any other exception (``UnicodeDecodeError``, ``RuntimeError``, ``TypeError``, ... in turn),
+                after the call was carried out: the runtime must answer every call whatever is raised.
 
 A method pattern is an exact name, a prefix ending in ``*`` (``sling-*``) or ``*`` for everything.
 `stick_sling_jobs` makes the emulated sling stop attempting without telling anyone (a stuck job).
@@ -17,6 +23,7 @@ Every call and every injected failure is counted, so tests can say how many faul
 from __future__ import annotations
 
 import collections
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +35,13 @@ from revops.sim.node import SimNode
 
 PLUGIN_PREFIXES = {"sling": "sling-", "clboss": "clboss-", "bookkeeper": "bkpr-"}
 WRITES = ("setchannel", "sling-job", "sling-go", "sling-stop", "sling-deletejob", "clboss-unmanage")
-KINDS = ("error", "timeout", "lost", "vanish", "absent", "slow")
+KINDS = ("error", "timeout", "lost", "vanish", "absent", "slow", "malformed", "truncated", "noresult", "exception")
+AFTER = ("lost", "truncated", "noresult", "exception")      # the node carries the call out, then it fails
+EXCEPTIONS: tuple[Callable[[str], Exception], ...] = (
+    lambda m: UnicodeDecodeError("utf-8", b"\xff", 0, 1, f"{m}: invalid start byte (injected)"),
+    lambda m: RuntimeError(f"{m}: injected"), lambda m: TypeError(f"{m}: injected"),
+    lambda m: AttributeError(f"{m}: injected"), lambda m: IndexError(f"{m}: injected"),
+    lambda m: ZeroDivisionError(f"{m}: injected"), lambda m: ValueError(f"{m}: injected"))
 
 
 @attrs.define
@@ -80,14 +93,14 @@ class FaultyRpc:
     def call(self, method: str, params: dict | list | None = None) -> Any:
         self.calls[method] += 1
         for fault in self.faults:
-            if fault.matches(method) and fault.kind != "lost":
+            if fault.matches(method) and fault.kind not in AFTER:
                 self._fail(fault, method, params)
         result = self.node.call(method, params)
         if method in WRITES:
             self.delivered.append((self.node.now, method, params))
-        lost = next((f for f in self.faults if f.kind == "lost" and f.matches(method)), None)
-        if lost is not None:
-            self._fail(lost, method, params)
+        after = next((f for f in self.faults if f.kind in AFTER and f.matches(method)), None)
+        if after is not None:
+            self._fail(after, method, params)
         return result
 
     def _fail(self, fault: Fault, method: str, params: Any) -> None:
@@ -103,6 +116,12 @@ class FaultyRpc:
             raise TimeoutError(f"{method}: the answer was lost (injected)")
         if fault.kind == "vanish":
             raise FileNotFoundError(2, "No such file or directory (injected: RPC socket gone)")
+        if fault.kind in ("malformed", "truncated"):
+            raise json.JSONDecodeError("Unterminated string starting at (injected)", '{"result": {"id": "02', 12)
+        if fault.kind == "noresult":
+            raise KeyError("result")
+        if fault.kind == "exception":
+            raise EXCEPTIONS[sum(self.injected.values()) % len(EXCEPTIONS)](method)
         if fault.kind == "absent":
             raise RpcError(method, params or {}, {"code": -32601, "message": f"Unknown command '{method}'"})
         raise RpcError(method, params or {}, {"code": fault.code, "message": f"{fault.message} ({method})"})
