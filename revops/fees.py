@@ -316,7 +316,18 @@ def decide(state: HillClimbState, obs: FeeObservation, cfg: FeeConfig) -> tuple[
         s = attrs.evolve(state, anchored=True)   # a held move keeps `state`, so the check comes again
         plan = _anchor_plan(s, obs, bounds, cfg)
     plan = plan or _rollback_plan(s, obs, bounds, cfg) or _climb_plan(s, obs, bounds, cfg)
-    return _finish(state, obs, attrs.evolve(plan, inputs={**_bounds_inputs(bounds), **plan.inputs}), cfg)
+    plan = attrs.evolve(plan, inputs={**_bounds_inputs(bounds), **plan.inputs})
+    return _finish(state, obs, _out_of_bounds(plan, obs.channel.fee_ppm, bounds), cfg)
+
+
+def _out_of_bounds(plan: _Plan, in_force: int, bounds: FeeBounds) -> _Plan:
+    """A fee in force outside the operator's bounds is corrected at once, whatever the gossip gate and the
+    daily budget say (seen on a node: max_fee_ppm lowered to 300, a channel held at 321 ppm for a day)."""
+    if bounds.eff_min <= in_force <= bounds.eff_max or not bounds.eff_min <= plan.target <= bounds.eff_max:
+        return plan
+    return attrs.evolve(plan, branch="bounds", exempt=True, reason=(
+        f"bounds: {in_force} ppm in force is outside the operator's bounds [{bounds.eff_min}, {bounds.eff_max}] "
+        f"ppm, corrected at once (gossip gate and daily budget do not apply); {plan.reason}"))
 
 
 def _policy_plan(state: HillClimbState, obs: FeeObservation, cfg: FeeConfig) -> _Plan:

@@ -491,7 +491,7 @@ def test_fee_always_within_effective_bounds_or_the_pin(s: HillClimbState, o: Fee
 
 @settings(max_examples=150, deadline=None)
 @given(configs, st.lists(st.tuples(st.integers(60, 8 * H), st.data()), min_size=1, max_size=40))
-def test_broadcasts_never_exceed_daily_limit_outside_congestion(cfg: Cfg, steps: list[tuple[int, Any]]) -> None:
+def test_broadcasts_never_exceed_daily_limit_outside_congestion_and_bounds_corrections(cfg: Cfg, steps: list[tuple[int, Any]]) -> None:
     dynamic = Policy("p", fee_min_ppm=None, fee_max_ppm=None)
     s, now, fee = initial_state(chan(fee=500), 0), 0, 500
     counted: list[int] = []
@@ -503,7 +503,33 @@ def test_broadcasts_never_exceed_daily_limit_outside_congestion(cfg: Cfg, steps:
         if not d.broadcast:
             s = new
         elif data.draw(st.booleans(), label="setchannel succeeded"):
-            if d.branch != "congestion" and s.last_branch != "congestion":
+            if d.branch == "bounds":      # only ever to bring a fee outside the operator's bounds back in
+                b = fee_bounds(o, cfg)
+                assert not b.eff_min <= fee <= b.eff_max and b.eff_min <= d.new_fee_ppm <= b.eff_max
+            elif d.branch != "congestion" and s.last_branch != "congestion":
                 counted.append(now)
                 assert len([t for t in counted if t > now - 86_400]) <= cfg.max_fee_updates_per_day
             s, fee = new, d.new_fee_ppm
+
+
+# ------------------------------------------------------------- issue 14 item 11: bounds come first
+
+@pytest.mark.parametrize("cfg, policy", [(attrs.evolve(CFG, max_fee_ppm=300), None),
+                                          (CFG, Policy(peer_id="p", fee_max_ppm=300)),
+                                          (attrs.evolve(CFG, min_fee_ppm=400), None)])
+def test_a_fee_outside_the_operators_bounds_is_corrected_whatever_the_daily_budget(cfg, policy) -> None:
+    """Seen on CLN v25.12.1: max_fee_ppm lowered to 300, a channel stayed at 321 ppm a day because a manual
+    revenue-set-fee had used the budget ("held: 2 updates in 24 h (limit 2)")."""
+    fee = 321 if cfg.min_fee_ppm < 321 else 330
+    s = state(climb_fee_ppm=fee, last_broadcast_fee_ppm=fee, update_times=(H, 2 * H), last_branch="manual")
+    d, new = decide(s, obs(now=3 * H, channel=chan(fee=fee), policy=policy), cfg)
+    lo, hi = d.inputs["eff_min_ppm"], d.inputs["eff_max_ppm"]
+    assert d.broadcast and lo <= d.new_fee_ppm <= hi and d.branch == "bounds", d
+    assert f"outside the operator's bounds [{lo}, {hi}]" in d.reason
+    assert new.update_times == (H, 2 * H, 3 * H)          # still counted
+
+
+def test_inside_the_bounds_the_daily_budget_still_holds() -> None:
+    s = state(climb_fee_ppm=290, last_broadcast_fee_ppm=290, update_times=(H, 2 * H), last_revenue_rate=1000.0)
+    d, _ = decide(s, obs(now=3 * H, channel=chan(fee=290), rate=10.0), attrs.evolve(CFG, max_fee_ppm=300))
+    assert d.branch != "bounds" and (not d.broadcast or d.new_fee_ppm == 290)
