@@ -14,7 +14,7 @@ import attrs
 from thespian.actors import ActorExitRequest
 
 from actors.channel import ChannelActor
-from actors.messages import (BlockAdded, ChannelInit, ChannelRetired, ChannelsChanged, ChannelStatus, Crash, ManualFee,
+from actors.messages import (BlockAdded, ChannelDirectory, ChannelInit, ChannelRetired, ChannelsChanged, ChannelStatus, Crash, ManualFee,
                              ChannelStatusQuery, ChannelUpdate, ConfigChanged, FeeCycle, ForwardSettled,
                              HealthChanged, IoRequest, IoResult, PeerConnection, PersistFeerate,
                              PoliciesChanged, PolicyUpdate, Retire, RpcReply, Start, StatusRequest, Tick,
@@ -81,6 +81,7 @@ class CoordinatorActor(SupervisedActor):
         self.waits = Waits()                      # fee cycle, rebalance cycle, status fan-outs (revops/waits.py)
         self.clboss: Any = None                   # the clboss hand-off (actors/clboss.py)
         self.clboss_priced: frozenset[str] | None = None
+        self.directory: ChannelDirectory | None = None   # as last told to the runtime
         self.restored: dict[str, dict] = {}
         self.restore_buckets: dict[str, list[dict]] = {}
         self.routed_out: frozenset[str] = frozenset()
@@ -217,9 +218,16 @@ class CoordinatorActor(SupervisedActor):
 
     def sync_channels(self, channels: tuple[ChannelView, ...], now: int) -> None:
         """Spawn actors for new normal channels, update the others, retire those that left."""
+        directory = ChannelDirectory({c.scid: c.peer_id for c in channels if c.scid},
+                                     frozenset(c.peer_id for c in channels))
+        if directory != self.directory:
+            self.directory = directory
+            self.send(self.runtime, directory)
         normal = {c.scid: c for c in channels if c.is_normal and c.scid}
         for scid in [s for s in self.children if s not in normal]:
-            self.send(self.children.pop(scid), Retire(now))
+            addr = self.children.pop(scid)
+            self.send(addr, Retire(now))            # it persists and reports, then exits (no orphaned actors)
+            self.send(addr, ActorExitRequest())
             self.views.pop(scid, None)
         for scid, view in normal.items():
             self.views[scid] = view

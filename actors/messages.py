@@ -213,6 +213,14 @@ class QuarantineState:
 
 
 @attrs.frozen
+class ChannelDirectory:
+    """coordinator → runtime: every channel lightningd lists (scid → peer) and every peer with a channel;
+    the RPC layer refuses unknown channels and peers by name with it."""
+    channels: dict[str, str]
+    peers: frozenset[str]
+
+
+@attrs.frozen
 class LogLine:
     level: str
     text: str

@@ -106,6 +106,15 @@ class App:
         self.plugin.log(text, level=LEVELS.get(level, "info"))
 
     def init(self, options: dict, configuration: dict) -> dict | None:
+        """Answer lightningd's init: None when running, {"disable": why} when we cannot run (lightningd then
+        stops the plugin and logs why; a plugin that stayed "active" answering nothing would hide it)."""
+        try:
+            return self._init(options, configuration)
+        except Exception as e:  # noqa: BLE001 - any start-up fault disables the plugin visibly
+            self.runtime = None
+            return {"disable": f"cl-revenue-ops could not start: {type(e).__name__}: {e}"}
+
+    def _init(self, options: dict, configuration: dict) -> dict | None:
         try:
             config = cfgmod.parse_options(options)
         except cfgmod.ConfigError as e:
@@ -117,8 +126,9 @@ class App:
             store = Store(db_path)
             startup_config = config
             config, warnings = cfgmod.apply_overrides(config, store.load_overrides(), store.config_version())
-        except StoreError as e:
-            return {"disable": str(e)}
+        except Exception as e:  # noqa: BLE001 - never "active" without a database: lightningd disables us
+            why = str(e) if isinstance(e, StoreError) else f"{type(e).__name__}: {e}"
+            return {"disable": f"revenue-ops-db-path ({db_path}) cannot be used: {why}"}
         for w in warnings + cfgmod.runtime_warnings(config):
             self.log("unusual", w)
         clock_method = os.environ.get(SIM_CLOCK_ENV)

@@ -121,8 +121,7 @@ def revenue_config(rt: "Runtime", params: dict, respond: Respond) -> None:
         version = rt.store.save_override(key, _text(getattr(new, key)), rt.now)
     else:
         new = cfgmod.with_default(rt.config, key, rt.startup_config)
-        rt.store.delete_override(key)
-        version = new.version
+        version = rt.store.delete_override(key)
     old_value = public[key]
     rt.config = attrs.evolve(new, version=version)
     rt.tell(ConfigChanged(rt.config))
@@ -163,7 +162,40 @@ def _policy_from_row(r: dict) -> Policy:
 
 
 def revenue_policy(rt: "Runtime", params: dict, respond: Respond) -> None:
-    respond(_apply_policy_commands(rt, [policy_rules.parse_policy_request(params, rt.now)]), None)
+    cmd = policy_rules.parse_policy_request(params, rt.now)
+    if cmd.action in ROW_CREATING:
+        _known_peer(rt, cmd.peer_id)
+        if cmd.channel_id is not None:
+            _channel_of(rt, cmd.channel_id, "channel_id", cmd.peer_id)
+    respond(_apply_policy_commands(rt, [cmd]), None)
+
+
+ROW_CREATING = ("set", "tag", "untag")
+
+
+def _directory(rt: "Runtime") -> tuple[dict[str, str], frozenset[str]]:
+    """Channels (scid → peer) and peers lightningd lists; before start-up completes, the stored actors'."""
+    if rt.started:
+        return rt.directory.channels, rt.directory.peers
+    stored = {r[0]: r[1] for r in rt.store.db.execute("SELECT scid, peer_id FROM channel_actors")}
+    return stored, frozenset(stored.values())
+
+
+def _known_peer(rt: "Runtime", peer_id: str) -> None:
+    """Refuse, by name, a well-formed node id that is not a peer of this node (no row is ever written)."""
+    if peer_id not in _directory(rt)[1]:
+        raise InputError("peer_id", f"{peer_id} is not a peer of this node (no channel with it in "
+                                    "listpeerchannels)")
+
+
+def _channel_of(rt: "Runtime", scid: str, field: str, peer_id: str | None = None) -> str:
+    """The peer of one of our channels; refuses, by name, a channel we do not have or of another peer."""
+    owner = _directory(rt)[0].get(scid)
+    if owner is None:
+        raise InputError(field, f"{scid} is not a channel of this node (see listpeerchannels)")
+    if peer_id is not None and owner != peer_id:
+        raise InputError(field, f"{scid} is a channel of peer {owner}, not of {peer_id}")
+    return owner
 
 
 def _apply_policy_commands(rt: "Runtime", cmds: list[policy_rules.PolicyCommand]) -> dict:
@@ -268,6 +300,8 @@ def revenue_rebalance(rt: "Runtime", params: dict, respond: Respond) -> None:
     max_fee = None if params.get("max_fee_sats") is None else _int(params, "max_fee_sats", 1, amount, default=0)
     force = _bool(params, "force")
     _require_started(rt)
+    _channel_of(rt, src, "from_channel")
+    _channel_of(rt, dst, "to_channel")
     rt.tell(ManualRebalance(rt.expect_reply(respond, "revenue-rebalance"), src, dst, amount, max_fee, force, rt.now))
 
 
@@ -316,6 +350,7 @@ DEPRECATED = "DEPRECATED: use 'revenue-policy set' instead."
 def revenue_ignore(rt: "Runtime", params: dict, respond: Respond) -> None:
     """ignore = passive strategy, rebalancing disabled, tagged 'ignored' (+ the reason)."""
     peer_id = _peer(params)
+    _known_peer(rt, peer_id)
     reason = "manual" if params.get("reason") is None else params["reason"]
     cmds = [{"action": "set", "peer_id": peer_id, "strategy": "passive", "rebalance": "disabled"},
             {"action": "tag", "peer_id": peer_id, "tag": "ignored"}]
@@ -334,6 +369,8 @@ def revenue_ignore(rt: "Runtime", params: dict, respond: Respond) -> None:
 
 def revenue_unignore(rt: "Runtime", params: dict, respond: Respond) -> None:
     peer_id = _peer(params)
+    if not any(p.peer_id == peer_id for p in load_policies(rt.store)):
+        _known_peer(rt, peer_id)     # a peer that closed its channels can still be cleaned up
     _apply_policy_commands(rt, [policy_rules.parse_policy_request({"action": "delete", "peer_id": peer_id}, rt.now)])
     rt.log("unusual", f"revenue-unignore is deprecated: {DEPRECATED}")
     respond({"status": "success", "action": "unignore", "peer_id": peer_id,
@@ -375,6 +412,7 @@ def revenue_clboss_status(rt: "Runtime", params: dict, respond: Respond) -> None
 def revenue_remanage(rt: "Runtime", params: dict, respond: Respond) -> None:
     """Hand a peer's fees back to clboss: its policy becomes passive, and the hand-off removes our lnfee tag."""
     peer_id = _peer(params)
+    _known_peer(rt, peer_id)
     before = next((p for p in load_policies(rt.store) if p.peer_id == peer_id and p.channel_id is None), None)
     policy = _apply_policy_commands(rt, [policy_rules.parse_policy_request(
         {"action": "set", "peer_id": peer_id, "strategy": "passive"}, rt.now)])["policy"]

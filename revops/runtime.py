@@ -28,10 +28,10 @@ from pyln.client import RpcError
 from thespian.actors import ActorExitRequest, ActorSystem
 
 from actors.coordinator import CoordinatorActor
-from actors.messages import (ActorRestarted, BlockAdded, ChannelRetired, ChannelsChanged, ForwardSettled, HealthChanged,
-                             IoRequest, IoResult, LogLine, PeerConnection, PersistFeerate, PersistState,
-                             PoliciesChanged, QuarantineState, RecordDecision, RpcReply, Start, Tick,
-                             WaitExpired)
+from actors.messages import (ActorRestarted, BlockAdded, ChannelDirectory, ChannelRetired, ChannelsChanged,
+                             ForwardSettled, HealthChanged, IoRequest, IoResult, LogLine, PeerConnection,
+                             PersistFeerate, PersistState, PoliciesChanged, QuarantineState, RecordDecision, RpcReply,
+                             Start, Tick, WaitExpired)
 from actors.messages import (LedgerFigures, LedgerQuery, ReleaseBudget, ReserveBudget, ReserveResult, RpcFailure,
                              SaveJob, SettleJob)
 from actors.messages import ClbossOwned, ClbossReport, ClbossSeen
@@ -153,6 +153,7 @@ class Runtime:
         self.unsaved: list[Callable[[], None]] = []   # writes that failed (forwards, decisions): retried every tick
         self.stopped = threading.Event()
         self.node_id = ""
+        self.directory = ChannelDirectory({}, frozenset())   # every channel and peer lightningd lists
         self.health: dict[str, dict] = {g: {"status": "unknown", "calls": 0, "errors": 0, "last_error": None}
                                         for g in ("lightningd", "database") + nodeio.OPTIONAL_PLUGINS}
         self.counters = {"forwards_ingested": 0, "forwards_duplicate": 0, "actor_restarts": 0,
@@ -602,6 +603,8 @@ class Runtime:
             self.bootstrap_due = True     # not at once: a node that is down would be hammered (and, stepped, hang)
             return
         self.node_id = b.node_id
+        self.directory = ChannelDirectory({c.scid: c.peer_id for c in b.channels if c.scid},
+                                          frozenset(c.peer_id for c in b.channels))
         self._set_health("lightningd", "ok", None)
         for dep in nodeio.OPTIONAL_PLUGINS:
             self._set_health(dep, "ok" if b.plugins.get(dep) else "missing", None)
@@ -673,6 +676,8 @@ class Runtime:
                                 f"(restart #{out.restarts}): {out.error}")
         elif isinstance(out, LogLine):
             self.log(out.level, out.text)
+        elif isinstance(out, ChannelDirectory):
+            self.directory = out
         elif isinstance(out, WaitExpired):
             self._wait_expired(out)
         elif isinstance(out, QuarantineState):

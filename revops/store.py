@@ -101,7 +101,11 @@ class Store:
     def __init__(self, path: str):
         self.path = path
         parent = os.path.dirname(os.path.abspath(path))
-        os.makedirs(parent, exist_ok=True)
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as e:       # a missing parent that cannot be made (a file on the way, no permission)
+            raise StoreError(f"cannot create the directory {parent} for database {path}: "
+                             f"{e.strerror or e}") from e
         try:
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
             self.db.row_factory = sqlite3.Row
@@ -314,12 +318,20 @@ class Store:
         return {r[0]: r[1] for r in self.db.execute("SELECT key, value FROM config_overrides")}
 
     def config_version(self) -> int:
-        return self.db.execute("SELECT COALESCE(MAX(version), 0) FROM config_overrides").fetchone()[0]
+        """The configuration's version: counts every set and reset ever made, across restarts (kept in
+        meta, since a reset deletes its override row; older databases: the highest override version)."""
+        stored = int(self.get_meta("config_version", "0"))
+        return max(stored, self.db.execute("SELECT COALESCE(MAX(version), 0) FROM config_overrides").fetchone()[0])
+
+    def _next_config_version(self) -> int:
+        version = self.config_version() + 1
+        self.set_meta("config_version", version)
+        return version
 
     def save_override(self, key: str, value: str, now: int) -> int:
         """Write and read back one override; returns its version. Raises StoreError on mismatch."""
         with self.tx():
-            version = self.config_version() + 1
+            version = self._next_config_version()
             self.db.execute("INSERT INTO config_overrides(key, value, version, updated_at) VALUES (?,?,?,?) "
                             "ON CONFLICT(key) DO UPDATE SET value=excluded.value, version=excluded.version, "
                             "updated_at=excluded.updated_at", (key, value, version, now))
@@ -328,8 +340,11 @@ class Store:
                 raise StoreError(f"read-back of config override {key} did not match what was written")
         return version
 
-    def delete_override(self, key: str) -> bool:
-        return self.db.execute("DELETE FROM config_overrides WHERE key=?", (key,)).rowcount > 0
+    def delete_override(self, key: str) -> int:
+        """Drop one override (back to the start-up value); returns the new configuration version."""
+        with self.tx():
+            self.db.execute("DELETE FROM config_overrides WHERE key=?", (key,))
+            return self._next_config_version()
 
     # -- feerate samples ------------------------------------------------------------------------
     def add_feerate_sample(self, at: int, sat_per_vb: float) -> None:

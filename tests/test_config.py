@@ -452,3 +452,23 @@ def test_a_secret_option_is_never_shown_by_value() -> None:
     assert with_token.page_token == "s3cret-Token"
     assert C.to_public_dict(with_token)["page_token"] == "(set)"
     assert "s3cret" not in str(C.to_public_dict(with_token))
+
+
+def test_the_config_version_never_goes_back_across_reset_and_restart(tmp_path):
+    """Issue 14 item 9: `version` went backwards after a reset and was 0 after a restart."""
+    from revops import simulate
+    from revops.sim.node import SimNode
+    from revops.sim.scenario import load_scenario
+    scenario = load_scenario("tiny")
+    node, db = SimNode(scenario, seed=1), str(tmp_path / "r.db")
+    sim = simulate.start(scenario, node=node, db_path=db)
+    seen = [sim.rpc("revenue-config", {"action": "get"})["version"]]
+    for params in ({"action": "set", "key": "max_fee_ppm", "value": 3000},
+                   {"action": "set", "key": "min_fee_ppm", "value": 20},
+                   {"action": "reset", "key": "min_fee_ppm"}, {"action": "reset", "key": "max_fee_ppm"}):
+        seen.append(sim.rpc("revenue-config", params)["version"])
+    again = simulate.start(scenario, node=node, db_path=db)       # restart on the same database
+    seen.append(again.rpc("revenue-config", {"action": "get"})["version"])
+    seen.append(again.rpc("revenue-config", {"action": "set", "key": "max_fee_ppm", "value": 2500})["version"])
+    assert seen == [0, 1, 2, 3, 4, 4, 5], seen
+    again.close()

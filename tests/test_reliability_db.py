@@ -110,3 +110,17 @@ def test_a_forward_batch_failing_halfway_is_retried_whole_and_each_forward_told_
     assert not sim.runtime.unsaved and len(settled) > 10
     assert sorted(told) == sorted(settled)           # each told once, none lost
     assert not check_all(sim, rpc)
+
+
+def test_an_uncreatable_database_path_disables_the_plugin_naming_the_option(tmp_path):
+    """Issue 14 item 8: a missing parent that cannot be made left a plugin `plugin list` showed active while
+    every RPC answered "not initialised yet", for ever."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with StandinLightningd("tiny", lightning_dir=str(tmp_path), seed=1, speed=0, log_stderr=False) as ld:
+        with pytest.raises(RpcError) as err:
+            ld.rpc.call("plugin", {"subcommand": "start", "plugin": PLUGIN,
+                                   "revenue-ops-db-path": str(blocker / "sub" / "revenue_ops.db")})
+        message = err.value.error["message"]
+        assert "disabled itself" in message and "revenue-ops-db-path" in message and "cannot create" in message
+        assert "cl-revenue-ops" not in str(ld.rpc.call("plugin", {"subcommand": "list"}))
