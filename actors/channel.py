@@ -16,7 +16,7 @@ import cattrs
 from actors.messages import (ChannelInit, ChannelStatus, ChannelStatusQuery, ChannelUpdate, Crash, FeeCycle,
                              ForwardSettled, IoRequest, IoResult, PersistState, PolicyUpdate, RecordDecision,
                              Retire, ChannelRetired, ChannelEconReply, EconQuery, ManualFee, RebalanceOutcome,
-                             RpcFailure, RpcReply, QuarantineState)
+                             RpcFailure, RpcReply, QuarantineState, RebuildFigures, StoredFigures)
 from actors.messages import HiveMembership, HivePush
 from actors.supervision import SupervisedActor
 from revops import costs, fees, flow
@@ -79,8 +79,11 @@ class ChannelActor(SupervisedActor):
 
     # -- supervision ----------------------------------------------------------------------------
     def restore_checkpoint(self) -> None:
+        """Back to the last persisted state; what forwards added since is read again from the store."""
         self.state = None if self.checkpoint is None else load_state(self.checkpoint)
         self.pending.clear()
+        if self.state is not None and self.view is not None:
+            self.send(self.runtime, RebuildFigures(self.view.scid, self.state.hill.window_start, self.myAddress))
 
     def persist(self) -> None:
         assert self.state is not None and self.view is not None
@@ -132,6 +135,8 @@ class ChannelActor(SupervisedActor):
             self.persist()
         elif isinstance(msg, ManualFee):
             self.on_manual_fee(msg)
+        elif isinstance(msg, StoredFigures):
+            self.on_stored_figures(msg)
         elif isinstance(msg, Crash):
             raise RuntimeError(msg.text)
 
@@ -147,13 +152,21 @@ class ChannelActor(SupervisedActor):
                                                         why_unreadable(e), msg.now))
         if self.state is None:
             self.state = ChannelState(hill=fees.initial_state(msg.view, msg.now), buckets={})
-        self.state.buckets = {}
-        for b in msg.buckets:
-            day = (msg.now - b["day_age"] * DAY) // DAY
-            self.state.buckets[day] = [b["in_msat"], b["out_msat"], b["fee_msat"], b["forwards"]]
+        self.set_buckets(msg.buckets, msg.now)
         self.state.routed_out = self.state.routed_out or msg.routed_out
         self.state.last_message_at = msg.now
         self.persist()
+
+    def set_buckets(self, stored: list[dict], now: int) -> None:
+        """Daily flow buckets from the store (store.daily_buckets), which counts every forward once."""
+        self.state.buckets = {(now - b["day_age"] * DAY) // DAY: [b["in_msat"], b["out_msat"], b["fee_msat"],
+                                                                   b["forwards"]] for b in stored}
+
+    def on_stored_figures(self, msg: StoredFigures) -> None:
+        if msg.window_start != self.state.hill.window_start:
+            return     # a new window began meanwhile: its counters started from zero after the crash
+        self.state.window_fees_msat, self.state.window_forwards = msg.window_fees_msat, msg.window_forwards
+        self.set_buckets(msg.buckets, msg.now)
 
     def on_forward(self, msg: ForwardSettled) -> None:
         f, scid = msg.forward, self.view.scid

@@ -221,6 +221,25 @@ class ChannelDirectory:
 
 
 @attrs.frozen
+class RebuildFigures:
+    """channel actor → runtime, after a crash: its forward-derived figures from the store (the checkpoint
+    restored predates the forwards counted since)."""
+    scid: str
+    window_start: int
+    reply_to: Any
+
+
+@attrs.frozen
+class StoredFigures:
+    """runtime → channel actor: the answer to RebuildFigures, as of `now` (every stored forward included)."""
+    window_start: int
+    window_fees_msat: int
+    window_forwards: int
+    buckets: list[dict]
+    now: int
+
+
+@attrs.frozen
 class LogLine:
     level: str
     text: str

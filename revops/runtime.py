@@ -31,7 +31,7 @@ from actors.coordinator import CoordinatorActor
 from actors.messages import (ActorRestarted, BlockAdded, ChannelDirectory, ChannelRetired, ChannelsChanged,
                              ForwardSettled, HealthChanged, IoRequest, IoResult, LogLine, PeerConnection,
                              PersistFeerate, PersistState, PoliciesChanged, QuarantineState, RecordDecision, RpcReply,
-                             Start, Tick, WaitExpired)
+                             RebuildFigures, Start, StoredFigures, Tick, WaitExpired)
 from actors.messages import (LedgerFigures, LedgerQuery, ReleaseBudget, ReserveBudget, ReserveResult, RpcFailure,
                              SaveJob, SettleJob)
 from actors.messages import ClbossOwned, ClbossReport, ClbossSeen
@@ -676,6 +676,10 @@ class Runtime:
                                 f"(restart #{out.restarts}): {out.error}")
         elif isinstance(out, LogLine):
             self.log(out.level, out.text)
+        elif isinstance(out, RebuildFigures):
+            fees_msat, forwards = self.store.channel_earnings(out.scid, out.window_start)
+            buckets = self.store.daily_buckets([out.scid], self.now, self.config.flow_window_days).get(out.scid, [])
+            self.asys.tell(out.reply_to, StoredFigures(out.window_start, fees_msat, forwards, buckets, self.now))
         elif isinstance(out, ChannelDirectory):
             self.directory = out
         elif isinstance(out, WaitExpired):

@@ -8,6 +8,7 @@ import pytest
 
 from actors.messages import Crash
 from revops import simulate
+from revops.runtime import Continue
 from revops.sim.scenario import load_scenario, loads_scenario
 from revops.store import Store
 
@@ -104,3 +105,35 @@ def test_store_refuses_a_database_from_the_future(tmp_path):
     from revops.store import StoreError
     with pytest.raises(StoreError, match="newer"):
         Store(str(db))
+
+
+def test_a_retired_channel_actor_is_told_to_exit():
+    """Issue 14: retired channel actors were never told to exit (one stayed alive per closed channel)."""
+    sim = simulate.start(load_scenario("tiny"), seed=1)
+    sim.advance(3600)
+    registry = sim.runtime.asys._systemBase.actorRegistry     # simpleSystemBase: address → ref, None once exited
+    live = sum(ref is not None for ref in registry.values())
+    sim.node.close_channel(sim.node.open_channels()[0].scid)
+    sim.advance(3600)
+    assert any("its actor is retired" in text for _, text in sim.log_lines)
+    assert sum(ref is not None for ref in registry.values()) == live - 1
+    sim.close()
+
+
+def test_after_a_crash_the_forwards_counted_since_the_checkpoint_are_kept():
+    """Issue 14 item 6: the restored checkpoint dropped the forwards counted since it (a lower rate for the
+    climber than the store holds). Every channel actor crashes mid-window; their figures match the store."""
+    sim = simulate.start(load_scenario("small"), seed=2, options={"revenue-ops-fee-interval": 7200})
+    sim.advance(6 * 3600 + 5400)                       # 1.5 h of forwards since the last fee cycle
+    before = {c["scid"]: c for c in sim.rpc("revenue-status")["channels"]}
+    assert sum(c["window_forwards"] for c in before.values()) > 0
+    for scid in before:                                # crashes happen on the loop, inside a message
+        sim.runtime.post(Continue(lambda scid=scid: sim.runtime.tell(Crash(scid))))
+    sim.runtime.run_until_idle()
+    after = {c["scid"]: c for c in sim.rpc("revenue-status")["channels"]}
+    for scid, c in after.items():
+        assert c["restarts"] == 1
+        start = c["hill_climb"]["window_start"]
+        assert (c["window_fees_msat"], c["window_forwards"]) == sim.store.channel_earnings(scid, start)
+        assert c["window_forwards"] == before[scid]["window_forwards"]
+    sim.close()
