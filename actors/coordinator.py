@@ -82,6 +82,8 @@ class CoordinatorActor(SupervisedActor):
         self.clboss: Any = None                   # the clboss hand-off (actors/clboss.py)
         self.clboss_priced: frozenset[str] | None = None
         self.directory: ChannelDirectory | None = None   # as last told to the runtime
+        self.channels_stale = False               # a connect/disconnect/channel event since the last refresh
+        self.channels_refresh: tuple[int, int | None] = (-1, None)   # (tick of the last refresh, req in flight)
         self.restored: dict[str, dict] = {}
         self.restore_buckets: dict[str, list[dict]] = {}
         self.routed_out: frozenset[str] = frozenset()
@@ -129,7 +131,8 @@ class CoordinatorActor(SupervisedActor):
         elif isinstance(msg, StatusRequest):
             self.on_status_request(msg)
         elif isinstance(msg, (ChannelsChanged, PeerConnection)):
-            self.request("listpeerchannels", {}, "channels")
+            self.channels_stale = True
+            self.refresh_channels()
         elif isinstance(msg, BlockAdded):
             self.state.blockheight = msg.height
         elif isinstance(msg, ConfigChanged):
@@ -164,6 +167,14 @@ class CoordinatorActor(SupervisedActor):
             if msg.scid is None:
                 raise RuntimeError(msg.text)
             self.send(self.children[msg.scid], ActorExitRequest() if msg.silent else msg)
+
+    def refresh_channels(self) -> None:
+        """One listpeerchannels per tick at most, one at a time: a reconnect storm of 1,000 peers asked for
+        2,000 full listings (issue 14 item 7); events meanwhile are served by the next refresh."""
+        at, in_flight = self.channels_refresh
+        if self.channels_stale and in_flight is None and at < self.state.now:
+            self.channels_stale = False
+            self.channels_refresh = (self.state.now, self.request("listpeerchannels", {}, "channels"))
 
     def tell_channels(self, scids: Any, msg: Any) -> None:
         for scid in dict.fromkeys(scids):
@@ -246,6 +257,7 @@ class CoordinatorActor(SupervisedActor):
     def on_tick(self, now: int) -> None:
         self.state.now = now
         self.sweep_waits(now)
+        self.refresh_channels()
         if now >= self.state.next_fee_at and not self.cycle:
             self.state.next_fee_at = now + self.config.fee_interval
             self.cycle = {"at": now}
@@ -272,6 +284,8 @@ class CoordinatorActor(SupervisedActor):
             self.on_rebalance_io(tag, msg)
             return
         if tag == "channels":
+            if msg.req_id == self.channels_refresh[1]:
+                self.channels_refresh = (self.channels_refresh[0], None)
             if msg.error is None:
                 self.sync_channels(self.parse_channels(msg.result), self.state.now)
             return

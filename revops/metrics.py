@@ -39,6 +39,7 @@ class Snapshot:
 def build_snapshot(rt: "Runtime", status: dict) -> Snapshot:
     budget = rt.ledger.budget_state(rt.now, rt.config)
     totals = finance.lifetime_totals(rt.store)
+    coord = status.get("coordinator") or {}
     node = {
         "forwards": totals.forwards_by_status, "fees_earned_msat": totals.fees_earned_msat,
         "rebalance_spent_msat": totals.rebalance_spent_msat, "rebalance_spent_24h_msat": budget.spent_24h_msat,
@@ -47,6 +48,10 @@ def build_snapshot(rt: "Runtime", status: dict) -> Snapshot:
                         "held": rt.counters["fee_changes_held"]},
         "actor_restarts": rt.counters["actor_restarts"], "queue_depth": rt.inbox.qsize(),
         "loop_lag_seconds": rt.loop_lag_seconds, "channel_actors": len(status.get("channels", [])),
+        "waits_expired": dict(rt.waits_expired),
+        "fee_cycle_age_seconds": rt.now - (coord.get("last_fee_cycle_at") or rt.started_at),
+        "rebalance_cycle_age_seconds": rt.now - (coord.get("last_rebalance_done_at") or rt.started_at),
+        "fee_interval_seconds": rt.config.fee_interval, "rebalance_interval_seconds": rt.config.rebalance_interval,
     }
     open_scids = {c["scid"] for c in status.get("channels", [])}
     decisions = {k: n for k, n in finance.decisions_by_branch(rt.store).items() if k[0] in open_scids}
@@ -86,6 +91,18 @@ def families(snap: Snapshot) -> Iterator[Metric]:
                             value=n["queue_depth"])
     yield GaugeMetricFamily("revops_actor_loop_lag_seconds", "Time the actor loop spent on its last message",
                             value=n["loop_lag_seconds"])
+    yield GaugeMetricFamily("revops_fee_cycle_age_seconds", "Time since the last fee cycle reached its decisions "
+                            "(since start-up when none has)", value=n["fee_cycle_age_seconds"])
+    yield GaugeMetricFamily("revops_rebalance_cycle_age_seconds", "Time since the last rebalance cycle reached its "
+                            "decision (since start-up when none has)", value=n["rebalance_cycle_age_seconds"])
+    yield GaugeMetricFamily("revops_fee_interval_seconds", "Configured fee_interval", value=n["fee_interval_seconds"])
+    yield GaugeMetricFamily("revops_rebalance_interval_seconds", "Configured rebalance_interval",
+                            value=n["rebalance_interval_seconds"])
+    expired = CounterMetricFamily("revops_waits_expired", "Waits (fan-outs, cycles, RPC answers) that reached their "
+                                  "deadline and were answered with what arrived", labels=["what"])
+    for what, count in sorted(n["waits_expired"].items()):
+        expired.add_metric([what], count)
+    yield expired
     latency = SummaryMetricFamily("revops_lightningd_rpc_seconds", "lightningd RPC calls made by the io pool",
                                   labels=["method"])
     errors = CounterMetricFamily("revops_lightningd_rpc_errors", "lightningd RPC calls that failed",

@@ -153,6 +153,7 @@ class Runtime:
         self.unsaved: list[Callable[[], None]] = []   # writes that failed (forwards, decisions): retried every tick
         self.stopped = threading.Event()
         self.node_id = ""
+        self.started_at = 0                            # node time the actors started (cycle ages count from it)
         self.directory = ChannelDirectory({}, frozenset())   # every channel and peer lightningd lists
         self.health: dict[str, dict] = {g: {"status": "unknown", "calls": 0, "errors": 0, "last_error": None}
                                         for g in ("lightningd", "database") + nodeio.OPTIONAL_PLUGINS}
@@ -609,6 +610,7 @@ class Runtime:
         for dep in nodeio.OPTIONAL_PLUGINS:
             self._set_health(dep, "ok" if b.plugins.get(dep) else "missing", None)
         now = self.now = max(self.now, self.clock())
+        self.started_at = now
         states = self.store.load_actor_states()
         for scid, state in states.items():
             try:
