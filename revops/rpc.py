@@ -350,7 +350,6 @@ DEPRECATED = "DEPRECATED: use 'revenue-policy set' instead."
 def revenue_ignore(rt: "Runtime", params: dict, respond: Respond) -> None:
     """ignore = passive strategy, rebalancing disabled, tagged 'ignored' (+ the reason)."""
     peer_id = _peer(params)
-    _known_peer(rt, peer_id)
     reason = "manual" if params.get("reason") is None else params["reason"]
     cmds = [{"action": "set", "peer_id": peer_id, "strategy": "passive", "rebalance": "disabled"},
             {"action": "tag", "peer_id": peer_id, "tag": "ignored"}]
@@ -360,6 +359,7 @@ def revenue_ignore(rt: "Runtime", params: dict, respond: Respond) -> None:
         parsed = [policy_rules.parse_policy_request(c, rt.now) for c in cmds]
     except policy_rules.PolicyError as e:   # the reason becomes a tag: name the field the caller gave
         raise InputError("reason" if e.field == "tag" else e.field, str(e)) from e
+    _known_peer(rt, peer_id)      # after the syntax checks: a bad reason is named first
     _apply_policy_commands(rt, parsed)
     rt.log("unusual", f"revenue-ignore is deprecated: {DEPRECATED}")
     respond({"status": "success", "action": "ignore", "peer_id": peer_id, "reason": reason,
