@@ -152,6 +152,9 @@ class ChannelActor(SupervisedActor):
                                                         why_unreadable(e), msg.now))
         if self.state is None:
             self.state = ChannelState(hill=fees.initial_state(msg.view, msg.now), buckets={})
+            if msg.state is not None:   # fresh after quarantine: the gossip budget comes back from the store
+                self.send(self.runtime, RebuildFigures(msg.view.scid, self.state.hill.window_start,
+                                                       self.myAddress))
         self.set_buckets(msg.buckets, msg.now)
         self.state.routed_out = self.state.routed_out or msg.routed_out
         self.state.last_message_at = msg.now
@@ -163,6 +166,8 @@ class ChannelActor(SupervisedActor):
                                                                    b["forwards"]] for b in stored}
 
     def on_stored_figures(self, msg: StoredFigures) -> None:
+        hill = self.state.hill      # a lost state must not buy extra broadcasts: keep every recorded one
+        self.state.hill = attrs.evolve(hill, update_times=tuple(sorted({*hill.update_times, *msg.update_times})))
         if msg.window_start != self.state.hill.window_start:
             return     # a new window began meanwhile: its counters started from zero after the crash
         self.state.window_fees_msat, self.state.window_forwards = msg.window_fees_msat, msg.window_forwards

@@ -237,6 +237,7 @@ class StoredFigures:
     window_forwards: int
     buckets: list[dict]
     now: int
+    update_times: tuple[int, ...] = ()    # fee broadcasts recorded in the last 24 h (gossip budget)
 
 
 @attrs.frozen

@@ -681,7 +681,8 @@ class Runtime:
         elif isinstance(out, RebuildFigures):
             fees_msat, forwards = self.store.channel_earnings(out.scid, out.window_start)
             buckets = self.store.daily_buckets([out.scid], self.now, self.config.flow_window_days).get(out.scid, [])
-            self.asys.tell(out.reply_to, StoredFigures(out.window_start, fees_msat, forwards, buckets, self.now))
+            self.asys.tell(out.reply_to, StoredFigures(out.window_start, fees_msat, forwards, buckets, self.now,
+                                                       self.store.broadcast_times(out.scid, self.now - 86400)))
         elif isinstance(out, ChannelDirectory):
             self.directory = out
         elif isinstance(out, WaitExpired):

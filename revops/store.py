@@ -274,6 +274,13 @@ class Store:
         self.db.execute("UPDATE channel_actors SET closed_at=? WHERE scid=?", (now, scid))
 
     # -- fee decisions --------------------------------------------------------------------------
+    def broadcast_times(self, scid: str, since: int) -> tuple[int, ...]:
+        """When fee updates of this channel were broadcast (applied, or failed: maybe applied), congestion
+        moves aside (never counted): what max_fee_updates_per_day counts, rebuilt after a state was lost."""
+        return tuple(r[0] for r in self.db.execute(
+            "SELECT DISTINCT at FROM fee_decisions WHERE scid=? AND broadcast=1 AND outcome IN ('applied', 'failed') "
+            "AND branch != 'congestion' AND at > ? ORDER BY at", (scid, since)))
+
     def record_decision(self, d: Any, outcome: str) -> None:
         self.db.execute(
             "INSERT INTO fee_decisions(scid, at, old_fee_ppm, new_fee_ppm, branch, reason, inputs_json, "

@@ -32,6 +32,7 @@ def test_random_event_sequences_keep_every_invariant(tmp_path, capsys):
               f"{faults} faults injected, {forwards} forwards checked, {len(problems)} with problems")
     assert not problems, problems
     assert events["restart"] > 10 and events["fault"] > 10 and faults > 100
+    assert events["crash"] > 10 and events["corrupt"] > 10
 
 
 def checked_sim():

@@ -190,3 +190,21 @@ def test_every_rpc_is_answered_even_when_the_coordinator_is_gone():
             sim.rpc(method)
         assert sim.rpc_waits[-1][1] <= 2 * sim.runtime.config.rpc_timeout_seconds
     sim.close()
+
+
+def test_a_channel_started_fresh_keeps_its_gossip_budget():
+    """Found by the random sequences: after its state was quarantined a channel started with no update
+    history, and could broadcast more than max_fee_updates_per_day in 24 h."""
+    scenario = load_scenario("tiny")
+    node = SimNode(scenario, seed=10)
+    sim = simulate.start(scenario, node=node, options={"revenue-ops-fee-interval": 600})
+    sim.advance(8 * 3600)
+    chans = sim.rpc("revenue-status")["channels"]
+    scid = max(chans, key=lambda c: len(c["hill_climb"]["update_times"]))["scid"]
+    sent = sim.store.broadcast_times(scid, sim.runtime.now - 86400)
+    assert sent
+    sim.store.db.execute("UPDATE channel_actors SET state_json='{cut off' WHERE scid=?", (scid,))
+    again = simulate.start(scenario, node=node, db_path=sim.store.path, options={"revenue-ops-fee-interval": 600})
+    row = next(c for c in again.rpc("revenue-status")["channels"] if c["scid"] == scid)
+    assert set(sent) <= set(row["hill_climb"]["update_times"])
+    again.close()

@@ -19,7 +19,9 @@ bench/invariants.py).
    are handed back to it), a peer with rebalancing disabled is never a rebalance destination nor source;
 6. no sling job the plugin created exists outside its registry (after reconciliation: a lost sling-job
    answer ends adopted or deleted, never as an orphan that blocks the channel for ever);
-7. while dry-run was on, no state-changing call reached the node (`check_dry_run`, given the spans).
+7. while dry-run was on, no state-changing call reached the node (`check_dry_run`, given the spans);
+8. (`check_liveness`) every RPC is answered within 2 x `rpc_timeout_seconds`, and after the last fault is
+   cleared a fee cycle and a rebalance cycle each reach their decisions again.
 
 The budget check (2) counts a reservation from its creation until it was settled, released or expired,
 whatever its age: a reservation ends only with its job (docs/rebalancing.md).
@@ -228,4 +230,18 @@ def check_passive(sim: Any, rpc: Any) -> list[str]:
                     if at > p["updated_at"] and (dest == ch.scid or ch.scid in sources)]
             if p["rebalance_mode"] == "disabled" and used:
                 problems.append(f"rebalance disabled {ch.scid}: used by rebalances at {used}")
+    return problems
+
+
+def check_liveness(sim: Any, rpc_waits: list[tuple[str, int]], cleared_at: int) -> list[str]:
+    """`rpc_waits`: (method, virtual seconds) of every answer that did not come at once (Simulation.rpc),
+    None seconds for one that never came; `cleared_at`: when the last fault was cleared."""
+    limit = 2 * sim.runtime.config.rpc_timeout_seconds
+    problems = [f"{method}: answered after {s} s (limit {limit} s)" if s is not None else f"{method}: no answer"
+                for method, s in rpc_waits if s is None or s > limit]
+    coordinator = sim.rpc("revenue-status")["coordinator"]
+    for key, cycle in (("last_fee_cycle_at", "fee"), ("last_rebalance_done_at", "rebalance")):
+        if coordinator[key] < cleared_at:
+            problems.append(f"{cycle} cycle did not resume: last completed at {coordinator[key]}, faults cleared "
+                            f"at {cleared_at}")
     return problems

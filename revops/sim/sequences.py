@@ -5,10 +5,14 @@ runs 10,000 or more).
 A sequence is fully determined by its seed: the market warms up for a random time (so sequences start
 inside the scenario's congestion, drain, mempool spike or disconnect as often as outside them), the
 plugin is attached, then `events` random events run. Events: time passes (5 min to 2 h), a policy
-changes, the configuration changes, an RPC or plugin fault starts or clears, the plugin is killed and
-started again on the same database, a manual rebalance is asked for, a channel opens or closes, sling's
-jobs get stuck, dry-run is switched on or off at runtime (nothing state-changing may reach the node while
-it is on). Faults include lost answers on every call that spends or writes. Fee intervals are shortened so the daily update limit is actually reached.
+changes, the configuration changes, an RPC or plugin fault starts or clears (errors, timeouts, lost, cut-off,
+malformed and result-less answers, exceptions of every kind; lost answers on every call that spends or
+writes), the plugin is killed and started again on the same database, a manual rebalance is asked for, a
+channel opens or closes, sling's jobs get stuck, dry-run is switched on or off at runtime (nothing
+state-changing may reach the node while it is on), an actor crashes mid-cycle (a channel actor, the
+coordinator, or a channel actor that stops answering), a channel actor's stored state is corrupted and the
+plugin restarted (its init must quarantine it). Fee intervals are shortened so the daily update limit is
+actually reached.
 """
 from __future__ import annotations
 
@@ -20,23 +24,25 @@ from typing import Any
 import attrs
 from pyln.client import RpcException
 
+from actors.messages import Crash
 from revops import simulate
+from revops.runtime import Continue
 from revops.sim.faults import FaultyRpc, stick_sling_jobs
-from revops.sim.invariants import check_all
+from revops.sim.invariants import check_all, check_liveness
 from revops.sim.node import SimNode
 from revops.sim.scenario import Scenario, load_scenario
 
 HOUR = 3600
 METHODS = ("listpeerchannels", "setchannel", "feerates", "listfunds", "listforwards", "getinfo", "plugin",
            "sling-*", "clboss-*", "bkpr-*", "*", "sling-job", "sling-go", "sling-stop", "sling-deletejob")
-FAULT_KINDS = ("error", "timeout", "lost", "vanish", "absent")
+FAULT_KINDS = ("error", "timeout", "lost", "vanish", "absent", "malformed", "truncated", "noresult", "exception")
 STRATEGIES = ("dynamic", "static", "passive", "hive")
 REBALANCE_MODES = ("enabled", "disabled", "sink_only", "source_only")
 # config keys whose change the invariants can follow (the budget check takes the largest budget set)
 CONFIG_VALUES = {"min_fee_ppm": (5, 10, 50, 300), "max_fee_ppm": (200, 1000, 5000), "fee_interval": (300, 900, 1800),
                  "daily_budget_sats": (0, 100, 1000, 5000), "rebalance_interval": (600, 1800)}
 EVENTS = ("advance",) * 6 + ("policy", "config", "fault", "clear", "restart", "rebalance", "channel", "stuck",
-                             "dry")
+                             "dry", "crash", "corrupt")
 BASE_OPTIONS = {"revenue-ops-fee-interval": 600, "revenue-ops-rebalance-interval": 900,
                 "revenue-ops-daily-budget-sats": 5000}
 
@@ -64,11 +70,16 @@ def run_sequence(seed: int, events: int = 12, scenario: Scenario | None = None, 
     manual: set[tuple[int, str]] = set()
     strategies: list[tuple[int, str, str]] = []
     dry: list[list[int]] = []             # [from, to) indexes of rpc.delivered while dry-run was on
+    waits: list[tuple[str, int]] = []     # late RPC answers, over every incarnation of the plugin
+    problems: list[str] = []
     try:
         for _ in range(events):
             kind = rng.choice(EVENTS)
             done[kind] = done.get(kind, 0) + 1
-            if kind == "restart":         # kill -9: the old runtime is abandoned, not stopped
+            if kind in ("restart", "corrupt"):   # kill -9: the old runtime is abandoned, not stopped
+                waits += sim.rpc_waits
+                if kind == "corrupt":
+                    _corrupt_state(sim, rng)
                 sim = start()
             elif kind == "dry":           # the operator's kill switch, on or off
                 on, at = not sim.runtime.config.dry_run, len(rpc.delivered)
@@ -79,11 +90,16 @@ def run_sequence(seed: int, events: int = 12, scenario: Scenario | None = None, 
             else:
                 _event(kind, sim, rpc, rng, budgets, manual, strategies)
         rpc.clear()
+        cleared_at = node.now
         sim.advance(HOUR)                 # faults cleared: let the plugin catch up before judging
         problems = check_all(sim, rpc, budget_sats_max=max(budgets), manual=frozenset(manual),
                              strategies=tuple(strategies),
                              dry_spans=tuple((a, len(rpc.delivered) if b < 0 else b) for a, b in dry))
+        problems += check_liveness(sim, waits + sim.rpc_waits, cleared_at)
         forwards = sim.store.forward_count()
+    except Exception as e:  # noqa: BLE001 - a sequence that cannot even be judged is a finding too
+        problems.append(f"sequence raised {type(e).__name__}: {e}")
+        forwards = 0
     finally:
         sim.close()
     return Outcome(seed, done, sum(rpc.injected.values()), forwards, problems)
@@ -127,6 +143,22 @@ def _event(kind: str, sim: Any, rpc: FaultyRpc, rng: random.Random, budgets: lis
             node.open_channel(capacity_sat=rng.choice((1_000_000, 5_000_000)), local_sat=rng.choice((0, 500_000)))
     elif kind == "stuck":
         stick_sling_jobs(node)
+    elif kind == "crash":               # on the loop, inside a message, as a real crash happens
+        scids = sorted(c.scid for c in node.open_channels())
+        target = rng.choice(scids + [None])
+        crash = Crash(target, silent=target is not None and rng.random() < 0.3)
+        sim.runtime.post(Continue(lambda: sim.runtime.tell(crash) if sim.runtime.started else None))
+        sim.runtime.run_until_idle()
+
+
+def _corrupt_state(sim: Any, rng: random.Random) -> None:
+    """One channel actor's stored state no longer structures (a renamed field, or not JSON at all)."""
+    rows = sim.store.db.execute("SELECT scid, state_json FROM channel_actors WHERE closed_at IS NULL").fetchall()
+    if not rows:
+        return
+    scid, text = rng.choice(sorted(tuple(r) for r in rows))
+    broken = "{cut off" if rng.random() < 0.5 else text.replace('"hill"', '"hill_renamed"')
+    sim.store.db.execute("UPDATE channel_actors SET state_json=? WHERE scid=?", (broken, scid))
 
 
 def _rpc(sim: Any, method: str, params: dict) -> bool:
@@ -134,5 +166,5 @@ def _rpc(sim: Any, method: str, params: dict) -> bool:
     try:
         sim.rpc(method, params)
         return True
-    except RpcException:
+    except (RpcException, TimeoutError):   # no answer at all is recorded in sim.rpc_waits (a finding)
         return False
