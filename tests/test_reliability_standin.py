@@ -72,3 +72,64 @@ def test_kill_9_in_the_middle_of_a_rebalance_loses_no_spend(tmp_path, delay):
         booked, live, jobs = wait_for(lambda: (b := _booked_and_live(db))[0] + b[1] + 1000 * b[2] >= spent and b,
                                       timeout=10)
         assert spent > 0 and booked + live + 1000 * jobs >= spent
+
+
+def _store_forwards(db: str) -> set[tuple[str, int, str]]:
+    with sqlite3.connect(db) as conn:
+        return {tuple(r) for r in conn.execute("SELECT in_channel, in_htlc_id, status FROM forwards")}
+
+
+def _node_forwards(ld) -> set[tuple[str, int, str]]:
+    return {(f["in_channel"], f["in_htlc_id"], f["status"]) for f in ld.rpc.call("listforwards", {})["forwards"]
+            if f["status"] in ("settled", "failed", "local_failed")}
+
+
+def _store_policies(db: str) -> set[tuple]:
+    with sqlite3.connect(db) as conn:
+        return {tuple(r) for r in conn.execute("SELECT peer_id, channel_id, strategy, rebalance_mode, fee_ppm_target "
+                                               "FROM policies")}
+
+
+# CI runs three; a longer run: REVOPS_KILL_SEEDS=11-60 pytest tests/test_reliability_standin.py -k random_points
+_FIRST, _, _LAST = os.environ.get("REVOPS_KILL_SEEDS", "11-13").partition("-")
+KILL_SEEDS = tuple(range(int(_FIRST), int(_LAST or _FIRST) + 1))
+
+
+@pytest.mark.parametrize("seed", KILL_SEEDS)
+def test_kill_9_at_random_points_loses_no_forward_spend_or_policy(tmp_path, seed):
+    """The real plugin is killed -9 twice at seeded random points (virtual time and wall-clock delay into
+    its work), the node goes on, the plugin starts again: the node's forwards are each in the store, every
+    msat sling spent is booked or reserved, and every policy answered success is stored as set."""
+    import random
+    rng = random.Random(seed)
+    os.environ["REVOPS_TICK_SECONDS"] = "0.2"
+    db = str(tmp_path / "regtest" / "revenue_ops.db")
+    with StandinLightningd("tiny", lightning_dir=str(tmp_path), seed=seed, speed=0, plugins=[PLUGIN],
+                           log_stderr=False) as ld:
+        running(ld)
+        peers = sorted({c["peer_id"] for c in ld.rpc.call("listpeerchannels", {})["channels"]})
+        expected: dict[tuple[str, str], tuple] = {}
+        for kill in range(2):
+            advance(ld, rng.randrange(1800, 8 * 3600, 300), settle=0.3)
+            peer = rng.choice(peers)
+            strategy = rng.choice(("static", "passive", "dynamic"))
+            params = {"action": "set", "peer_id": peer, "strategy": strategy,
+                      **({"fee_ppm": rng.choice((50, 500))} if strategy == "static" else {})}
+            pol = ld.rpc.call("revenue-policy", params)["policy"]      # answered success: must survive
+            expected[(peer, "")] = (peer, pol["channel_id"] or "", pol["strategy"], pol["rebalance_mode"],
+                                    pol["fee_ppm_target"])
+            ld.rpc.call("dev-sim-advance", {"seconds": rng.randrange(300, 3600, 300)})
+            time.sleep(rng.uniform(0.0, 0.6))                     # somewhere inside the work that caused
+            os.kill(ld.plugin_pid(NAME), signal.SIGKILL)
+            wait_for(lambda: NAME not in str(ld.rpc.call("plugin", {"subcommand": "list"})))
+            ld.rpc.call("dev-sim-advance", {"seconds": rng.randrange(300, 2 * 3600, 300)})   # the node goes on
+            ld.rpc.call("plugin", {"subcommand": "start", "plugin": PLUGIN})
+            running(ld)
+        advance(ld, 3600, settle=0.5)
+        node = _node_forwards(ld)
+        wait_for(lambda: _store_forwards(db) >= node, timeout=20)
+        assert _store_forwards(db) - _node_forwards(ld) == set()  # nothing the node did not make
+        assert _store_policies(db) == set(expected.values())
+        spent = ld.rpc.call("dev-sim-ledger")["rebalance_cost_msat"]
+        booked, live, jobs = _booked_and_live(db)
+        assert booked + live + 1000 * jobs >= spent
