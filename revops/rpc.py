@@ -173,29 +173,38 @@ def revenue_policy(rt: "Runtime", params: dict, respond: Respond) -> None:
 ROW_CREATING = ("set", "tag", "untag")
 
 
-def _directory(rt: "Runtime") -> tuple[dict[str, str], frozenset[str]]:
-    """Channels (scid → peer) and peers lightningd lists; before start-up completes, the stored actors'."""
+def _directory(rt: "Runtime") -> tuple[dict[str, str], frozenset[str]] | None:
+    """Channels (scid → peer) and peers lightningd lists; before start-up completes, the stored actors';
+    None when nothing is known yet (a new database whose first channel list has not been read)."""
     if rt.started:
         return rt.directory.channels, rt.directory.peers
     stored = {r[0]: r[1] for r in rt.store.db.execute("SELECT scid, peer_id FROM channel_actors")}
-    return stored, frozenset(stored.values())
+    return (stored, frozenset(stored.values())) if stored else None
 
 
 def _known_peer(rt: "Runtime", peer_id: str) -> None:
-    """Refuse, by name, a well-formed node id that is not a peer of this node (no row is ever written)."""
-    if peer_id not in _directory(rt)[1]:
+    """Refuse, by name, a well-formed node id that is not a peer of this node (no row is ever written).
+    Until a channel list was ever read it cannot be checked: accepted, and logged (an outage at first start
+    must not keep the operator from setting policies)."""
+    directory = _directory(rt)
+    if directory is None:
+        rt.log("unusual", f"peer_id {peer_id} accepted unchecked: no channel list read yet")
+    elif peer_id not in directory[1]:
         raise InputError("peer_id", f"{peer_id} is not a peer of this node (no channel with it in "
                                     "listpeerchannels)")
 
 
-def _channel_of(rt: "Runtime", scid: str, field: str, peer_id: str | None = None) -> str:
-    """The peer of one of our channels; refuses, by name, a channel we do not have or of another peer."""
-    owner = _directory(rt)[0].get(scid)
+def _channel_of(rt: "Runtime", scid: str, field: str, peer_id: str | None = None) -> None:
+    """Refuse, by name, a channel we do not have, or one of another peer than `peer_id`."""
+    directory = _directory(rt)
+    if directory is None:
+        rt.log("unusual", f"{field} {scid} accepted unchecked: no channel list read yet")
+        return
+    owner = directory[0].get(scid)
     if owner is None:
         raise InputError(field, f"{scid} is not a channel of this node (see listpeerchannels)")
     if peer_id is not None and owner != peer_id:
         raise InputError(field, f"{scid} is a channel of peer {owner}, not of {peer_id}")
-    return owner
 
 
 def _apply_policy_commands(rt: "Runtime", cmds: list[policy_rules.PolicyCommand]) -> dict:
