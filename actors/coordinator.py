@@ -675,7 +675,7 @@ class CoordinatorActor(SupervisedActor):
     # -- status ---------------------------------------------------------------------------------
     def on_status_request(self, msg: StatusRequest) -> None:
         targets = {s: a for s, a in self.children.items() if msg.scid in (None, s)}
-        self.status_calls[msg.req_id] = {"channels": [], "scid": msg.scid}
+        self.status_calls[msg.req_id] = {"channels": [], "scid": msg.scid, "asked_at": self.state.now}
         self.waits.start(("status", msg.req_id), "status fan-out", targets, self.state.now,
                          self.config.rpc_timeout_seconds)
         if not targets:
@@ -697,6 +697,7 @@ class CoordinatorActor(SupervisedActor):
         call = self.status_calls.pop(req_id)
         s = self.state
         self.send(self.runtime, RpcReply(req_id, {
+            "asked_at": call["asked_at"],          # the channels' figures are as of then (a partial answer comes later)
             "channels": sorted((c for c in call["channels"] if "degraded" not in c), key=lambda c: c["scid"]),
             "degraded_channels": sorted((c for c in call["channels"] if "degraded" in c), key=lambda c: c["scid"]),
             "unanswered": list(missing),

@@ -228,11 +228,11 @@ class Store:
                 b["in_msat"] += row[2]
         return {scid: [by_age[a] for a in sorted(by_age)] for scid, by_age in out.items()}
 
-    def channel_earnings(self, scid: str, since: float) -> tuple[int, int]:
-        """(fee msat earned as outgoing channel, settled forwards out) since a time."""
+    def channel_earnings(self, scid: str, since: float, until: float | None = None) -> tuple[int, int]:
+        """(fee msat earned as outgoing channel, settled forwards out) since a time (until one, inclusive)."""
         row = self.db.execute(
-            "SELECT COALESCE(SUM(fee_msat), 0), COUNT(*) FROM forwards "
-            "WHERE status='settled' AND out_channel=? AND received_time >= ?", (scid, since)).fetchone()
+            "SELECT COALESCE(SUM(fee_msat), 0), COUNT(*) FROM forwards WHERE status='settled' AND out_channel=? "
+            "AND received_time >= ? AND received_time <= ?", (scid, since, 1e18 if until is None else until)).fetchone()
         return row[0], row[1]
 
     def revenue_msat(self, since: float, until: float | None = None) -> tuple[int, int]:
