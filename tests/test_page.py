@@ -332,3 +332,23 @@ def test_the_page_is_off_by_default_and_a_token_is_asked_once_then_kept_in_a_coo
         assert status("/", Authorization="Bearer " + token)[0] == 200
         assert status("/", Cookie=cookie.replace(token, token[:-1] + "x"))[0] == 401
         assert ld.rpc.call("revenue-config", {"action": "get", "key": "page_token"})["value"] == "(set)"
+
+
+def test_without_javascript_the_tables_read_and_sort(node, browser):
+    from selenium.webdriver.common.by import By
+    browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": True})
+    try:
+        load(browser, node.page + "/channels")
+        browser.find_element(By.LINK_TEXT, "fee ppm").click()      # a plain link: ?sort=fee&order=desc
+        wait_for(lambda: "sort=fee" in browser.current_url)
+        fees = [int(r["fee_ppm"]) for r in cells(browser, "#channels tbody tr[data-scid]", "data-scid").values()]
+        assert len(fees) == len(normal_scids(node)) and fees == sorted(fees, reverse=True)
+        browser.find_element(By.PARTIAL_LINK_TEXT, "fee ppm").click()
+        wait_for(lambda: "order=asc" in browser.current_url)
+        fees = [int(r["fee_ppm"]) for r in cells(browser, "#channels tbody tr[data-scid]", "data-scid").values()]
+        assert fees == sorted(fees)
+        load(browser, node.page + "/")
+        assert not browser.find_elements(By.TAG_NAME, "canvas"), "no script ran"
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#pnl tbody tr")) == 3
+    finally:
+        browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": False})
