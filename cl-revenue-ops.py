@@ -15,7 +15,7 @@ from revops import plugin_main  # noqa: E402
 plugin = plugin_main.RevopsPlugin()
 app = plugin_main.App(plugin)
 
-for option in plugin_main.plugin_options(app):
+for option in plugin_main.plugin_options(app.on_option_change):
     plugin.add_option(**option)
 for name, handler in plugin_main.rpc_methods(app):
     plugin.add_method(name, handler, background=True)

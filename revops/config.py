@@ -1,8 +1,10 @@
 """Plugin options, their defaults and ranges, validation and hot-swap (revenue-config).
 
-One table (OPTIONS) drives everything: option registration, start-up parsing, runtime overrides,
-resets, the public dump and the docs. Pure logic: the store persists overrides, the RPC layer turns
-ConfigError into JSON-RPC errors; nothing here does I/O.
+One declaration (OPTIONS) drives everything: the Config class, option registration with lightningd
+(mutable options are dynamic: `setconfig` changes them), start-up parsing, validation, revenue-config,
+the public dump and docs/configuration.md's table (`python -m revops.config` prints it). Pure logic:
+lightningd persists values (its config file), the RPC layer turns ConfigError into JSON-RPC errors;
+nothing here does I/O.
 
 Every Config is complete and consistent: a value that fails its type, range or a cross-field rule is
 never applied (fixes reference defects 18 and "min > max accepted").
@@ -93,7 +95,6 @@ OPTIONS: tuple[Option, ...] = (
     Option(PREFIX + "db-path", "db_path", "", str, pattern=r"[^\x00]*", mutable=False,
            description="SQLite file; empty = revenue_ops.db inside the node's network directory "
                        "(the init lightning-dir); '~' is expanded"),
-    _int("flow-interval", "flow_interval", 3600, 60, _DAY, "flow analysis period, seconds"),
     _int("fee-interval", "fee_interval", 1800, 60, _DAY, "fee cycle period, seconds"),
     _int("rebalance-interval", "rebalance_interval", 900, 60, _DAY, "rebalance cycle period, seconds"),
     _int("target-flow", "target_flow", 100_000, 0, 10 * _BTC,
@@ -123,18 +124,14 @@ OPTIONS: tuple[Option, ...] = (
                                        "plugin (changeable at runtime: the operator's kill switch)"),
     _float("htlc-congestion-threshold", "htlc_congestion_threshold", 0.8, 0.0, 1.0,
            "HTLC-slot utilisation at which a channel counts as congested"),
-    _bool("enable-reputation", "enable_reputation", True, "weight forwarded volume by peer reputation"),
-    _float("reputation-decay", "reputation_decay", 0.98, 0.0, 1.0,
-           "reputation multiplier per flow cycle (0.98^24 = 0.61 per day at hourly cycles)"),
     _bool("enable-prometheus", "enable_prometheus", False, "start the Prometheus exporter",
           mutable=False),
     _int("prometheus-port", "prometheus_port", 9800, 1, 65_535, "Prometheus exporter port", mutable=False),
     _bool("enable-page", "enable_page", False, "serve the read-only status page on 127.0.0.1", mutable=False),
     _int("page-port", "page_port", 9801, 1, 65_535, "status page port (bound on 127.0.0.1 only)", mutable=False),
     Option(PREFIX + "page-token", "page_token", "", str, pattern=r"[A-Za-z0-9._~-]{0,128}", mutable=False,
-           secret=True, description="status page token; empty = none (open the page once with ?token=...)"),
-    _bool("enable-kelly", "enable_kelly", False, "scale each rebalance's fee budget by the Kelly criterion"),
-    _float("kelly-fraction", "kelly_fraction", 0.5, 0.0, 1.0, "fraction of full Kelly (0.5 = half Kelly)"),
+           secret=True, description="status page token; empty = none (open the page once with ?token=...); "
+                       "revenue-config get shows only (set)"),
     _bool("vegas-reflex", "enable_vegas_reflex", True, "raise the fee floor during mempool fee spikes"),
     _float("vegas-decay", "vegas_decay_rate", 0.85, 0.0, 1.0, "per-cycle decay of the Vegas intensity"),
     _bool("price-anchor", "price_anchor", True,
@@ -146,8 +143,6 @@ OPTIONS: tuple[Option, ...] = (
     _int("hive-rebalance-tolerance", "hive_rebalance_tolerance", 50, 0, 100_000,
          "expected loss accepted when filling a hive peer's channel, sats"),
     _int("rpc-timeout-seconds", "rpc_timeout_seconds", 15, 1, 300, "hard timeout of one lightningd call, s"),
-    _int("rpc-circuit-breaker-seconds", "rpc_circuit_breaker_seconds", 60, 0, 3600,
-         "how long calls are refused after a timeout, s"),
     # --- added by the reference after the baseline ---
     _int("reservation-timeout-hours", "reservation_timeout_hours", 4, 1, 24,
          "a reservation no sling job of ours holds any more (a crash before its registry row) is released "
@@ -172,22 +167,17 @@ OPTIONS: tuple[Option, ...] = (
          "no new rebalance into a channel within this many hours of the last one"),
     _int("inbound-fee-estimate-ppm", "inbound_fee_estimate_ppm", 500, 0, 100_000,
          "assumed cost of routing into a channel when no history exists, ppm"),
-    _int("estimated-open-cost-sats", "estimated_open_cost_sats", 5000, 0, 10_000_000,
-         "assumed channel open cost when bookkeeper has none, sats"),
     _int("max-concurrent-jobs", "max_concurrent_jobs", 5, 1, 50, "sling jobs running at once"),
     _int("sling-job-timeout-seconds", "sling_job_timeout_seconds", 7200, 60, _DAY,
          "a sling job is stopped after this long, s"),
     _int("sling-chunk-size-sats", "sling_chunk_size_sats", 500_000, 1, 50_000_000,
          "amount one sling job moves, sats"),
     _int("sling-max-hops", "sling_max_hops", 5, 2, 20, "sling route length limit"),
-    _int("sling-parallel-jobs", "sling_parallel_jobs", 1, 1, 10, "sling's own parallel payments per job"),
     _float("sling-target-sink", "sling_target_sink", 0.35, 0.1, 0.9, "sling target local ratio, sink channels"),
     _float("sling-target-balanced", "sling_target_balanced", 0.5, 0.1, 0.9,
            "sling target local ratio, balanced channels"),
     _float("sling-target-source", "sling_target_source", 0.65, 0.1, 0.9,
            "sling target local ratio, source channels"),
-    _int("sling-outppm-fallback", "sling_outppm_fallback", 500, 0, 10_000,
-         "sling outppm when no source candidate is known, ppm"),
     # --- new in this implementation ---
     _int("max-updates-per-day", "max_fee_updates_per_day", 2, 1, 48,
          "fee broadcasts per channel per 24 h (gossip budget)"),
@@ -215,6 +205,21 @@ OPTIONS: tuple[Option, ...] = (
          "raw forwards older than this are folded into daily roll-ups (reports read both; the budget and flow code read 30 days raw)"),
 )
 
+# Options of earlier versions that never did anything (issue 14): still accepted, so an existing lightningd
+# config keeps working, but registered as deprecated and warned about at start; not part of Config.
+RETIRED: dict[str, str] = {
+    PREFIX + "flow-interval": "flow analysis runs in every fee cycle (revenue-ops-fee-interval)",
+    PREFIX + "enable-reputation": "peer reputation weighting was never implemented",
+    PREFIX + "reputation-decay": "peer reputation weighting was never implemented",
+    PREFIX + "enable-kelly": "Kelly sizing was never implemented; the EV gate and budget size rebalances",
+    PREFIX + "kelly-fraction": "Kelly sizing was never implemented; the EV gate and budget size rebalances",
+    PREFIX + "rpc-circuit-breaker-seconds": "calls have a timeout and bounded retry (revenue-ops-rpc-timeout-seconds); "
+                                            "there is no circuit breaker",
+    PREFIX + "estimated-open-cost-sats": "open costs come from bookkeeper, else from the current feerate",
+    PREFIX + "sling-parallel-jobs": "sling's own default parallelism is used",
+    PREFIX + "sling-outppm-fallback": "sources are chosen by the plugin (candidates), not by sling's outppm",
+}
+
 _BY_FIELD: dict[str, Option] = {o.field: o for o in OPTIONS}
 _BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 
@@ -222,80 +227,17 @@ MUTABLE_KEYS: tuple[str, ...] = tuple(sorted(o.field for o in OPTIONS if o.mutab
 IMMUTABLE_KEYS: tuple[str, ...] = tuple(sorted(o.field for o in OPTIONS if not o.mutable))
 
 
-@attrs.frozen
-class Config:
-    """A complete, validated configuration. Build it only with parse_options / with_override /
-    with_default / apply_overrides, which guarantee ranges and cross-field rules."""
+def _config_class() -> type:
+    """Config's fields come from OPTIONS (one declaration), plus the change counter `version`."""
+    fields = {o.field: attrs.field(type=o.type) for o in OPTIONS} | {"version": attrs.field(type=int, default=0)}
+    cls = attrs.make_class("Config", fields, frozen=True, slots=True)
+    cls.__module__ = __name__
+    cls.__doc__ = ("A complete, validated configuration. Build it only with parse_options / with_override / "
+                   "with_default, which guarantee ranges and cross-field rules.")
+    return cls
 
-    db_path: str
-    flow_interval: int
-    fee_interval: int
-    rebalance_interval: int
-    target_flow: int
-    min_fee_ppm: int
-    max_fee_ppm: int
-    rebalance_min_profit: int
-    flow_window_days: int
-    clboss_enabled: bool
-    clboss_handback_on_stop: bool
-    rebalancer_plugin: str
-    daily_budget_sats: int
-    min_wallet_reserve: int
-    enable_proportional_budget: bool
-    proportional_budget_pct: float
-    dry_run: bool
-    htlc_congestion_threshold: float
-    enable_reputation: bool
-    reputation_decay: float
-    enable_prometheus: bool
-    prometheus_port: int
-    enable_page: bool
-    page_port: int
-    page_token: str
-    enable_kelly: bool
-    kelly_fraction: float
-    enable_vegas_reflex: bool
-    vegas_decay_rate: float
-    price_anchor: bool
-    enable_scarcity_pricing: bool
-    scarcity_threshold: float
-    hive_fee_ppm: int
-    hive_rebalance_tolerance: int
-    rpc_timeout_seconds: int
-    rpc_circuit_breaker_seconds: int
-    reservation_timeout_hours: int
-    source_threshold: float
-    sink_threshold: float
-    base_fee_msat: int
-    rebalance_min_profit_ppm: int
-    rebalance_max_amount: int
-    rebalance_min_amount: int
-    low_liquidity_threshold: float
-    high_liquidity_threshold: float
-    rebalance_cooldown_hours: int
-    inbound_fee_estimate_ppm: int
-    estimated_open_cost_sats: int
-    max_concurrent_jobs: int
-    sling_job_timeout_seconds: int
-    sling_chunk_size_sats: int
-    sling_max_hops: int
-    sling_parallel_jobs: int
-    sling_target_sink: float
-    sling_target_balanced: float
-    sling_target_source: float
-    sling_outppm_fallback: int
-    max_fee_updates_per_day: int
-    gossip_hysteresis: float
-    rollback_min_forwards: int
-    rollback_drop: float
-    prometheus_address: str
-    channel_cap_pct: float
-    pingpong_hours: int
-    hive_daily_push_sats: int
-    hive_push_max_sats: int
-    stop_jobs_on_shutdown: bool
-    forward_retention_days: int
-    version: int = 0
+
+Config = _config_class()
 
 
 @attrs.frozen
@@ -332,8 +274,6 @@ CONSTRAINTS: tuple[Constraint, ...] = (
 )
 
 # --- coercion: one function per type, chosen by the table ---
-
-_MISSING = object()
 
 
 def _to_str(v: Any) -> str:
@@ -409,6 +349,12 @@ def parse_options(raw: Mapping[str, Any]) -> Config:
     return _checked(Config(**values))
 
 
+def retired_warnings(raw: Mapping[str, Any]) -> list[str]:
+    """One warning for each retired option the operator still sets."""
+    return [f"{name} is retired and has no effect ({why}): remove it from the config"
+            for name, why in RETIRED.items() if raw.get(name) is not None]
+
+
 def get_value(cfg: Config, key: str) -> Scalar:
     """Current value of a field (or option name); only table fields are reachable (no methods)."""
     return getattr(cfg, option_for(key).field)
@@ -431,12 +377,9 @@ def with_override(cfg: Config, key: str, raw: Any) -> Config:
     return _set(cfg, key, lambda opt: coerce(opt.field, raw))
 
 
-def with_default(cfg: Config, key: str, startup: Config | None = None) -> Config:
-    """New Config with key back at its start-up value (startup given) or table default; version + 1.
-
-    Pass the Config parsed from the init options so that memory matches what a restart would give.
-    """
-    return _set(cfg, key, lambda opt: getattr(startup, opt.field) if startup is not None else opt.default)
+def with_default(cfg: Config, key: str) -> Config:
+    """New Config with key back at its declared default; version + 1."""
+    return _set(cfg, key, lambda opt: opt.default)
 
 
 def to_public_dict(cfg: Config) -> dict[str, Scalar]:
@@ -445,32 +388,17 @@ def to_public_dict(cfg: Config) -> dict[str, Scalar]:
             for o in OPTIONS} | {"version": cfg.version}
 
 
-def apply_overrides(cfg: Config, overrides: Mapping[str, str],
-                    version: int | None = None) -> tuple[Config, list[str]]:
-    """Re-apply stored overrides at start-up. Overrides that are unknown, immutable, out of range, or
-    inconsistent with the others are skipped, each with a warning. `version`: the store's latest override
-    version (defaults to cfg.version + number applied)."""
-    warnings: list[str] = []
-    valid: dict[str, Scalar] = {}
-    raw_of: dict[str, str] = {}
+def legacy_override_warnings(overrides: Mapping[str, str]) -> list[str]:
+    """Earlier versions kept revenue-config changes in their own database; now lightningd's config holds every
+    value (setconfig), so those are not applied: say so, once per value, with the command that keeps it."""
+    out = []
     for key, raw in sorted(overrides.items()):
-        try:
-            opt = option_for(key)
-            if not opt.mutable:
-                raise ConfigError(opt.field, opt.name, f"{opt.field} cannot be overridden at runtime")
-            valid[opt.field] = coerce(opt.field, raw)
-            raw_of[opt.field] = raw
-        except ConfigError as e:
-            warnings.append(f"Ignoring stored override {key}={raw!r}: {e.message}")
-    while broken := _violations(candidate := attrs.evolve(cfg, **valid)):
-        dropped = [f for c in broken for f in (c.lower, c.upper) if f in valid]
-        if not dropped:
-            _checked(candidate)  # the base itself is inconsistent: raise
-        for c in broken:
-            warnings += [f"Ignoring stored override {f}={raw_of[f]!r}: {c.message(candidate)}"
-                         for f in (c.lower, c.upper) if valid.pop(f, _MISSING) is not _MISSING]
-    final = cfg.version + len(valid) if version is None else version
-    return attrs.evolve(candidate, version=final), warnings
+        opt = _BY_FIELD.get(key)
+        keep = (f"`lightning-cli setconfig {opt.name} {raw}` keeps it" if opt is not None and opt.mutable
+                else "it is no longer a runtime setting")
+        out.append(f"Value {key}={raw} stored by an earlier version is not applied (options live in lightningd's "
+                   f"config now); {keep}")
+    return out
 
 
 def is_loopback(address: str) -> bool:
@@ -494,3 +422,29 @@ def runtime_warnings(cfg: Config) -> list[str]:
 def db_file(cfg: Config, lightning_dir: str) -> str:
     """The SQLite path: db_path ('~' expanded) or revenue_ops.db in the init lightning-dir (network dir)."""
     return os.path.expanduser(cfg.db_path) if cfg.db_path else os.path.join(lightning_dir, DB_FILE_NAME)
+
+
+DOCS_BEGIN = "<!-- options table: generated by `python -m revops.config` from revops/config.py OPTIONS -->"
+DOCS_END = "<!-- end of options table -->"
+
+
+def _doc_default(opt: Option) -> str:
+    if opt.type is bool:
+        return "`true`" if opt.default else "`false`"
+    return f"`{opt.default}`" if opt.default != "" else '`""`'
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def docs_table() -> str:
+    """docs/configuration.md's option table, derived from OPTIONS (a test keeps the file in step)."""
+    rows = [DOCS_BEGIN, "", "| Option | Key | Default | Allowed | Dynamic | Meaning |", "|---|---|---|---|---|---|"]
+    rows += [f"| `{o.name}` | `{o.field}` | {_doc_default(o)} | {_cell(o.allowed)} | "
+             f"{'yes' if o.mutable else 'no'} | {_cell(o.description)} |" for o in OPTIONS]
+    return "\n".join(rows + ["", DOCS_END])
+
+
+if __name__ == "__main__":
+    print(docs_table())

@@ -21,13 +21,18 @@ OPTIONAL_PLUGINS = ("sling", "clboss", "bookkeeper")
 NOT_SENT = -32099        # our own error code: the call was refused before it left the plugin (dry-run, no registry row)
 # calls that only read: everything else (setchannel, sling-job/go/stop/deletejob, clboss-unmanage, any method
 # added later) counts as changing state and is never sent in dry-run (fail closed)
+OWN_OPTION_PREFIX = "revenue-ops-"
 READ_ONLY = frozenset({"getinfo", "listpeerchannels", "listforwards", "listfunds", "listchannels", "listpeers",
                        "listnodes", "feerates", "sling-jobsettings", "sling-stats", "sling-version",
                        "clboss-status", "bkpr-listaccountevents", "bkpr-listincome", "bkpr-listbalances"})
 
 
 def changes_state(method: str, params: Any = None) -> bool:
-    """Whether a call may change the node or a plugin (`plugin` only reads with subcommand list)."""
+    """Whether a call may change the node or a plugin (`plugin` only reads with subcommand list). `setconfig`
+    of one of our own options is the operator's `revenue-config set`, never a decision of the plugin: it
+    passes in dry-run too (it is how dry-run is switched off)."""
+    if method == "setconfig" and isinstance(params, dict):
+        return not str(params.get("config", "")).startswith(OWN_OPTION_PREFIX)
     if method == "plugin":
         sub = params.get("subcommand") if isinstance(params, dict) else (params[0] if params else None)
         return sub != "list"

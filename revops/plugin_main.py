@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 from pyln.client import Plugin, RpcException
 
 from revops import config as cfgmod
@@ -19,7 +20,7 @@ from revops import rpc
 from revops.metrics import Exporter
 from revops.node import SocketRpc
 from revops.page_server import PageServer
-from revops.runtime import TOPICS, Runtime
+from revops.runtime import TOPICS, Continue, Runtime
 from revops.store import Store, StoreError
 
 SUBSCRIPTIONS = TOPICS
@@ -55,14 +56,19 @@ class RevopsPlugin(Plugin):
         super()._write_locked(obj)
 
 
-def plugin_options(app: "App") -> Iterator[dict]:
-    """Every option as pyln's add_option wants it; values are validated at init, not here. Mutable options
-    are dynamic: lightningd's `setconfig` applies them like `revenue-config set` (App.on_setconfig)."""
+def plugin_options(on_change: Callable[[Plugin, str, Any], None]) -> Iterator[dict]:
+    """Every option as pyln's add_option wants it, from the one declaration (revops/config.py OPTIONS): the
+    mutable ones are dynamic, so `lightning-cli setconfig` changes them (and lightningd persists them) through
+    `on_change`. Values are validated at init and in on_change, with the same function. Retired options are
+    registered as deprecated so an old config still starts; init warns about them."""
     for opt in cfgmod.OPTIONS:
         default = opt.default if opt.lightningd_type != "string" else str(opt.default)
         yield {"name": opt.name, "default": default, "description": f"{opt.description} ({opt.allowed})",
                "opt_type": opt.lightningd_type, "dynamic": opt.mutable,
-               "on_change": app.on_setconfig if opt.mutable else None}
+               "on_change": on_change if opt.mutable else None}
+    for name, why in cfgmod.RETIRED.items():
+        yield {"name": name, "default": None, "description": f"retired, no effect: {why}", "opt_type": "string",
+               "deprecated": True}
 
 
 def rpc_methods(app: "App") -> Iterator[tuple[str, Callable]]:
@@ -124,19 +130,19 @@ class App:
         db_path = cfgmod.db_file(config, lightning_dir)
         try:
             store = Store(db_path)
-            startup_config = config
-            config, warnings = cfgmod.apply_overrides(config, store.load_overrides(), store.config_version())
+            config = attrs.evolve(config, version=store.config_version())
+            warnings = cfgmod.legacy_override_warnings(store.load_overrides())
         except Exception as e:  # noqa: BLE001 - never "active" without a database: lightningd disables us
             why = str(e) if isinstance(e, StoreError) else f"{type(e).__name__}: {e}"
             return {"disable": f"revenue-ops-db-path ({db_path}) cannot be used: {why}"}
-        for w in warnings + cfgmod.runtime_warnings(config):
+        for w in cfgmod.retired_warnings(options) + warnings + cfgmod.runtime_warnings(config):
             self.log("unusual", w)
         clock_method = os.environ.get(SIM_CLOCK_ENV)
         if clock_method:
             self.log("info", f"virtual clock: time comes from the node's {clock_method} RPC (simulation)")
         self.runtime = Runtime(
             rpc_factory=lambda: SocketRpc(rpc_path, timeout=config.rpc_timeout_seconds),
-            store=store, config=config, startup_config=startup_config, clock=_clock(rpc_path, clock_method), log=self.log, threaded=True,
+            store=store, config=config, clock=_clock(rpc_path, clock_method), log=self.log, threaded=True,
             tick_seconds=float(os.environ.get("REVOPS_TICK_SECONDS", "1" if clock_method else "5")))
         if config.enable_prometheus:
             self.runtime.exporter = start_exporter(config, self.runtime.tick_seconds, self.log)
@@ -160,25 +166,27 @@ class App:
                 request.set_exception(RpcException(f"{method}: {error}", -32000))
         self.runtime.call_rpc(method, params, respond)
 
-    def on_setconfig(self, plugin: Plugin, name: str, value: Any) -> None:
-        """lightningd's `setconfig` on one of our options: applied, validated and stored exactly as
-        `revenue-config set` does (the dry-run kill switch works either way); a refusal fails setconfig."""
+    def on_option_change(self, plugin: Plugin, name: str, value: Any) -> None:
+        """lightningd's `setconfig` of one of our dynamic options (also how `revenue-config set` applies):
+        validated and applied on the actor loop; raising refuses it, and lightningd then persists nothing."""
         runtime = self.runtime
         if runtime is None:
             raise RpcException("cl-revenue-ops is not initialised yet", -32000)
+        outcome: list[Any] = []
         done = threading.Event()
-        answer: dict[str, Any] = {}
 
-        def respond(result: Any, error: Exception | None) -> None:
-            answer.update(result=result, error=error)
+        def apply() -> None:
+            try:
+                outcome.append(rpc.apply_option(runtime, name, value))
+            except Exception as e:  # noqa: BLE001 - handed back to pyln, which answers setconfig with it
+                outcome.append(e)
             done.set()
-        runtime.call_rpc("revenue-config", {"action": "set", "key": cfgmod.option_for(name).field, "value": value},
-                         respond)
+        runtime.post(Continue(apply))
         if not done.wait(2 * runtime.config.rpc_timeout_seconds):
-            raise RpcException(f"setconfig {name}: no answer from the plugin's loop", -32000)
-        if answer["error"] is not None:
-            raise answer["error"] if isinstance(answer["error"], RpcException) else \
-                RpcException(f"setconfig {name}: {answer['error']}", -32602)
+            raise RpcException(f"setconfig {name}: the plugin did not apply it within "
+                               f"{2 * runtime.config.rpc_timeout_seconds} s; nothing changed", -32000)
+        if isinstance(outcome[0], Exception):
+            raise outcome[0]
 
     def on_notification(self, plugin: Plugin, **kwargs: Any) -> None:
         if self.runtime is None:

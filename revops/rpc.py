@@ -114,24 +114,41 @@ def revenue_config(rt: "Runtime", params: dict, respond: Respond) -> None:
         return
     if key not in cfgmod.MUTABLE_KEYS:
         raise InputError("key", cfgmod.immutable_message(cfgmod.option_for(key)))
-    if action == "set":
-        if "value" not in params:
-            raise InputError("value", f"required for set; allowed: {cfgmod.option_for(key).allowed}")
-        new = cfgmod.with_override(rt.config, key, params["value"])
-        version = rt.store.save_override(key, _text(getattr(new, key)), rt.now)
-    else:
-        new = cfgmod.with_default(rt.config, key, rt.startup_config)
-        version = rt.store.delete_override(key)
-    old_value = public[key]
-    rt.config = attrs.evolve(new, version=version)
+    if action == "set" and "value" not in params:
+        raise InputError("value", f"required for set; allowed: {cfgmod.option_for(key).allowed}")
+    # checked here first (same function as on_change) so a bad value is refused without a round trip
+    new = (cfgmod.with_override(rt.config, key, params["value"]) if action == "set"
+           else cfgmod.with_default(rt.config, key))
+    opt = cfgmod.option_for(key)
+
+    def applied(answers: list[tuple[Any, dict | None]]) -> None:
+        _, error = answers[0]
+        if error is not None:
+            respond(None, RpcException(f"setconfig {opt.name}: {error['message']}", error.get("code") or -32000))
+            return
+        respond({"status": "success", "action": action, "key": key, "old_value": public[key],
+                 "new_value": getattr(rt.config, key), "version": rt.config.version,
+                 "option": opt.name}, None)
+    # through lightningd, so its config file holds the value (persisted once) and `listconfigs` shows it;
+    # lightningd hands it back to App.on_option_change, which applies it (apply_option)
+    rt.run_io([("setconfig", {"config": opt.name, "val": _wire(getattr(new, key), opt)})], applied)
+
+
+def _wire(value: Any, opt: cfgmod.Option) -> Any:
+    """The value as setconfig takes it for the option's lightningd type (floats travel as strings)."""
+    return value if opt.lightningd_type in ("int", "bool") else str(value)
+
+
+def apply_option(rt: "Runtime", name: str, raw: Any) -> Any:
+    """Validate and apply one option value from lightningd's setconfig: the one place a running plugin's
+    configuration changes. Raises InputError (nothing changed) when type, range or a cross-field rule fails."""
+    try:
+        new = cfgmod.with_override(rt.config, name, raw)
+    except cfgmod.ConfigError as e:
+        raise InputError(e.field, str(e)) from e
+    rt.config = attrs.evolve(new, version=rt.store.note_config_change(rt.now))
     rt.tell(ConfigChanged(rt.config))
-    respond({"status": "success", "action": action, "key": key, "old_value": old_value,
-             "new_value": cfgmod.to_public_dict(rt.config)[key], "version": rt.config.version}, None)
-
-
-def _text(value: Any) -> str:
-    """How an override is stored: the text the option parser reads back to the same value."""
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return rt.config
 
 
 def _config_key(key: Any) -> str:

@@ -138,11 +138,9 @@ REBALANCE_OUTBOUND = (LedgerQuery, ReserveBudget, ReleaseBudget, SaveJob, Settle
 class Runtime:
     def __init__(self, *, rpc_factory: Callable[[], nodeio.RpcClient], store: Store, config: Any,
                  clock: Callable[[], int], log: Logger, threaded: bool, io_threads: int = 3,
-                 tick_seconds: float = 5.0, rpc_attempts: int = 3, rpc_backoff: float = 0.2,
-                 startup_config: Any = None):
+                 tick_seconds: float = 5.0, rpc_attempts: int = 3, rpc_backoff: float = 0.2):
         self.rpc_factory, self.store, self.config, self.clock, self.log = rpc_factory, store, config, clock, log
         self.ledger = Ledger(store)
-        self.startup_config = startup_config if startup_config is not None else config
         self.threaded, self.io_threads, self.tick_seconds = threaded, io_threads, tick_seconds
         self.rpc_attempts, self.rpc_backoff = rpc_attempts, rpc_backoff
         self.inbox: queue.Queue = queue.Queue()

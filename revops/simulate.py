@@ -14,7 +14,8 @@ import attrs
 
 from revops import config as cfgmod
 from revops.runtime import Runtime, Tick
-from revops.sim.node import SIM_VERSION, SimNode
+from revops import rpc as rpc_layer
+from revops.sim.node import SIM_VERSION, DynamicOption, SimNode
 from revops.sim.scenario import Scenario
 from revops.store import Store
 
@@ -85,12 +86,15 @@ def start(scenario: Scenario, *, seed: int = 0, controller: str = "revops",
     lines: list[tuple[str, str]] = []
     path = db_path or os.path.join(tempfile.mkdtemp(prefix="revops-sim-"), "revenue_ops.db")
     store = Store(path)
-    startup_config = cfgmod.parse_options(dict(options or {}))
-    config, _ = cfgmod.apply_overrides(startup_config, store.load_overrides(), store.config_version())  # as at init
-    runtime = Runtime(rpc_factory=lambda: rpc or node, store=store, config=config, startup_config=startup_config,
+    # as lightningd would: the options given, then what setconfig persisted in its config (node.setconfig_values)
+    config = cfgmod.parse_options({**dict(options or {}), **node.setconfig_values})
+    config = attrs.evolve(config, version=store.config_version())
+    runtime = Runtime(rpc_factory=lambda: rpc or node, store=store, config=config,
                       clock=lambda: node.now,
                       log=log or (lambda level, text: lines.append((level, text))), threaded=False)
     node.subscribe(runtime.notify)
+    node.dynamic_options = {o.name: DynamicOption(o.lightningd_type, lambda name, value: rpc_layer.apply_option(
+        runtime, name, value)) for o in cfgmod.OPTIONS if o.mutable}
     runtime.start()
     return Simulation(node, runtime, store, step_seconds, lines)
 

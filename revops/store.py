@@ -320,38 +320,27 @@ class Store:
         cur = self.db.execute("DELETE FROM policies WHERE peer_id=? AND channel_id=?", (peer_id, channel_id or ""))
         return cur.rowcount > 0
 
-    # -- config overrides -----------------------------------------------------------------------
+    # -- configuration ---------------------------------------------------------------------------
+    # Option values live in lightningd's config (setconfig persists them); the store only counts changes.
     def load_overrides(self) -> dict[str, str]:
+        """Values an earlier version stored itself (no longer applied: start-up warns about each)."""
         return {r[0]: r[1] for r in self.db.execute("SELECT key, value FROM config_overrides")}
 
     def config_version(self) -> int:
-        """The configuration's version: counts every set and reset ever made, across restarts (kept in
-        meta, since a reset deletes its override row; older databases: the highest override version)."""
-        stored = int(self.get_meta("config_version", "0"))
-        return max(stored, self.db.execute("SELECT COALESCE(MAX(version), 0) FROM config_overrides").fetchone()[0])
+        """How many configuration changes were ever applied (monotonic, across restarts)."""
+        legacy = self.db.execute("SELECT COALESCE(MAX(version), 0) FROM config_overrides").fetchone()[0]
+        return max(int(self.get_meta("config_version", "0") or 0), legacy)
 
-    def _next_config_version(self) -> int:
-        version = self.config_version() + 1
-        self.set_meta("config_version", version)
-        return version
+    def config_changed_at(self) -> int:
+        return int(self.get_meta("config_changed_at", "0") or 0)
 
-    def save_override(self, key: str, value: str, now: int) -> int:
-        """Write and read back one override; returns its version. Raises StoreError on mismatch."""
+    def note_config_change(self, now: int) -> int:
+        """Count one applied change; returns the new version."""
         with self.tx():
-            version = self._next_config_version()
-            self.db.execute("INSERT INTO config_overrides(key, value, version, updated_at) VALUES (?,?,?,?) "
-                            "ON CONFLICT(key) DO UPDATE SET value=excluded.value, version=excluded.version, "
-                            "updated_at=excluded.updated_at", (key, value, version, now))
-            back = self.db.execute("SELECT value FROM config_overrides WHERE key=?", (key,)).fetchone()
-            if back is None or back[0] != value:
-                raise StoreError(f"read-back of config override {key} did not match what was written")
+            version = self.config_version() + 1
+            self.set_meta("config_version", version)
+            self.set_meta("config_changed_at", now)
         return version
-
-    def delete_override(self, key: str) -> int:
-        """Drop one override (back to the start-up value); returns the new configuration version."""
-        with self.tx():
-            self.db.execute("DELETE FROM config_overrides WHERE key=?", (key,))
-            return self._next_config_version()
 
     # -- feerate samples ------------------------------------------------------------------------
     def add_feerate_sample(self, at: int, sat_per_vb: float) -> None:

@@ -96,6 +96,10 @@ REFERENCE_RANGES = {
     "reservation_timeout_hours": (1, 24),
 }
 
+# issue 14: these did nothing; retired (accepted as deprecated options, warned about, not in Config)
+RETIRED_FIELDS = {"flow_interval", "enable_reputation", "reputation_decay", "enable_kelly", "kelly_fraction",
+                  "rpc_circuit_breaker_seconds", "estimated_open_cost_sats", "sling_parallel_jobs",
+                  "sling_outppm_fallback"}
 BY_FIELD = {o.field: o for o in C.OPTIONS}
 NUMERIC = [o for o in C.OPTIONS if o.bounds is not None]
 DEFAULTS = C.parse_options({})
@@ -106,12 +110,15 @@ DEFAULTS = C.parse_options({})
 @pytest.mark.parametrize("suffix", sorted(REFERENCE_OPTIONS))
 def test_reference_option_present_with_same_default(suffix: str) -> None:
     field, default = REFERENCE_OPTIONS[suffix]
+    if field in RETIRED_FIELDS:
+        assert "revenue-ops-" + suffix in C.RETIRED and field not in BY_FIELD
+        return
     opt = C.option_for("revenue-ops-" + suffix)
     assert (opt.field, opt.default) == (field, default)
     assert type(opt.default) is opt.type
 
 
-@pytest.mark.parametrize("field", sorted(INTERNAL_FIELDS))
+@pytest.mark.parametrize("field", sorted(set(INTERNAL_FIELDS) - RETIRED_FIELDS))
 def test_internal_field_present_and_mutable(field: str) -> None:
     assert BY_FIELD[field].default == INTERNAL_FIELDS[field]
     assert field in C.MUTABLE_KEYS
@@ -126,17 +133,17 @@ def test_added_options(suffix: str) -> None:
         assert opt.bounds == bounds
 
 
-@pytest.mark.parametrize("field", sorted(REFERENCE_RANGES))
+@pytest.mark.parametrize("field", sorted(set(REFERENCE_RANGES) - RETIRED_FIELDS))
 def test_reference_ranges(field: str) -> None:
     assert BY_FIELD[field].bounds == REFERENCE_RANGES[field]
 
 
 def test_table_is_exactly_reference_internal_and_added() -> None:
     names = {o.name for o in C.OPTIONS}
-    expected = {"revenue-ops-" + s for s in [*REFERENCE_OPTIONS, *ADDED_OPTIONS]}
-    assert expected <= names
-    assert {o.field for o in C.OPTIONS} == (
-        {f for f, _ in REFERENCE_OPTIONS.values()} | set(INTERNAL_FIELDS) | {v[0] for v in ADDED_OPTIONS.values()})
+    expected = {"revenue-ops-" + s for s in [*REFERENCE_OPTIONS, *ADDED_OPTIONS]} - set(C.RETIRED)
+    assert expected <= names and not names & set(C.RETIRED)
+    assert {o.field for o in C.OPTIONS} == ({f for f, _ in REFERENCE_OPTIONS.values()} | set(INTERNAL_FIELDS)
+                                           | {v[0] for v in ADDED_OPTIONS.values()}) - RETIRED_FIELDS
     assert len(names) == len(C.OPTIONS) == len({o.field for o in C.OPTIONS})
     assert all(n.startswith("revenue-ops-") for n in names)
 
@@ -154,20 +161,20 @@ def test_config_fields_match_table_and_types() -> None:
     fields = {f.name: f.type for f in attrs.fields(C.Config)}
     assert list(fields) == [o.field for o in C.OPTIONS] + ["version"]
     for o in C.OPTIONS:
-        assert fields[o.field] == o.type.__name__
+        assert fields[o.field] is o.type
 
 
 def test_mutable_and_immutable_keys() -> None:
     assert list(C.MUTABLE_KEYS) == sorted(C.MUTABLE_KEYS)
     assert set(C.MUTABLE_KEYS) | set(C.IMMUTABLE_KEYS) == set(BY_FIELD)
     assert not set(C.MUTABLE_KEYS) & set(C.IMMUTABLE_KEYS)
-    assert "db_path" in C.IMMUTABLE_KEYS and "dry_run" in C.MUTABLE_KEYS     # dry_run: the operator's kill switch
+    assert "db_path" in C.IMMUTABLE_KEYS and "dry_run" in C.MUTABLE_KEYS   # dry_run: the kill switch
 
 
 def test_lightningd_types() -> None:
     assert BY_FIELD["min_fee_ppm"].lightningd_type == "int"
     assert BY_FIELD["dry_run"].lightningd_type == "bool"
-    assert BY_FIELD["kelly_fraction"].lightningd_type == "string"
+    assert BY_FIELD["rollback_drop"].lightningd_type == "string"
     assert BY_FIELD["db_path"].lightningd_type == "string"
 
 
@@ -253,12 +260,12 @@ def test_int_rejects(raw: object) -> None:
 @pytest.mark.parametrize("raw", ["nan", float("nan"), "inf", float("-inf"), True])
 def test_float_rejects_non_finite_and_bool(raw: object) -> None:
     with pytest.raises(ConfigError):
-        C.coerce("kelly_fraction", raw)
+        C.coerce("rollback_drop", raw)
 
 
 def test_float_accepts_int_and_string() -> None:
-    assert C.coerce("kelly_fraction", 1) == 1.0 and isinstance(C.coerce("kelly_fraction", 1), float)
-    assert C.coerce("kelly_fraction", "0.25") == 0.25
+    assert C.coerce("proportional_budget_pct", 1) == 1.0 and isinstance(C.coerce("proportional_budget_pct", 1), float)
+    assert C.coerce("proportional_budget_pct", "0.25") == 0.25
 
 
 def test_choices_and_patterns() -> None:
@@ -281,9 +288,9 @@ def test_unknown_key() -> None:
 def test_parse_options_defaults_and_values() -> None:
     cfg = C.parse_options({"revenue-ops-fee-interval": 60, "revenue-ops-max-fee-ppm": "3000",
                            "revenue-ops-dry-run": "TRUE", "revenue-ops-db-path": "/tmp/x.db",
-                           "revenue-ops-kelly-fraction": "0.25", "some-other-plugin-opt": "zzz",
+                           "revenue-ops-rollback-drop": "0.25", "some-other-plugin-opt": "zzz",
                            "revenue-ops-min-fee-ppm": None})
-    assert (cfg.fee_interval, cfg.max_fee_ppm, cfg.dry_run, cfg.db_path, cfg.kelly_fraction) == (
+    assert (cfg.fee_interval, cfg.max_fee_ppm, cfg.dry_run, cfg.db_path, cfg.rollback_drop) == (
         60, 3000, True, "/tmp/x.db", 0.25)
     assert cfg.min_fee_ppm == 10 and cfg.version == 0
 
@@ -350,8 +357,8 @@ def test_immutable_keys_refused(key: str) -> None:
 
 
 def test_override_accepts_option_name_and_string_values() -> None:
-    cfg = C.with_override(DEFAULTS, "revenue-ops-enable-kelly", "yes")
-    assert cfg.enable_kelly is True and cfg.version == 1
+    cfg = C.with_override(DEFAULTS, "revenue-ops-price-anchor", "no")
+    assert cfg.price_anchor is False and cfg.version == 1
 
 
 def test_override_reset_round_trip_restores_memory() -> None:
@@ -359,12 +366,6 @@ def test_override_reset_round_trip_restores_memory() -> None:
     back = C.with_default(cfg, "max_fee_ppm")
     assert back.max_fee_ppm == 5000 and back.version == 2
     assert attrs.evolve(back, version=0) == DEFAULTS
-
-
-def test_reset_restores_startup_value_when_given() -> None:
-    startup = C.parse_options({"revenue-ops-max-fee-ppm": 4000})
-    cfg = C.with_override(startup, "max_fee_ppm", 3000)
-    assert C.with_default(cfg, "max_fee_ppm", startup).max_fee_ppm == 4000
 
 
 def test_reset_that_would_break_a_rule_is_refused() -> None:
@@ -394,28 +395,19 @@ def test_get_value_only_reaches_fields(key: str) -> None:
         C.get_value(DEFAULTS, key)
 
 
-# --- start-up overrides ---
+# --- retired options and values stored by earlier versions ---
 
-def test_apply_overrides_applies_valid_and_warns_on_the_rest() -> None:
-    cfg, warnings = C.apply_overrides(DEFAULTS, {
-        "max_fee_ppm": "3000", "enable_kelly": "true", "db_path": "/x.db", "nosuch": "1",
-        "max_concurrent_jobs": "abc", "sling_max_hops": "99"})
-    assert (cfg.max_fee_ppm, cfg.enable_kelly, cfg.db_path, cfg.version) == (3000, True, "", 2)
-    assert len(warnings) == 4
-    assert all(w.startswith("Ignoring stored override") for w in warnings)
-    assert any("db_path" in w for w in warnings) and any("nosuch" in w for w in warnings)
+def test_retired_options_warn_and_change_nothing() -> None:
+    raw = {"revenue-ops-kelly-fraction": "0.3", "revenue-ops-flow-interval": 600, "revenue-ops-max-fee-ppm": 3000}
+    assert attrs.evolve(C.parse_options(raw), max_fee_ppm=5000) == DEFAULTS
+    warnings = C.retired_warnings(raw)
+    assert len(warnings) == 2 and all("is retired and has no effect" in w for w in warnings)
 
 
-def test_apply_overrides_is_order_independent_for_pairs() -> None:
-    cfg, warnings = C.apply_overrides(DEFAULTS, {"min_fee_ppm": "9000", "max_fee_ppm": "10000"})
-    assert (cfg.min_fee_ppm, cfg.max_fee_ppm, warnings) == (9000, 10000, [])
-
-
-def test_apply_overrides_drops_overrides_inconsistent_with_startup() -> None:
-    startup = C.parse_options({"revenue-ops-max-fee-ppm": 2000})
-    cfg, warnings = C.apply_overrides(startup, {"min_fee_ppm": "3000", "kelly_fraction": "0.3"}, version=7)
-    assert (cfg.min_fee_ppm, cfg.max_fee_ppm, cfg.kelly_fraction, cfg.version) == (10, 2000, 0.3, 7)
-    assert len(warnings) == 1 and "min_fee_ppm" in warnings[0] and "revenue-ops-max-fee-ppm" in warnings[0]
+def test_values_an_earlier_version_stored_are_named_with_the_setconfig_that_keeps_them() -> None:
+    warnings = C.legacy_override_warnings({"max_fee_ppm": "3000", "kelly_fraction": "0.3"})
+    assert "not applied" in warnings[1] and "lightning-cli setconfig revenue-ops-max-fee-ppm 3000" in warnings[1]
+    assert "no longer a runtime setting" in warnings[0]
 
 
 # --- runtime helpers ---
@@ -436,13 +428,23 @@ def test_db_file() -> None:
 
 # --- docs stay in sync with the table ---
 
-@pytest.mark.parametrize("opt", C.OPTIONS, ids=lambda o: o.field)
-def test_docs_list_every_option(opt: C.Option) -> None:
-    rows = [line for line in DOCS.read_text().splitlines() if line.startswith(f"| `{opt.name}` ")]
-    assert len(rows) == 1, opt.name
-    row = rows[0]
-    assert f"`{opt.field}`" in row and opt.allowed in row
-    assert ("yes" if opt.mutable else "no") in row.split("|")[5]
+def test_the_docs_table_is_generated_from_the_declaration() -> None:
+    """docs/configuration.md holds exactly docs_table() (regenerate: python -m revops.config)."""
+    text = DOCS.read_text()
+    start, end = text.index(C.DOCS_BEGIN), text.index(C.DOCS_END) + len(C.DOCS_END)
+    assert text[start:end] == C.docs_table()
+    for opt in C.OPTIONS:
+        row = next(line for line in C.docs_table().splitlines() if line.startswith(f"| `{opt.name}` "))
+        assert f"`{opt.field}`" in row and opt.allowed in row and ("yes" if opt.mutable else "no") in row
+
+
+def test_bool_options_say_exactly_what_lightningd_accepts() -> None:
+    """lightningd (since v25.05) takes only true/false/yes/no for a plugin bool option: help and docs say so."""
+    from revops.plugin_main import plugin_options
+    helps = {o["name"]: o["description"] for o in plugin_options(lambda *a: None)}
+    for opt in (o for o in C.OPTIONS if o.type is bool):
+        assert helps[opt.name].endswith("(true or false (also yes or no))")
+    assert "`true`, `false`, `yes` or `no`" in DOCS.read_text()
 
 
 def test_a_secret_option_is_never_shown_by_value() -> None:

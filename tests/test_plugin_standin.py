@@ -78,7 +78,10 @@ def test_manifest_lists_every_rpc_and_option(tmp_path):
     methods = {m["name"] for m in manifest["rpcmethods"]}
     assert methods == {spec.name for spec in rpcmod.METHODS}
     options = {o["name"] for o in manifest["options"]}
-    assert options == {o.name for o in cfgmod.OPTIONS}
+    assert options == {o.name for o in cfgmod.OPTIONS} | set(cfgmod.RETIRED)
+    dynamic = {o["name"] for o in manifest["options"] if o.get("dynamic")}
+    assert dynamic == {o.name for o in cfgmod.OPTIONS if o.mutable}
+    assert {o["name"] for o in manifest["options"] if o.get("deprecated")} == set(cfgmod.RETIRED)
     assert {"forward_event", "channel_state_changed", "connect", "disconnect", "block_added", "shutdown"} <= set(
         manifest["subscriptions"])
     assert not manifest.get("hooks"), "no hook: the plugin must never sit in the path of an HTLC"

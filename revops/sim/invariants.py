@@ -156,7 +156,7 @@ def _applied(sim: Any) -> list[dict]:
 
 def check_fee_bounds(sim: Any) -> list[str]:
     cfg = sim.runtime.config
-    since = int(sim.store.db.execute("SELECT COALESCE(MAX(updated_at), 0) FROM config_overrides").fetchone()[0])
+    since = sim.store.config_changed_at()
     problems = []
     for d in _applied(sim):
         if d["branch"] in PINS:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime as _dt
+import functools
 import itertools
 import json
 import os
@@ -66,6 +67,10 @@ FEATURE_SET = {
 
 _LEVELS = {"trace": 0, "io": 0, "debug": 1, "info": 2, "unusual": 3, "warn": 3, "broken": 4, "error": 4}
 _LEVEL_NAMES = {0: "TRACE", 1: "DEBUG", 2: "INFO", 3: "UNUSUAL", 4: "**BROKEN**"}
+
+
+SETCONFIG_FILE = "config.setconfig"
+SETCONFIG_TIMEOUT = 60.0
 
 
 class StandinError(RuntimeError):
@@ -143,10 +148,10 @@ def _opt_value(typ: str, raw: str) -> Any:
             return int(raw, 0)
         except ValueError:
             return None
-    if typ == "bool":
-        if raw in ("true", "True", "1"):
+    if typ == "bool":   # v25.05 dropped 0/1 for plugin bool options
+        if raw in ("true", "True", "yes"):
             return True
-        if raw in ("false", "False", "0"):
+        if raw in ("false", "False", "no"):
             return False
         return None
     if typ == "flag":
@@ -726,6 +731,10 @@ class StandinLightningd:
             if spec["type"] not in ("string", "int", "bool", "flag"):
                 raise _PluginKilled('Only "string", "int", "bool", and "flag" options are supported')
             p.options.append(_PluginOpt(spec))
+            if p.options[-1].dynamic and self._node is not None:
+                from revops.sim.node import DynamicOption
+                self._node.dynamic_options[spec["name"]] = DynamicOption(
+                    spec["type"], functools.partial(self._plugin_setconfig, p, p.options[-1]))
         if not isinstance(res.get("rpcmethods"), list):
             raise _PluginKilled('"result.rpcmethods" missing')
         with self._plock:
@@ -747,7 +756,11 @@ class StandinLightningd:
                 self._log("UNUSUAL", f"plugin-{p.shortname}",
                           f"hook '{name}' registered, but the stand-in only emulates htlc_accepted")
             p.hooks.append(name)
-        # options given with `plugin start`
+        # what setconfig persisted (lightningd's config includes config.setconfig), then `plugin start` options
+        persisted = self._persisted_setconfig()
+        for opt in p.options:
+            if opt.name in persisted and opt.set(persisted[opt.name]):
+                raise _PluginKilled(f"{SETCONFIG_FILE}: {opt.name}={persisted[opt.name]} does not parse as {opt.type}")
         for k, v in p.start_options.items():
             opt = next((o for o in p.options if o.name == k), None)
             if opt is None:
@@ -757,6 +770,52 @@ class StandinLightningd:
                 if err:
                     raise _PluginKilled(err)
         p.state = "needs_init"
+
+    # -- setconfig (dynamic plugin options) -------------------------------------------------------
+    @property
+    def setconfig_path(self) -> str:
+        return os.path.join(self.network_dir, SETCONFIG_FILE)
+
+    def _persisted_setconfig(self) -> Dict[str, str]:
+        """name -> value lines of config.setconfig, as a previous run's setconfig wrote them."""
+        try:
+            with open(self.setconfig_path, encoding="utf-8") as f:
+                lines = [line.strip() for line in f if "=" in line and not line.startswith("#")]
+        except FileNotFoundError:
+            return {}
+        return dict(line.split("=", 1) for line in lines)
+
+    def _plugin_setconfig(self, p: Plugin, opt: _PluginOpt, name: str, value: Any) -> None:
+        """lightningd's half of setconfig for a plugin option: the plugin's own `setconfig` may refuse it."""
+        if not p.active:
+            raise RpcError("setconfig", {"config": name}, {"code": JSONRPC2_INVALID_PARAMS,
+                                                            "message": f"Unknown config option {name}"})
+        pend = p.request("setconfig", {"config": name, "val": value})
+        if not pend.event.wait(SETCONFIG_TIMEOUT):
+            raise RpcError("setconfig", {"config": name}, {"code": -1, "message": f"plugin {p.shortname} did "
+                                                            f"not answer setconfig within {SETCONFIG_TIMEOUT} s"})
+        error = (pend.response or _terminated_error(None)).get("error")
+        if error is not None:
+            raise RpcError("setconfig", {"config": name, "val": value}, error)
+        opt.values = [value]
+
+    def _rpc_setconfig(self, params: Any) -> Any:
+        """The simulated node parses and hands the value to the plugin; here it is written to config.setconfig
+        (one `name=value` line per option, as lightningd keeps it), unless transient."""
+        with self.lock:
+            result = self._node.call("setconfig", params)
+        if result["config"]["source"].endswith("transient"):
+            return result
+        values = self._persisted_setconfig()
+        name = result["config"]["config"]
+        values[name] = _as_opt_string(next(v for k, v in result["config"].items() if k.startswith("value_")))
+        with open(self.setconfig_path, "w", encoding="utf-8") as f:
+            f.write("# Created and update by setconfig, but you can edit this manually when node is stopped.\n")
+            f.writelines(f"{k}={v}\n" for k, v in values.items())
+        result["config"]["source"] = f"{self.setconfig_path}:{list(values).index(name) + 2}"
+        result["config"]["plugin"] = next((p.path for p in self._plugins if name in {o.name for o in p.options}),
+                                          None)
+        return result
 
     def _init_options(self, p: Plugin) -> dict:
         out: Dict[str, Any] = {}
@@ -1228,28 +1287,6 @@ class StandinLightningd:
             "dev-sim-plugin-installed": self._rpc_plugin_installed,
             "setconfig": self._rpc_setconfig,
         }
-
-    def _rpc_setconfig(self, params: Any) -> dict:
-        """lightningd's setconfig for a plugin's dynamic option: the plugin's own `setconfig` must accept it."""
-        if isinstance(params, list):
-            params = dict(zip(("config", "val"), params))
-        name, val = params.get("config"), params.get("val")
-        found = [(o, p) for p in self.plugins() for o in p.options if o.name == name]
-        if not found:
-            raise _rpc_error("setconfig", params, JSONRPC2_INVALID_PARAMS, f"Unknown option {name!r}")
-        opt, owner = found[0]
-        if not opt.dynamic:
-            raise _rpc_error("setconfig", params, JSONRPC2_INVALID_PARAMS, f"{name} is not a dynamic option")
-        raw = "" if val is None else _as_opt_string(val)
-        if _opt_value(opt.type, raw) is None:
-            raise _rpc_error("setconfig", params, JSONRPC2_INVALID_PARAMS, f"{raw} does not parse as type {opt.type}")
-        resp = self._forward_to_plugin(owner, {"method": "setconfig", "params": {"config": name, "val": raw},
-                                               "id": "setconfig"})
-        if "error" in resp:
-            raise RpcError("setconfig", params, resp["error"])
-        opt.set(raw)
-        return {"config": {"config": name, "source": "setconfig", "plugin": owner.path, "dynamic": True,
-                           "value_str": raw}}
 
     def _rpc_plugin(self, params: Any) -> Any:
         if isinstance(params, list):

@@ -159,6 +159,35 @@ class Chan:
             self.max_to_us = v
 
 
+@attrs.frozen
+class DynamicOption:
+    """A plugin's dynamic option as lightningd knows it: its type and the plugin's side of `setconfig`."""
+
+    type: str                                  # the manifest's type: "int", "bool" or "string"
+    on_change: Callable[[str, Any], None]      # raises RpcException / RpcError to refuse the value
+
+
+def setconfig_value(typ: str, val: Any) -> Any:
+    """lightningd's parse of a setconfig `val` for a plugin option of type `typ`; None if it does not parse.
+    Booleans: true/false/yes/no only (lightningd v25.05 dropped 0/1)."""
+    if typ == "int":
+        if isinstance(val, int) and not isinstance(val, bool):
+            return val
+        return int(val) if isinstance(val, str) and val.lstrip("-").isascii() and val.lstrip("-").isdigit() else None
+    if typ == "bool":
+        if isinstance(val, bool):
+            return val
+        return {"true": True, "yes": True, "false": False, "no": False}.get(val) if isinstance(val, str) else None
+    return val if isinstance(val, str) else (None if val is None else json.dumps(val))
+
+
+def setconfig_result(name: str, value: Any, source: str, plugin: str | None = None) -> dict:
+    """setconfig's answer (the `config` object, as listconfigs shows one entry)."""
+    kind = {bool: "value_bool", int: "value_int"}.get(type(value), "value_str")
+    return {"config": {"config": name, "source": source, **({"plugin": plugin} if plugin else {}), "dynamic": True,
+                       kind: value}}
+
+
 class SimNode:
     def __init__(self, scenario: Scenario, seed: int = 0, lightning_dir: str | None = None):
         self.scenario = sc = scenario
@@ -190,6 +219,9 @@ class SimNode:
         self.onchain_msat = 5_000_000_000
         self.plugins = {"sling": sc.plugins.sling, "clboss": sc.plugins.clboss, "bookkeeper": sc.plugins.bookkeeper}
         self.extra_plugins: list[dict] = []
+        # lightningd's side of dynamic plugin options: registered by the plugin host, and what setconfig persisted
+        self.dynamic_options: dict[str, DynamicOption] = {}
+        self.setconfig_values: dict[str, Any] = {}
         self.bkpr = Bookkeeper(self)
         for spec in sc.channels:
             self._add_channel(spec.name, spec.peer_id, spec.peer_alias, spec.capacity_sat, spec.local_sat, spec.opener,
@@ -901,6 +933,7 @@ _PARAMS: dict[str, list[tuple[str, str, bool]]] = {
                    ("htlcmin", "msat", False), ("htlcmax", "msat", False), ("enforcedelay", "u32", False),
                    ("ignorefeelimits", "bool", False)],
     "listconfigs": [("config", "str", False)],
+    "setconfig": [("config", "str", True), ("val", "any", False), ("transient", "bool", False)],
     "plugin": [("subcommand", "enum:start,stop,rescan,startdir,list", True), ("plugin", "str", False),
                ("options", "any", False)],
     "listhtlcs": [("id", "str", False), ("index", "enum:created,updated", False), ("start", "u64", False),
@@ -1355,9 +1388,32 @@ def _h_plugin(node: SimNode, p: dict) -> dict:
     raise _BadParam(f"{p.get('plugin')}: plugin not known to the simulated node")
 
 
+def _h_setconfig(node: SimNode, p: dict) -> dict:
+    """A dynamic plugin option: parsed by type, handed to the plugin (which may refuse it), then remembered
+    (lightningd writes it to its config file, config.setconfig) unless transient."""
+    name = p["config"]
+    opt = node.dynamic_options.get(name)
+    if opt is None:
+        raise _BadParam(f"Unknown config option {name}")
+    value = setconfig_value(opt.type, p.get("val"))
+    if value is None:
+        raise _BadParam(f"{p.get('val')!r} does not parse as type {opt.type}")
+    try:
+        opt.on_change(name, value)
+    except RpcError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the plugin's refusal, answered as lightningd does
+        raise node.rpc_error("setconfig", p, getattr(e, "code", -32602), getattr(e, "message", str(e))) from None
+    if p.get("transient"):
+        return setconfig_result(name, value, "setconfig transient")
+    node.setconfig_values[name] = value
+    line = list(node.setconfig_values).index(name) + 1
+    return setconfig_result(name, value, f"{node.lightning_dir or '.'}/config.setconfig:{line}")
+
+
 _HANDLERS: dict[str, Callable[[SimNode, dict], dict]] = {
     "getinfo": _h_getinfo, "listpeerchannels": _h_listpeerchannels, "listpeers": _h_listpeers,
     "listfunds": _h_listfunds, "listforwards": _h_listforwards, "listchannels": _h_listchannels,
     "listnodes": _h_listnodes, "feerates": _h_feerates, "setchannel": _h_setchannel,
-    "listconfigs": _h_listconfigs, "plugin": _h_plugin, "listhtlcs": _h_listhtlcs,
+    "listconfigs": _h_listconfigs, "plugin": _h_plugin, "listhtlcs": _h_listhtlcs, "setconfig": _h_setconfig,
 }
