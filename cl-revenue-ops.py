@@ -30,5 +30,6 @@ def init(options, configuration, plugin, **kwargs):
 
 
 signal.signal(signal.SIGTERM, app.on_sigterm)
+signal.signal(signal.SIGINT, signal.SIG_IGN)   # lightningd owns our lifetime: a Ctrl-C meant for it ends us by EOF
 plugin.run()
 app.stop("stdin closed: lightningd is gone")

@@ -136,6 +136,7 @@ class CoordinatorActor(SupervisedActor):
         elif isinstance(msg, BlockAdded):
             self.state.blockheight = msg.height
         elif isinstance(msg, ConfigChanged):
+            self.reschedule(self.config, msg.config)
             self.config = msg.config
             self.tell_clboss(msg)
         elif isinstance(msg, ClbossSeen):
@@ -208,6 +209,15 @@ class CoordinatorActor(SupervisedActor):
         return policy_rules.effective_policy(self.policies.get((view.peer_id, None)),
                                              self.policies.get((view.peer_id, view.scid)), self.state.now,
                                              peer_id=view.peer_id)
+
+    def reschedule(self, old: Any, new: Any) -> None:
+        """A shorter fee or rebalance interval moves the cycle already scheduled earlier, as if the new interval
+        had applied since the last cycle (a longer one applies from the next cycle)."""
+        s = self.state
+        if s.next_fee_at > 0:
+            s.next_fee_at -= max(0, old.fee_interval - new.fee_interval)
+        if s.next_rebalance_at > 0:
+            s.next_rebalance_at -= max(0, old.rebalance_interval - new.rebalance_interval)
 
     def set_policies(self, policies: tuple[Policy, ...]) -> None:
         self.policies = {(p.peer_id, p.channel_id): p for p in policies}

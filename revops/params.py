@@ -7,9 +7,11 @@ bounds how much of a bad value an error message echoes.
 """
 from __future__ import annotations
 
+import argparse
 import math
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 MAX_SHOWN = 40
 _INT = re.compile(r"[+-]?[0-9]{1,20}", re.ASCII)
@@ -62,3 +64,30 @@ def to_bool(value: Any) -> bool:
     if isinstance(value, str) and value.lower() in TRUE_WORDS + FALSE_WORDS:
         return value.lower() in TRUE_WORDS
     raise ValueError("not a boolean")
+
+
+def number(lo: float, *, integer: bool = False, lo_open: bool = False) -> Callable[[str], float]:
+    """An argparse type for the command line: a finite number (an integer when asked) >= lo, > lo if lo_open."""
+    kind = "integer" if integer else "number"
+    bound = f"{'>' if lo_open else '>='} {lo:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value: float = to_int(text) if integer else to_float(text)
+        except ValueError:
+            value = math.nan
+        if not lo <= value or (lo_open and value == lo):
+            raise argparse.ArgumentTypeError(f"{shown(text)} is not a finite {kind} {bound}")
+        return value
+    return parse
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the defaults in --help and one-line errors (no usage block)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")

@@ -56,6 +56,16 @@ class RevopsPlugin(Plugin):
         super()._write_locked(obj)
 
 
+# lightningd's log and `getlog` show every non-ASCII character as '?' (seen on v25.12.1)
+_ASCII = str.maketrans({"→": "->", "←": "<-", "×": "x", "≤": "<=", "≥": ">=", "≈": "~", "—": "-", "–": "-",
+                        "…": "...", "µ": "u", "°": " deg"})
+
+
+def ascii_log(text: str) -> str:
+    """A log line lightningd shows as written: the usual symbols spelled in ASCII, anything else escaped."""
+    return text.translate(_ASCII).encode("ascii", "backslashreplace").decode("ascii")
+
+
 def plugin_options(on_change: Callable[[Plugin, str, Any], None]) -> Iterator[dict]:
     """Every option as pyln's add_option wants it, from the one declaration (revops/config.py OPTIONS): the
     mutable ones are dynamic, so `lightning-cli setconfig` changes them (and lightningd persists them) through
@@ -109,7 +119,7 @@ class App:
         self.notification_handler = _presigned(self.on_notification)
 
     def log(self, level: str, text: str) -> None:
-        self.plugin.log(text, level=LEVELS.get(level, "info"))
+        self.plugin.log(ascii_log(text), level=LEVELS.get(level, "info"))
 
     def init(self, options: dict, configuration: dict) -> dict | None:
         """Answer lightningd's init: None when running, {"disable": why} when we cannot run (lightningd then

@@ -65,6 +65,8 @@ def revenue_status(rt: "Runtime", params: dict, respond: Respond) -> None:
     scid = _opt_scid(params, "channel_id")
 
     def finish(result: Any, error: Exception | None) -> None:
+        if error is None and scid is not None and result is not None and not result["channels"]:
+            error = _no_actor(scid)
         if error is not None:
             respond(None, error)
             return
@@ -87,6 +89,10 @@ def revenue_status(rt: "Runtime", params: dict, respond: Respond) -> None:
         finish(None, None)
         return
     rt.tell(StatusRequest(rt.expect_reply(finish, "revenue-status"), scid))
+
+
+def _no_actor(scid: str) -> InputError:
+    return InputError("channel_id", f"no channel actor for {scid}; revenue-status lists the channels")
 
 
 # --- revenue-config --------------------------------------------------------------------------
@@ -299,7 +305,7 @@ def revenue_analyze(rt: "Runtime", params: dict, respond: Respond) -> None:
             return
         channels = result["channels"]
         if scid is not None and not channels:
-            respond(None, InputError("channel_id", f"no channel actor for {scid}; see revenue-status"))
+            respond(None, _no_actor(scid))
             return
         keys = ("scid", "peer_id", "flow_class", "flow_ratio", "local_ratio", "capacity_msat", "local_msat",
                 "fee_ppm", "window_fees_msat", "window_forwards", "flow", "economics")

@@ -87,6 +87,7 @@ class Bootstrapped:
     channels: tuple[ChannelView, ...]
     plugins: dict[str, bool]
     error: str | None = None
+    blockheight: int = 0          # getinfo's, so revenue-status shows it before the first block_added
 
 
 @attrs.frozen
@@ -579,7 +580,8 @@ class Runtime:
         chans, cerr, _ = self.call_external("listpeerchannels", {})
         views = tuple(ChannelView(**nodeio.parse_channel(c)) for c in (chans or {}).get("channels", []))
         self.post(Bootstrapped(info["id"], views, plugins,
-                               error=None if cerr is None else f"listpeerchannels failed: {cerr['message']}"))
+                               error=None if cerr is None else f"listpeerchannels failed: {cerr['message']}",
+                               blockheight=int(info.get("blockheight", 0))))
 
     def _hydrate(self, index: str, start: int, statuses: tuple[str, ...]) -> str | None:
         """Page through listforwards from the last index seen, posting final forwards to the loop;
@@ -624,6 +626,8 @@ class Runtime:
                          feerate_samples=tuple((r[0], r[1]) for r in self.store.db.execute(
                              "SELECT at, sat_per_vb FROM feerate_samples ORDER BY at")),
                          sling_jobs=tuple(self.ledger.load_jobs()), clboss_owned=self.clboss_owned()))
+        if b.blockheight:
+            self.tell(BlockAdded(b.blockheight, now))
         self.started = True
         self.log("info", f"cl-revenue-ops started: {sum(v.is_normal for v in b.channels)} channel actors, "
                          f"plugins {', '.join(d for d in nodeio.OPTIONAL_PLUGINS if b.plugins.get(d)) or 'none'}")

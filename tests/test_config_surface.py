@@ -70,3 +70,19 @@ def test_in_process_the_simulated_lightningd_keeps_setconfig_values_across_a_plu
     again = simulate.start(load_scenario("tiny"), node=node, db_path=db)
     assert again.runtime.config.max_fee_ppm == 2500 and again.runtime.config.version == 1
     again.close()
+
+
+def test_docs_quote_the_errors_and_defaults_the_code_gives():
+    from pathlib import Path
+
+    from revops import config as cfgmod
+    from revops.sim import scenario
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    flat = " ".join((docs / "configuration.md").read_text().split())
+    example = cfgmod.Option("revenue-ops-x", "x", 0, int, bounds=(0, 1), mutable=False)
+    assert f"(`{cfgmod.immutable_message(example)}`)" in flat
+    simulator = (docs / "simulator.md").read_text()
+    network = scenario.load_scenario("tiny").node.network    # tiny.toml names no network: the default
+    assert f"| `[node] network` | `{network}` |" in simulator
+    for toml in sorted((Path(scenario.__file__).parent / "scenarios").glob("*.toml")):
+        assert f"`{toml.name}`" in simulator, toml.name

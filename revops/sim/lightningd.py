@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 
 from pyln.client import LightningRpc, RpcError
 
+from revops.params import Parser, number
 from revops.sim.jsonrpc import JsonParseError, JsonStreamDecoder, encode
 
 LIGHTNINGD_VERSION = "v25.12.1"
@@ -1459,7 +1460,7 @@ def _htlc_params(fe: Mapping[str, Any]) -> dict:
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="revops node", description=(
+    ap = Parser(prog="revops node", description=(
         "Run a stand-in lightningd (v25.12.1 plugin protocol and RPC socket) around the simulated node."))
     ap.add_argument("scenario", help="scenario name (e.g. small) or path to a scenario TOML")
     ap.add_argument("--lightning-dir", required=True, help="base dir; the RPC socket is DIR/NETWORK/lightning-rpc "
@@ -1467,10 +1468,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--plugin", action="append", default=[], metavar="FILE", help="plugin executable (repeatable)")
     ap.add_argument("--plugin-opt", action="append", default=[], metavar="NAME=VALUE",
                     help="a plugin option, as lightningd's --NAME=VALUE (repeatable; a bare NAME sets a flag)")
-    ap.add_argument("--speed", type=float, default=1.0,
+    ap.add_argument("--speed", type=number(0), default=1.0,
                     help="virtual seconds per real second (3600 = an hour per second; 0 = paused)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--handshake-timeout", type=float, default=DEFAULT_HANDSHAKE_TIMEOUT, help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=number(0, integer=True), default=0)
+    ap.add_argument("--handshake-timeout", type=number(0, lo_open=True), default=DEFAULT_HANDSHAKE_TIMEOUT, help=argparse.SUPPRESS)
     ap.add_argument("--log-level", default="info", choices=["debug", "info", "unusual", "broken"],
                     help="stderr log level (the log file DIR/regtest/log gets everything)")
     return ap

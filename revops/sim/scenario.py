@@ -7,6 +7,7 @@ e.g. ``channels[2].capacity_sat: must be an integer > 0``.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import tomllib
 from pathlib import Path
@@ -296,7 +297,20 @@ def _check_pubkey(v: str, where: str) -> str:
 # --------------------------------------------------------------------------- parsing
 
 
+def _check_finite(value: Any, where: str) -> None:
+    """TOML has inf and nan; no scenario number may be either (inf rates never finish, nan compares false)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ScenarioError(f"{where or 'scenario'}: must be a finite number, got {value}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{where}[{i}]")
+
+
 def parse_scenario(data: dict, name: str = "scenario") -> Scenario:
+    _check_finite(data, "")
     root = _T(data, "")
     sim_days = root.num("duration_days", 30.0, lo=0.0)
 
@@ -600,6 +614,10 @@ def load_scenario(path_or_name: str) -> Scenario:
             data = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"{p.name}: TOML syntax error: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ScenarioError(f"{p.name}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+    except OSError as e:
+        raise ScenarioError(f"{p}: {e.strerror or e}") from None
     name = data.get("name") if isinstance(data.get("name"), str) else p.stem
     return parse_scenario(data, name=name)
 
