@@ -23,6 +23,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.progress import track
+
 from bench.controllers import DAY, ClbossLike, Controller, FeeAdjusterLike, StaticFees
 from bench.v14 import V14HillClimber
 from revops import simulate
@@ -338,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     wanted = {(load_scenario(scenario_path(s)).name, seed, c) for s in a.scenarios for seed in a.seeds
               for c in a.controllers}
     with multiprocessing.get_context("fork").Pool(a.workers) as pool:
-        for r in pool.imap_unordered(run_task, tasks):
+        for r in track(pool.imap_unordered(run_task, tasks), total=len(tasks), description="runs",
+                       console=Console(stderr=True)):
             runs.append(r)
             with cache.open("a") as log:     # reopened per run: a file replaced meanwhile (git) loses nothing
                 log.write(json.dumps(r) + "\n")

@@ -17,6 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rich.console import Console  # noqa: E402
+from rich.progress import track  # noqa: E402
+
 from revops.sim.sequences import run_sequence  # noqa: E402
 
 DB_DIR = tempfile.mkdtemp(prefix="revops-invariants-")
@@ -40,7 +43,8 @@ def main() -> int:
     failed: dict[int, list[str]] = {}
     seeds = range(args.start_seed, args.start_seed + args.count)
     with multiprocessing.Pool(args.jobs) as pool:
-        for seed, ev, injected, fwd, problems in pool.imap_unordered(one, seeds, chunksize=20):
+        for seed, ev, injected, fwd, problems in track(pool.imap_unordered(one, seeds, chunksize=20), total=len(seeds),
+                                                       description="sequences", console=Console(stderr=True)):
             done += 1
             events.update(ev)
             faults, forwards = faults + injected, forwards + fwd

@@ -31,6 +31,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.progress import track
+
 from revops import config as cfgmod
 from revops import flow, simulate
 from revops.model import ChannelView
@@ -261,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     load_before = os.getloadavg()
     out = Path(a.out)
-    rows = [measure(n, a.forwards, a.burst_events) for n in a.sizes]
+    rows = [measure(n, a.forwards, a.burst_events)
+            for n in track(a.sizes, description="sizes", console=Console(stderr=True))]
     if out.exists():    # keep sizes measured by an earlier invocation (one size at a time fits a time box)
         rows += [r for r in json.loads(out.read_text())["sizes"] if r["channels"] not in a.sizes]
         rows.sort(key=lambda r: r["channels"])
