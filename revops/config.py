@@ -132,7 +132,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(PREFIX + "page-token", "page_token", "", str, pattern=r"[A-Za-z0-9._~-]{0,128}", mutable=False,
            secret=True, description="status page token; empty = none (open the page once with ?token=...); "
                        "revenue-config get shows only (set)"),
-    _bool("vegas-reflex", "enable_vegas_reflex", True, "raise the fee floor during mempool fee spikes"),
+    _bool("vegas-reflex", "enable_vegas_reflex", False, "raise the fee floor during mempool fee spikes"),
     _float("vegas-decay", "vegas_decay_rate", 0.85, 0.0, 1.0, "per-cycle decay of the Vegas intensity"),
     _bool("price-anchor", "price_anchor", True,
           "start a fee far below what other nodes charge toward the peer (gossip) at their median, once"),

@@ -40,7 +40,7 @@ REFERENCE_OPTIONS = {
     "prometheus-port": ("prometheus_port", 9800),
     "enable-kelly": ("enable_kelly", False),
     "kelly-fraction": ("kelly_fraction", 0.5),
-    "vegas-reflex": ("enable_vegas_reflex", True),
+    "vegas-reflex": ("enable_vegas_reflex", False),
     "vegas-decay": ("vegas_decay_rate", 0.85),
     "scarcity-pricing": ("enable_scarcity_pricing", True),
     "scarcity-threshold": ("scarcity_threshold", 0.35),
