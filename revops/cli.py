@@ -41,7 +41,7 @@ def bundled() -> list[tuple[str, str]]:
 
 
 def scenario_help() -> str:
-    return "bundled scenarios:\n" + "\n".join(f"  {name:<10} {text}" for name, text in bundled())
+    return "bundled scenarios:\n" + "".join(f"  {name:<10} {text}\n" for name, text in bundled())
 
 
 def _sats(msat: int) -> str:
