@@ -137,3 +137,27 @@ def test_after_a_crash_the_forwards_counted_since_the_checkpoint_are_kept():
         assert (c["window_fees_msat"], c["window_forwards"]) == sim.store.channel_earnings(scid, start)
         assert c["window_forwards"] == before[scid]["window_forwards"]
     sim.close()
+
+
+def test_a_reconnect_storm_is_one_channel_refresh_per_tick():
+    """Issue 14 item 7: every connect/disconnect asked for a full listpeerchannels (2,000 calls for 1,000
+    peers reconnecting; bench/reconnect_storm.py measures that size)."""
+    from revops.sim.faults import FaultyRpc
+    from revops.sim.node import SimNode
+    scenario = load_scenario("tiny")
+    node = SimNode(scenario, seed=1)
+    rpc = FaultyRpc(node)
+    sim = simulate.start(scenario, node=node, rpc=rpc)
+    sim.advance(3600)
+    before = rpc.calls["listpeerchannels"]
+    peers = sorted({c.peer_id for c in node.open_channels()})
+    for _ in range(10):
+        for pid in peers:
+            node.disconnect_peer(pid)
+            node.connect_peer(pid)
+    sim.runtime.run_until_idle()
+    sim.advance(sim.step_seconds)                 # the next tick serves what came meanwhile
+    # one at once, one at the next tick; the fee and rebalance cycles of that tick read their own
+    assert rpc.calls["listpeerchannels"] - before <= 4, rpc.calls["listpeerchannels"] - before
+    assert all(c["peer_connected"] for c in sim.rpc("revenue-status")["channels"])
+    sim.close()
