@@ -166,12 +166,14 @@ class ChannelActor(SupervisedActor):
                                                                    b["forwards"]] for b in stored}
 
     def on_stored_figures(self, msg: StoredFigures) -> None:
+        """Take the store's figures, and persist them at once: a kill before the next checkpoint must not
+        lose them again (found by the random sequences: a quarantine, then a restart at the same time)."""
         hill = self.state.hill      # a lost state must not buy extra broadcasts: keep every recorded one
         self.state.hill = attrs.evolve(hill, update_times=tuple(sorted({*hill.update_times, *msg.update_times})))
-        if msg.window_start != self.state.hill.window_start:
-            return     # a new window began meanwhile: its counters started from zero after the crash
-        self.state.window_fees_msat, self.state.window_forwards = msg.window_fees_msat, msg.window_forwards
-        self.set_buckets(msg.buckets, msg.now)
+        if msg.window_start == self.state.hill.window_start:   # else a new window began, counting from zero
+            self.state.window_fees_msat, self.state.window_forwards = msg.window_fees_msat, msg.window_forwards
+            self.set_buckets(msg.buckets, msg.now)
+        self.persist()
 
     def on_forward(self, msg: ForwardSettled) -> None:
         f, scid = msg.forward, self.view.scid
