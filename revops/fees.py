@@ -323,8 +323,8 @@ def decide(state: HillClimbState, obs: FeeObservation, cfg: FeeConfig) -> tuple[
 def _out_of_bounds(plan: _Plan, in_force: int, bounds: FeeBounds) -> _Plan:
     """A fee in force outside the operator's bounds is corrected at once, whatever the gossip gate and the
     daily budget say (seen on a node: max_fee_ppm lowered to 300, a channel held at 321 ppm for a day)."""
-    if bounds.eff_min <= in_force <= bounds.eff_max or not bounds.eff_min <= plan.target <= bounds.eff_max:
-        return plan
+    if plan.exempt or bounds.eff_min <= in_force <= bounds.eff_max or not bounds.eff_min <= plan.target <= bounds.eff_max:
+        return plan     # congestion is exempt already, and keeps its name (the move after it is not counted)
     return attrs.evolve(plan, branch="bounds", exempt=True, reason=(
         f"bounds: {in_force} ppm in force is outside the operator's bounds [{bounds.eff_min}, {bounds.eff_max}] "
         f"ppm, corrected at once (gossip gate and daily budget do not apply); {plan.reason}"))

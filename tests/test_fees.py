@@ -533,3 +533,12 @@ def test_inside_the_bounds_the_daily_budget_still_holds() -> None:
     s = state(climb_fee_ppm=290, last_broadcast_fee_ppm=290, update_times=(H, 2 * H), last_revenue_rate=1000.0)
     d, _ = decide(s, obs(now=3 * H, channel=chan(fee=290), rate=10.0), attrs.evolve(CFG, max_fee_ppm=300))
     assert d.branch != "bounds" and (not d.broadcast or d.new_fee_ppm == 290)
+
+
+def test_congestion_outside_the_bounds_stays_congestion() -> None:
+    """Found in the 10,000 sequences (seeds 1025, 2488): a congestion move relabelled `bounds` hid the
+    congestion it was, so the move after it was counted by one side and not the other."""
+    s = state(climb_fee_ppm=9000, last_broadcast_fee_ppm=9000, update_times=(H, 2 * H))
+    congested = chan(fee=9000, htlcs=450, htlc_value=CAP // 2)
+    d, _ = decide(s, obs(now=3 * H, channel=congested), CFG)
+    assert d.broadcast and d.branch == "congestion" and d.new_fee_ppm == CFG.max_fee_ppm
