@@ -212,7 +212,8 @@ class ChannelActor(SupervisedActor):
             now=msg.now, channel=self.view, flow=self.flow_metrics,
             fees_earned_msat=self.state.window_fees_msat, forwards_out=self.state.window_forwards,
             has_routed_out_ever=self.state.routed_out, floor_ppm=floor,
-            vegas_multiplier=msg.vegas_multiplier, policy=self.policy, marginal_roi=roi, anchor_ppm=msg.anchor_ppm)
+            vegas_multiplier=msg.vegas_multiplier, policy=self.policy, marginal_roi=roi, anchor_ppm=msg.anchor_ppm,
+            refill_ppm=msg.refill_ppm)
         decision, hill = fees.decide(self.state.hill, obs, msg.config)
         self.state.last_decision = to_dict(decision)
         if decision.broadcast and not msg.config.dry_run:

@@ -100,6 +100,7 @@ class CoordinatorActor(SupervisedActor):
         self.drained: dict[str, dict[str, float]] = {}   # source scid → {dest scid: when} (ping-pong guard)
         self.hive_signals = 0                     # HiveMembership + HivePush messages handled
         self.anchors: dict[str, int] = {}         # peer → going rate (ppm) from gossip (revops/anchor.py)
+        self.refill_ppm: dict[str, int] = {}      # peer → what routing into it costs (last rebalance cycle)
         self.surveyed: dict[str, int] = {}        # peer → when its anchor was last asked for
 
     def answer_degraded(self, msg: Any, sender: Any) -> None:
@@ -376,7 +377,9 @@ class CoordinatorActor(SupervisedActor):
                                      earned_30d_msat=ledger.earned_30d.get(scid, 0) if known else None,
                                      rebalance_cost_msat=spent if known else None,
                                      open_cost_msat=costs.open_cost_msat if costs else None,
-                                     figures_at=cycle["ledger_at"], anchor_ppm=self.anchor_ppm(scid)))
+                                     figures_at=cycle["ledger_at"], anchor_ppm=self.anchor_ppm(scid),
+                                     refill_ppm=self.refill_ppm.get(self.views[scid].peer_id) if scid in self.views
+                                     else None))
         self.checkpoint = copy.deepcopy(self.state)
 
     def anchor_ppm(self, scid: str) -> int | None:
@@ -525,6 +528,7 @@ class CoordinatorActor(SupervisedActor):
         gossip = cyc["rb_lasthop"]   # unknown (error) → the default estimate, which errs high
         last_hop = rb.last_hop_ppm(gossip.result, cfg.sling_chunk_size_sats) if gossip.error is None else {}
         inbound = {peer: rb.estimate_inbound_fee(ppms, last_hop.get(peer), cfg) for peer, ppms in history.items()}
+        self.refill_ppm = {peer: est.ppm for peer, est in inbound.items()}   # the fee search prices balance by it
         candidates, rejections = rb.find_candidates(econs, inbound, budget, capital, ours, now, cfg, unavailable)
         operator_jobs = {s.replace(":", "x") for s in settings} - ours
         for c in [c for c in candidates if c.dest_scid in operator_jobs]:

@@ -128,6 +128,7 @@ class FeeCycle:
     open_cost_msat: int | None = None        # from bookkeeper; None = unknown
     figures_at: int | None = None            # when the 30-day figures were read from the store
     anchor_ppm: int | None = None            # going rate toward the channel's peer (revops/anchor.py)
+    refill_ppm: int | None = None            # cost of routing into the peer, the rebalancer's estimate
 
 
 @attrs.frozen

@@ -11,32 +11,18 @@ which is still consistent (fee, window and daily budget untouched), and the next
 from __future__ import annotations
 
 import math
+import random
 from typing import Any, Protocol
 
 import attrs
 
+from revops import ladder
 from revops.anchor import anchored_start
 from revops.flow import FlowMetrics, slot_use
 from revops.model import ChannelView, FeeDecision, FlowClass, Policy, Strategy
 
 DAY_S = 86_400
 HOUR_S = 3_600
-
-# Hill climbing — the reference's class constants (§5.3).
-STEP_PPM = 50
-STEP_PERCENT = 0.05
-MIN_STEP_PPM = 10
-MAX_STEP_PPM = 200
-MAX_CONSECUTIVE = 5
-DAMPENING_FACTOR = 0.5
-MIN_OBSERVATION_HOURS = 1.0
-MAX_OBSERVATION_HOURS = 6.0      # new: a window closes at this age even without enough forwards
-VOLATILITY_THRESHOLD = 0.50
-STABILITY_THRESHOLD = 0.01
-WAKE_UP_THRESHOLD = 0.20
-SLEEP_CYCLES = 4
-STABLE_CYCLES_REQUIRED = 3
-RATE_EPSILON_MSAT_H = 1_000.0    # 1 sat/h: the reference's max(1, last_rate) denominator, in msat/h
 
 # Economic floor — ChainCostDefaults (§3.4) and §5.3.3.
 OPEN_COST_SAT = 5_000
@@ -91,10 +77,6 @@ class FeeConfig(Protocol):
     def max_fee_updates_per_day(self) -> int: ...
     @property
     def gossip_hysteresis(self) -> float: ...
-    @property
-    def rollback_min_forwards(self) -> int: ...
-    @property
-    def rollback_drop(self) -> float: ...
     @property
     def price_anchor(self) -> bool: ...
 
@@ -206,23 +188,15 @@ def profitability_multiplier(marginal_roi: float | None, is_zombie: bool) -> flo
 
 @attrs.frozen
 class HillClimbState:
-    """Everything a channel actor persists between fee cycles."""
+    """Everything a channel actor persists between fee cycles (the name is kept: the search still climbs)."""
 
-    climb_fee_ppm: int                   # the climber's own fee, before scarcity and bounds overrides
+    climb_fee_ppm: int                   # the search's own fee, before Vegas, scarcity and bounds overrides
     last_broadcast_fee_ppm: int
     window_start: int                    # the current observation window began here (fee took effect)
-    last_revenue_rate: float | None = None   # msat/h over the previous window; None = re-baseline
-    direction: int = 1
-    step_ppm: int = STEP_PPM
-    consecutive_same_direction: int = 0
-    stable_cycles: int = 0
-    is_sleeping: bool = False
-    sleep_until: int = 0
     last_branch: str = "init"            # branch of the last decision that took effect
     update_times: tuple[int, ...] = ()   # counted broadcasts in the last 24 h
-    previous_fee_ppm: int | None = None  # climb fee before the last climb move: the rollback target
-    rate_before_change: float | None = None  # msat/h measured at previous_fee_ppm
     anchored: bool = False               # the one-time check against the going rate (revops/anchor.py) is done
+    ladder: ladder.LadderState = attrs.field(factory=ladder.LadderState)
 
 
 def initial_state(channel: ChannelView, now: int) -> HillClimbState:
@@ -246,6 +220,7 @@ class FeeObservation:
     marginal_roi: float | None = None
     is_zombie: bool = False
     anchor_ppm: int | None = None  # the going rate toward this peer from gossip; None = unknown
+    refill_ppm: int | None = None  # what refilling this channel costs (the rebalancer's inbound estimate)
 
 
 @attrs.frozen
@@ -315,7 +290,7 @@ def decide(state: HillClimbState, obs: FeeObservation, cfg: FeeConfig) -> tuple[
     if plan is None and cfg.price_anchor and not state.anchored and obs.anchor_ppm is not None:
         s = attrs.evolve(state, anchored=True)   # a held move keeps `state`, so the check comes again
         plan = _anchor_plan(s, obs, bounds, cfg)
-    plan = plan or _rollback_plan(s, obs, bounds, cfg) or _climb_plan(s, obs, bounds, cfg)
+    plan = plan or _external_plan(s, obs, bounds) or _search_plan(s, obs, bounds, cfg)
     plan = attrs.evolve(plan, inputs={**_bounds_inputs(bounds), **plan.inputs})
     return _finish(state, obs, _out_of_bounds(plan, obs.channel.fee_ppm, bounds), cfg)
 
@@ -332,15 +307,14 @@ def _out_of_bounds(plan: _Plan, in_force: int, bounds: FeeBounds) -> _Plan:
 
 def _policy_plan(state: HillClimbState, obs: FeeObservation, cfg: FeeConfig) -> _Plan:
     """Operator and hive pins: exact fees, no bounds, applied at once (not gated, but counted)."""
-    suspended = _suspend_climb(state)
     if obs.policy.strategy is Strategy.HIVE:
         fee = cfg.hive_fee_ppm
-        return _Plan(fee, "hive", f"hive: fleet fee {fee} ppm", suspended, exempt=True, inputs={"hive_fee_ppm": fee})
+        return _Plan(fee, "hive", f"hive: fleet fee {fee} ppm", state, exempt=True, inputs={"hive_fee_ppm": fee})
     target = obs.policy.fee_ppm_target
     if target is None:
         fee = obs.channel.fee_ppm
-        return _Plan(fee, "static", f"static: no fee target, keeping {fee} ppm", suspended, exempt=True)
-    return _Plan(target, "static", f"static: pinned at {target} ppm", suspended, exempt=True,
+        return _Plan(fee, "static", f"static: no fee target, keeping {fee} ppm", state, exempt=True)
+    return _Plan(target, "static", f"static: pinned at {target} ppm", state, exempt=True,
                  inputs={"fee_ppm_target": target})
 
 
@@ -350,7 +324,7 @@ def _congestion_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBoun
     if use <= cfg.htlc_congestion_threshold:
         return None
     reason = f"congestion: HTLC use {use:.0%} > {cfg.htlc_congestion_threshold:.0%} → max {bounds.eff_max} ppm"
-    return _Plan(bounds.eff_max, "congestion", reason, _suspend_climb(state), exempt=True, counted=False,
+    return _Plan(bounds.eff_max, "congestion", reason, state, exempt=True, counted=False,
                  inputs={"slot_use": use})
 
 
@@ -360,130 +334,78 @@ def _anchor_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, 
     if start is None:
         return None
     climb = _clamp(start, bounds.floor_no_vegas, bounds.ceiling)
-    applied = attrs.evolve(
-        state, climb_fee_ppm=climb, last_revenue_rate=None, direction=1, step_ppm=STEP_PPM,
-        consecutive_same_direction=0, stable_cycles=0, is_sleeping=False, sleep_until=0, window_start=obs.now,
-        previous_fee_ppm=None, rate_before_change=None,
-    )
-    climber = (f"anchor: other nodes charge a median {obs.anchor_ppm} ppm toward this peer, the climb fee "
-               f"{state.climb_fee_ppm} ppm is under half of it → the climb starts at {climb} ppm")
+    lad = attrs.evolve(state.ladder, centre=ladder.level_of(climb), anchor_ppm=obs.anchor_ppm)
+    applied = attrs.evolve(state, climb_fee_ppm=climb, window_start=obs.now, ladder=lad)
+    climber = (f"anchor: other nodes charge a median {obs.anchor_ppm} ppm toward this peer, the fee "
+               f"{state.climb_fee_ppm} ppm is under half of it -> the search starts at {climb} ppm")
     plan = _modified(climb, climb, obs, bounds, cfg, climber, applied,
                      {"anchor_ppm": obs.anchor_ppm, "climb_fee_before_ppm": state.climb_fee_ppm})
     return plan if plan.branch == "vegas" else attrs.evolve(plan, branch="anchor", reason=climber + (
         "" if plan.target == climb else f", published {plan.target} ppm"))
 
 
-def _rollback_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig) -> _Plan | None:
-    """Undo the last climb move when, with evidence, revenue fell by more than rollback_drop."""
-    before = state.rate_before_change
-    if state.previous_fee_ppm is None or not before:
+def _external_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds) -> _Plan | None:
+    """A fee changed outside the plugin (setchannel by hand, another tool) is adopted, not reverted."""
+    fee, ours = obs.channel.fee_ppm, state.last_broadcast_fee_ppm
+    if fee == ours:
         return None
+    target = _clamp(fee, bounds.eff_min, bounds.eff_max)
+    lad = attrs.evolve(state.ladder, centre=ladder.level_of(target))
+    applied = attrs.evolve(state, climb_fee_ppm=target, last_broadcast_fee_ppm=fee, window_start=obs.now,
+                           ladder=lad)
+    reason = (f"external: the fee changed outside the plugin from {ours} to {fee} ppm (seen at {obs.now}); "
+              f"adopted as the search's centre")
+    if target != fee:
+        reason += f", corrected into the operator's bounds [{bounds.eff_min}, {bounds.eff_max}] -> {target} ppm"
+    return _Plan(target, "external", reason, applied, exempt=target != fee,
+                 inputs={"external_fee_ppm": fee, "our_last_fee_ppm": ours})
+
+
+# an emergency's or a pin's window says nothing about what the market pays at the search's fee
+_NOT_EVIDENCE = ("congestion", "static", "hive")
+
+
+def _search_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig) -> _Plan:
+    """The revenue search (revops/ladder.py): hold a level for its dwell, then record what it earned and
+    let a Thompson draw pick the next level."""
     hours = _hours(state, obs)
-    if not _enough_evidence(obs, hours, cfg):
-        return None
-    rate = _rate(obs, hours)
-    limit = (1.0 - cfg.rollback_drop) * before
-    if rate >= limit:
-        return None
-    # the climber's own fee never absorbs the Vegas floor: it is applied when publishing and decays away
-    climb = _clamp(state.previous_fee_ppm, bounds.floor_no_vegas, bounds.ceiling)
-    applied = attrs.evolve(
-        state, climb_fee_ppm=climb, direction=-state.direction, step_ppm=max(MIN_STEP_PPM, state.step_ppm // 2),
-        consecutive_same_direction=0, stable_cycles=0, last_revenue_rate=before, window_start=obs.now,
-        previous_fee_ppm=None, rate_before_change=None,
-    )
-    climber = (f"rollback: rate {rate:.0f} msat/h < {1 - cfg.rollback_drop:.0%} of {before:.0f} msat/h before the "
-               f"change ({obs.forwards_out} fwds in {hours:.1f} h) → back to {climb} ppm")
-    plan = _modified(climb, climb, obs, bounds, cfg, climber, applied,
-                     {"rate_msat_h": rate, "rate_before_msat_h": before, "hours": hours,
-                      "forwards_out": obs.forwards_out})
-    if plan.branch == "vegas":
-        return plan
-    published = "" if plan.target == climb else f", published {plan.target} ppm"
-    return attrs.evolve(plan, branch="rollback", reason=climber + published)
-
-
-def _climb_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig) -> _Plan:
-    """Hill climbing on actual earned fees, with sleep (deadband) and wake-up."""
-    hours = _hours(state, obs)
-    rate = _rate(obs, hours)
-    inputs: dict[str, Any] = {"rate_msat_h": rate, "last_rate_msat_h": state.last_revenue_rate, "hours": hours,
-                              "forwards_out": obs.forwards_out, "fees_earned_msat": obs.fees_earned_msat}
-    s = state
-    if s.is_sleeping:
-        change = _change(rate, s.last_revenue_rate)
-        if obs.now >= s.sleep_until or (hours >= MIN_OBSERVATION_HOURS and change > WAKE_UP_THRESHOLD):
-            s = attrs.evolve(s, is_sleeping=False, sleep_until=0, stable_cycles=0)
-        else:
-            return _stay(s, obs, bounds, cfg, f"asleep until {s.sleep_until}, rate {rate:.0f} msat/h", inputs)
-    if not _enough_evidence(obs, hours, cfg):
-        return _stay(s, obs, bounds, cfg, f"observing: {hours:.1f} h, {obs.forwards_out} fwds", inputs)
-    current = max(s.climb_fee_ppm, bounds.eff_min)
-    last = s.last_revenue_rate
-    change = _change(rate, last)
-    volatile = last is not None and change > VOLATILITY_THRESHOLD
-    stable = 0 if last is None or change >= STABILITY_THRESHOLD else s.stable_cycles + 1
-    if stable >= STABLE_CYCLES_REQUIRED:
-        asleep = attrs.evolve(
-            s, is_sleeping=True, sleep_until=obs.now + SLEEP_CYCLES * cfg.fee_interval, stable_cycles=0,
-            last_revenue_rate=rate, window_start=obs.now, previous_fee_ppm=None, rate_before_change=None,
-        )
-        return _stay(asleep, obs, bounds, cfg,
-                     f"rate {rate:.0f} msat/h stable {stable} cycles → sleep until {asleep.sleep_until}", inputs)
-    direction, step, consecutive, motion = _direction(s, rate, last, change, volatile)
-    step = _constrain_step(step, current, consecutive, cfg)
-    candidate = current + direction * step
-    climb = _clamp(candidate, bounds.floor_no_vegas, bounds.ceiling)
-    applied = attrs.evolve(
-        s, climb_fee_ppm=climb, last_revenue_rate=rate, direction=direction, step_ppm=step,
-        consecutive_same_direction=consecutive, stable_cycles=stable, window_start=obs.now,
-        previous_fee_ppm=current if climb != current else None,
-        rate_before_change=rate if climb != current else None,
-    )
-    climber = f"rate {rate:.0f} msat/h {motion}{' (volatility reset)' if volatile else ''}, step {step} → {climb} ppm"
-    return _modified(candidate, climb, obs, bounds, cfg, climber, applied,
-                     {**inputs, "direction": direction, "step_ppm": step, "volatility_reset": volatile})
-
-
-def _direction(s: HillClimbState, rate: float, last: float | None, change: float,
-               volatile: bool) -> tuple[int, int, int, str]:
-    """Keep going while revenue rises (doubling the step on a >20 % gain); reverse and damp otherwise."""
-    step = STEP_PPM if volatile else s.step_ppm
-    if last is None:
-        return s.direction, step, s.consecutive_same_direction, f"first window → go {_word(s.direction)}"
-    if rate > last:
-        if change > WAKE_UP_THRESHOLD:
-            step = min(step * 2, MAX_STEP_PPM)
-        motion = f"up {change:.0%} from {last:.0f} → keep direction {_word(s.direction)}"
-        return s.direction, step, s.consecutive_same_direction + 1, motion
-    seen = f"down {change:.0%} from {last:.0f}" if rate < last else f"flat at {last:.0f}"
-    return -s.direction, max(MIN_STEP_PPM, int(step * DAMPENING_FACTOR)), 0, f"{seen} → reverse to {_word(-s.direction)}"
-
-
-def _word(direction: int) -> str:
-    return "up" if direction > 0 else "down"
-
-
-def _constrain_step(step: int, current: int, consecutive: int, cfg: FeeConfig) -> int:
-    """Reference step limits, then the gossip-gate floor last so an unclamped move is never held (defect 23)."""
-    step = min(max(step, MIN_STEP_PPM), MAX_STEP_PPM)
-    if consecutive > MAX_CONSECUTIVE:
-        step = max(MIN_STEP_PPM, step // 2)
-    return max(step, math.ceil(current * max(STEP_PERCENT, cfg.gossip_hysteresis)))
+    lad = state.ladder
+    inputs: dict[str, Any] = {"hours": round(hours, 2), "forwards_out": obs.forwards_out,
+                              "fees_earned_msat": obs.fees_earned_msat, "dwell_hours": lad.dwell_hours}
+    if hours < lad.dwell_hours:
+        why = f"observing {obs.channel.fee_ppm} ppm: {hours:.1f} of {lad.dwell_hours:.0f} h, {obs.forwards_out} fwds"
+        return _stay(state, obs, bounds, cfg, why, inputs)
+    if state.last_branch not in _NOT_EVIDENCE:
+        lad = ladder.record(lad, obs.now, obs.channel.fee_ppm, hours, obs.forwards_out, obs.fees_earned_msat)
+        if obs.forwards_out == 0 and obs.channel.local_ratio >= ladder.FULL_SHARE:
+            lad = attrs.evolve(lad, dwell_hours=ladder.DWELL_HOURS)   # a full, silent channel keeps stepping down
+    lad, shift = ladder.follow_market(lad, obs.anchor_ppm)
+    shadow = ladder.shadow_ppm(obs.refill_ppm, obs.channel.local_ratio)
+    rng = random.Random(f"{obs.channel.scid}:{obs.now}")
+    choice = ladder.choose(lad, state.climb_fee_ppm, bounds.floor_no_vegas, bounds.ceiling, shadow,
+                           obs.channel.local_ratio, rng)
+    # an off-grid fee (the operator's, the going rate's) stays until the search really moves
+    fee = state.climb_fee_ppm if choice.level == ladder.level_of(state.climb_fee_ppm) else ladder.fee_of(choice.level)
+    climb = _clamp(fee, bounds.floor_no_vegas, bounds.ceiling)
+    market = f"going rate moved {shift:+d} levels, centre follows; " if shift else ""
+    applied = attrs.evolve(state, climb_fee_ppm=climb, window_start=obs.now, ladder=choice.state)
+    inputs.update(shadow_ppm=shadow, centre_ppm=ladder.fee_of(choice.state.centre),
+                  estimates_msat_h={ladder.fee_of(lv): round(v) for lv, v in choice.estimates.items()})
+    return _modified(climb, climb, obs, bounds, cfg, f"search: {market}{choice.reason}", applied, inputs)
 
 
 def _stay(s: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig, why: str,
           inputs: dict[str, Any]) -> _Plan:
     """The climber does not move; only bounds or scarcity may still change the published fee."""
     candidate = max(s.climb_fee_ppm, bounds.eff_min)
-    climb = _clamp(candidate, bounds.floor, bounds.ceiling)
+    climb = _clamp(candidate, bounds.floor_no_vegas, bounds.ceiling)
     return _modified(candidate, climb, obs, bounds, cfg, why, attrs.evolve(s, climb_fee_ppm=climb), inputs,
                      idle=True)
 
 
 def _modified(candidate: int, climb: int, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig, climber: str,
               applied: HillClimbState, inputs: dict[str, Any], idle: bool = False) -> _Plan:
-    """Apply scarcity and name the branch by what set the fee: vegas > scarcity > hill_climb (or hold)."""
+    """Apply scarcity and name the branch by what set the fee: vegas > scarcity > search (or hold)."""
     target, scarcity = _publish(climb, obs, bounds, cfg)
     calm_climb = _clamp(candidate, bounds.floor_no_vegas, bounds.ceiling)
     calm = _clamp(int(calm_climb * scarcity), bounds.floor_no_vegas, bounds.ceiling)
@@ -497,9 +419,9 @@ def _modified(candidate: int, climb: int, obs: FeeObservation, bounds: FeeBounds
     elif idle and target == obs.channel.fee_ppm:
         branch, reason = "hold", f"hold: {climber}; fee stays {target} ppm"
     elif idle:
-        branch, reason = "hill_climb", f"hill_climb: {climber}; climb fee within bounds is {target} ppm"
+        branch, reason = "search", f"search: {climber}; the search's fee within bounds is {target} ppm"
     else:
-        branch, reason = "hill_climb", f"hill_climb: {climber}" + ("" if target == climb else f", bounded → {target} ppm")
+        branch, reason = "search", climber + ("" if target == climb else f", bounded -> {target} ppm")
     return _Plan(target, branch, reason, applied,
                  inputs={**inputs, "climb_fee_ppm": climb, "scarcity": scarcity,
                          "vegas_multiplier": obs.vegas_multiplier, "local_ratio": obs.channel.local_ratio})
@@ -519,7 +441,7 @@ def _finish(state: HillClimbState, obs: FeeObservation, plan: _Plan, cfg: FeeCon
     exempt = plan.exempt or leaving_congestion
     recent = tuple(t for t in state.update_times if t > now - DAY_S)
     # the gate is a share of the lower of the two fees, so a move and its reversal face the same gate: on
-    # the higher fee, a rollback of a step that just passed could be held for ever (and block the climber)
+    # the higher fee, the return from a step that just passed could be held for ever
     gate = math.floor(cfg.gossip_hysteresis * min(in_force, target))
     inputs = {**plan.inputs, "in_force_ppm": in_force, "gate_ppm": gate, "updates_24h": len(recent)}
     took_effect = plan.applied if plan.branch == "hold" else attrs.evolve(plan.applied, last_branch=plan.branch)
@@ -543,12 +465,6 @@ def _decision(obs: FeeObservation, fee: int, branch: str, reason: str, broadcast
                        branch=branch, reason=reason, broadcast=broadcast, inputs=inputs)
 
 
-def _suspend_climb(state: HillClimbState) -> HillClimbState:
-    """An override is in force: the climber re-baselines afterwards and has nothing to roll back."""
-    return attrs.evolve(state, last_revenue_rate=None, previous_fee_ppm=None, rate_before_change=None,
-                        is_sleeping=False, sleep_until=0, stable_cycles=0)
-
-
 def _bounds_inputs(bounds: FeeBounds) -> dict[str, Any]:
     return {"eff_min_ppm": bounds.eff_min, "eff_max_ppm": bounds.eff_max, "floor_ppm": bounds.floor,
             "ceiling_ppm": bounds.ceiling, "bounds_multiplier": bounds.multiplier}
@@ -556,23 +472,6 @@ def _bounds_inputs(bounds: FeeBounds) -> dict[str, Any]:
 
 def _hours(state: HillClimbState, obs: FeeObservation) -> float:
     return max(0, obs.now - state.window_start) / HOUR_S
-
-
-def _rate(obs: FeeObservation, hours: float) -> float:
-    """Fees actually earned as outgoing channel, msat per hour (reference defect 22)."""
-    return obs.fees_earned_msat / hours if hours > 0 else 0.0
-
-
-def _change(rate: float, last: float | None) -> float:
-    """Relative change against the previous window; 0 when there is none."""
-    return 0.0 if last is None else abs(rate - last) / max(RATE_EPSILON_MSAT_H, last)
-
-
-def _enough_evidence(obs: FeeObservation, hours: float, cfg: FeeConfig) -> bool:
-    """A window can be judged after 1 h and rollback_min_forwards forwards, or after 6 h regardless."""
-    if hours < MIN_OBSERVATION_HOURS:
-        return False
-    return obs.forwards_out >= cfg.rollback_min_forwards or hours >= MAX_OBSERVATION_HOURS
 
 
 def _clamp(value: int, low: int, high: int) -> int:
@@ -593,9 +492,8 @@ def manual_fee_refusal(fee_ppm: int, policy: Policy, cfg: FeeConfig) -> str | No
 
 
 def manual_fee_state(state: HillClimbState, fee_ppm: int, now: int) -> HillClimbState:
-    """The climber continues from an operator's fee (not sticky: pin with a static policy), re-baselined."""
+    """The search continues from an operator's fee as its centre (not sticky: pin with a static policy)."""
     recent = tuple(t for t in state.update_times if t > now - DAY_S)
     return attrs.evolve(state, climb_fee_ppm=fee_ppm, last_broadcast_fee_ppm=fee_ppm, window_start=now,
-                        last_revenue_rate=None, previous_fee_ppm=None, rate_before_change=None,
-                        is_sleeping=False, sleep_until=0, stable_cycles=0, last_branch="manual",
-                        update_times=recent + (now,))
+                        last_branch="manual", update_times=recent + (now,),
+                        ladder=attrs.evolve(state.ladder, centre=ladder.level_of(fee_ppm)))

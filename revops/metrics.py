@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
 
 from actors.messages import StatusRequest
-from revops import finance
+from revops import finance, ladder
 
 if TYPE_CHECKING:
     from revops.runtime import Runtime
@@ -123,9 +123,9 @@ def _channel_families(snap: Snapshot) -> Iterator[Metric]:
     rate = gauge("revops_channel_revenue_rate_msat_per_hour", "Fees earned in the current fee window, msat/h")
     flow = gauge("revops_channel_flow_class", "Flow class (1 for the channel's current class)", ["class"])
     ratio = gauge("revops_channel_local_balance_ratio", "Local balance / capacity")
-    step = gauge("revops_channel_hill_step_ppm", "Hill-climb step size, ppm")
-    direction = gauge("revops_channel_hill_direction", "Hill-climb direction (+1 up, -1 down)")
-    sleeping = gauge("revops_channel_sleeping", "1 while the fee controller sleeps on a stable fee")
+    centre = gauge("revops_channel_search_centre_ppm", "Centre of the revenue search's fee ladder (before its "
+                   "first decision: the fee it starts from), ppm")
+    dwell = gauge("revops_channel_search_dwell_seconds", "How long the search holds a level (grows on silence), s")
     failures = gauge("revops_channel_rebalance_failures", "Consecutive failed rebalances into the channel")
     fees_30d = gauge("revops_channel_fees_30d_msat", "Fees earned as outgoing channel, last 30 days, msat")
     cost_30d = gauge("revops_channel_rebalance_cost_30d_msat", "Rebalance fees paid to refill the channel, "
@@ -144,9 +144,9 @@ def _channel_families(snap: Snapshot) -> Iterator[Metric]:
         rate.add_metric(labels, c["window_fees_msat"] / hours if hours else 0.0)
         flow.add_metric(labels + [c["flow_class"]], 1)
         ratio.add_metric(labels, c["local_ratio"])
-        step.add_metric(labels, hill["step_ppm"])
-        direction.add_metric(labels, hill["direction"])
-        sleeping.add_metric(labels, int(hill["is_sleeping"]))
+        search = hill["ladder"]
+        centre.add_metric(labels, hill["climb_fee_ppm"] if search["centre"] is None else ladder.fee_of(search["centre"]))
+        dwell.add_metric(labels, search["dwell_hours"] * 3600)
         failures.add_metric(labels, c["rebalance_failures"])
         flow30 = snap.last_30d.channels.get(c["scid"])
         fees_30d.add_metric(labels, flow30.fees_msat if flow30 else 0)
@@ -156,7 +156,7 @@ def _channel_families(snap: Snapshot) -> Iterator[Metric]:
     peers = {c["scid"]: c["peer_id"] for c in snap.channels}
     for (scid, branch), count in sorted(snap.decisions.items()):
         decisions.add_metric([scid, peers[scid], branch], count)
-    yield from (fee, rate, flow, ratio, step, direction, sleeping, failures, fees_30d, cost_30d, handled, restarts,
+    yield from (fee, rate, flow, ratio, centre, dwell, failures, fees_30d, cost_30d, handled, restarts,
                 decisions)
 
 

@@ -8,7 +8,7 @@ import statistics
 import attrs
 import pytest
 
-from revops import simulate
+from revops import ladder, simulate
 from revops.anchor import REFRESH_SECONDS, anchored_start, competitor_anchor, peers_due
 from revops.fees import decide
 from revops.sim.node import SimNode
@@ -57,7 +57,7 @@ def test_an_under_priced_channel_starts_its_climb_at_the_anchor_once() -> None:
     d, s1 = decide(s0, obs(now=2 * H, channel=chan(fee=10), anchor_ppm=420), CFG)
     assert (d.branch, d.new_fee_ppm, d.broadcast) == ("anchor", 420, True)
     assert "median 420 ppm" in d.reason and d.inputs["anchor_ppm"] == 420
-    assert s1.anchored and s1.climb_fee_ppm == 420 and s1.window_start == 2 * H and s1.last_revenue_rate is None
+    assert s1.anchored and s1.climb_fee_ppm == 420 and s1.window_start == 2 * H and s1.ladder.centre == ladder.level_of(420)
     # never again, even if the going rate moves far away: from here the climber decides
     d2, s2 = decide(s1, obs(now=3 * H, channel=chan(fee=420), anchor_ppm=5000, window_start=2 * H), CFG)
     assert d2.branch != "anchor" and s2.anchored

@@ -1,6 +1,9 @@
 """Fee controller (reference §5.3) with the reference constants: every branch, the gates, the fixed defects."""
 from __future__ import annotations
 
+import math
+import random
+import statistics
 from typing import Any
 
 import attrs
@@ -13,6 +16,7 @@ from revops.fees import (
     initial_state, liquidity_multiplier, profitability_multiplier, scarcity_multiplier, vegas_floor_multiplier,
     vegas_update,
 )
+from revops import ladder
 from revops.flow import FlowMetrics
 from revops.model import ChannelView, FlowClass, Policy, Strategy
 
@@ -33,8 +37,6 @@ class Cfg:
     hive_fee_ppm: int = 0
     max_fee_updates_per_day: int = 2
     gossip_hysteresis: float = 0.05
-    rollback_min_forwards: int = 5
-    rollback_drop: float = 0.30
     price_anchor: bool = True
 
 
@@ -177,11 +179,11 @@ def test_passive_never_touches() -> None:
 
 
 def test_static_pin_is_exact_and_not_gated_but_counted() -> None:
-    s = state(update_times=(H, 2 * H), last_revenue_rate=5.0, previous_fee_ppm=400, rate_before_change=5.0)
+    s = state(update_times=(H, 2 * H))
     pol = Policy("p", strategy=Strategy.STATIC, fee_ppm_target=505)
     d, new = decide(s, obs(now=3 * H, policy=pol), CFG)
     assert (d.branch, d.new_fee_ppm, d.broadcast) == ("static", 505, True)
-    assert new.update_times == (H, 2 * H, 3 * H) and new.last_revenue_rate is None and new.previous_fee_ppm is None
+    assert new.update_times == (H, 2 * H, 3 * H) and new.last_broadcast_fee_ppm == 505
     d, _ = decide(new, obs(now=4 * H, channel=chan(fee=505), policy=pol), CFG)
     assert (d.new_fee_ppm, d.broadcast) == (505, False)
 
@@ -219,7 +221,7 @@ def test_leaving_congestion_is_exempt_and_returns_to_climb_fee() -> None:
     s = state(last_branch="congestion", update_times=(H, 2 * H), window_start=3 * H, last_broadcast_fee_ppm=5000)
     d, new = decide(s, obs(now=3 * H + 1800, window_start=3 * H, channel=chan(fee=5000), fwds=0), CFG)
     assert (d.new_fee_ppm, d.broadcast) == (500, True)
-    assert new.update_times == (H, 2 * H) and new.last_branch == "hill_climb"
+    assert new.update_times == (H, 2 * H) and new.last_branch == "search"
 
 
 # ------------------------------------------------------------------------------------ vegas & scarcity in decide
@@ -228,7 +230,7 @@ def test_vegas_floor_lifts_the_fee() -> None:
     s = state(climb_fee_ppm=30, last_broadcast_fee_ppm=30)
     d, new = decide(s, obs(channel=chan(fee=30), floor=63, vegas=3.0, fwds=0, now=H // 2), CFG)
     assert (d.branch, d.new_fee_ppm, d.broadcast) == ("vegas", 63, True)
-    assert "vegas" in d.reason and new.climb_fee_ppm == 63
+    assert "vegas" in d.reason and new.climb_fee_ppm == 30      # the search's own fee never absorbs the floor
 
 
 def test_scarcity_multiplies_climb_fee_without_compounding() -> None:
@@ -251,186 +253,167 @@ def test_virgin_amnesty_suppresses_scarcity() -> None:
     assert d.branch == "scarcity"
 
 
-# ------------------------------------------------------------------------------------ hill climbing
+# ------------------------------------------------------------------------------------ the revenue search
 
-@pytest.mark.parametrize(
-    "before, last, rate, fee, direction, step, consecutive",
-    [
-        (state(), None, 1000.0, 550, 1, 50, 0),                                    # first window: go up
-        (state(last_revenue_rate=1_000_000.0), 1_000_000.0, 1_340_000.0, 600, 1, 100, 1),  # up 34 %: double
-        (state(last_revenue_rate=1_000_000.0), 1_000_000.0, 1_100_000.0, 550, 1, 50, 1),   # up 10 %: keep
-        (state(last_revenue_rate=1_000_000.0), 1_000_000.0, 900_000.0, 475, -1, 25, 0),    # down: reverse, halve
-        (state(last_revenue_rate=1_000_000.0, consecutive_same_direction=3), 1_000_000.0, 1_000_000.0,
-         475, -1, 25, 0),                                                          # flat = down
-        (state(last_revenue_rate=1_000_000.0, step_ppm=200), 1_000_000.0, 2_000_000.0, 600, 1, 100, 1),  # volatility
-        (state(last_revenue_rate=1_000_000.0, step_ppm=200), 1_000_000.0, 400_000.0, 475, -1, 25, 0),
-        (state(last_revenue_rate=1_000_000.0, step_ppm=200), 1_000_000.0, 1_300_000.0, 700, 1, 200, 1),  # cap
-        (state(last_revenue_rate=1_000_000.0, step_ppm=100, consecutive_same_direction=5), 1_000_000.0,
-         1_100_000.0, 550, 1, 50, 6),                                              # > 5 in a row: halve
-    ],
-)
-def test_hill_climb(before: HillClimbState, last: float | None, rate: float, fee: int, direction: int, step: int,
-                    consecutive: int) -> None:
-    d, new = decide(before, obs(rate=rate), CFG)
-    assert (d.branch, d.new_fee_ppm, d.broadcast) == ("hill_climb", fee, True)
-    assert (new.direction, new.step_ppm, new.consecutive_same_direction) == (direction, step, consecutive)
-    assert new.last_revenue_rate == pytest.approx(rate) and new.window_start == 2 * H
-    assert (new.previous_fee_ppm, new.rate_before_change) == (500, pytest.approx(rate))
-    assert d.inputs["rate_msat_h"] == pytest.approx(rate)
+def rich(fees_fwds: dict[int, tuple[float, float]], centre: int = 500, **kw: Any) -> HillClimbState:
+    """A state whose ladder holds evidence: fee ppm → (hours, forwards), each forward 1 M sat."""
+    evidence = {ladder.level_of(f): ladder.Evidence(h, n, n * f * 1000) for f, (h, n) in fees_fwds.items()}
+    lad = ladder.LadderState(centre=ladder.level_of(centre), evidence=evidence, evidence_at=0,
+                             max_settled_ppm=max(fees_fwds))
+    return state(climb_fee_ppm=centre, last_broadcast_fee_ppm=centre, ladder=lad, **kw)
 
 
-def test_reason_is_one_line_with_the_numbers() -> None:
-    d, _ = decide(state(last_revenue_rate=1134.0), obs(rate=1520.0), CFG)
-    assert d.reason == "hill_climb: rate 1520 msat/h up 34% from 1134 → keep direction up, step 100 → 600 ppm"
-    assert "\n" not in d.reason
-
-
-def test_revenue_rate_is_fees_actually_earned() -> None:
-    o = attrs.evolve(obs(now=4 * H), fees_earned_msat=8_000)
-    d, new = decide(state(), o, CFG)
-    assert d.inputs["rate_msat_h"] == 2_000.0 and new.last_revenue_rate == 2_000.0
-
-
-def test_step_floor_beats_max_step_so_high_fees_still_move() -> None:
-    s = state(climb_fee_ppm=4500, last_broadcast_fee_ppm=4500, last_revenue_rate=1000.0, step_ppm=200)
-    d, new = decide(s, obs(rate=1050.0, channel=chan(fee=4500)), CFG)
-    assert (d.new_fee_ppm, d.broadcast, new.step_ppm) == (4725, True, 225)
-
-
-def test_stable_cycles_lead_to_sleep() -> None:
-    s = state(last_revenue_rate=1000.0, stable_cycles=1)
-    d, new = decide(s, obs(rate=1000.0), CFG)
-    assert d.branch == "hill_climb" and new.stable_cycles == 2
-    s = state(last_revenue_rate=1000.0, stable_cycles=2, previous_fee_ppm=450, rate_before_change=1000.0)
-    d, new = decide(s, obs(rate=1005.0), CFG)
-    assert (d.branch, d.broadcast, d.new_fee_ppm) == ("hold", False, 500)
-    assert new.is_sleeping and new.sleep_until == 2 * H + 4 * 1800 and new.window_start == 2 * H
-    assert new.previous_fee_ppm is None and "sleep until" in d.reason
-
-
-def test_sleeping_channel_stays_asleep_when_nothing_changes() -> None:
-    s = state(is_sleeping=True, sleep_until=5 * H, last_revenue_rate=1000.0)
-    d, new = decide(s, obs(now=2 * H, rate=1100.0), CFG)
+def test_a_level_is_held_for_its_dwell_and_the_window_keeps_running() -> None:
+    s = state()
+    d, new = decide(s, obs(now=6 * H, fwds=3, rate=1000.0), CFG)
     assert (d.branch, d.broadcast, new) == ("hold", False, s)
+    assert "observing 500 ppm: 6.0 of 12 h, 3 fwds" in d.reason
 
 
-@pytest.mark.parametrize("now, rate", [(5 * H, 1000.0), (2 * H, 1500.0)])   # sleep over; rate moved > 20 %
-def test_sleeping_channel_wakes(now: int, rate: float) -> None:
-    s = state(is_sleeping=True, sleep_until=5 * H, last_revenue_rate=1000.0)
-    d, new = decide(s, obs(now=now, rate=rate), CFG)
-    assert d.branch == "hill_climb" and d.broadcast and not new.is_sleeping
+def test_a_window_becomes_evidence_of_its_level() -> None:
+    d, new = decide(state(), obs(now=12 * H, fwds=4, rate=1000.0), CFG)
+    e = new.ladder.evidence[ladder.level_of(500)]
+    assert (e.hours, e.forwards, e.fees_msat) == (12.0, 4, 12_000)
+    assert new.window_start == 12 * H and new.ladder.max_settled_ppm == 500
+    assert d.inputs["hours"] == 12.0
 
 
-@pytest.mark.parametrize("now, fwds", [(H // 2, 50), (2 * H, 4)])   # < 1 h; < 5 forwards and < 6 h
-def test_waits_for_evidence_and_window_keeps_running(now: int, fwds: int) -> None:
-    s = state(last_revenue_rate=1000.0)
-    d, new = decide(s, obs(now=now, rate=5000.0, fwds=fwds), CFG)
-    assert (d.branch, d.broadcast, new) == ("hold", False, s)
+def test_silence_is_not_a_signal_and_probing_backs_off() -> None:
+    s = state()
+    d, new = decide(s, obs(now=12 * H, fwds=0), CFG)
+    assert (d.new_fee_ppm, d.broadcast) == (500, False) and "too few to search" in d.reason
+    assert new.ladder.dwell_hours == 24.0
+    d, new = decide(new, obs(now=36 * H, window_start=12 * H, fwds=0), CFG)
+    assert new.ladder.dwell_hours == 48.0 and not d.broadcast
 
 
-def test_six_hours_are_enough_evidence_without_forwards() -> None:
-    d, _ = decide(state(last_revenue_rate=1000.0), obs(now=6 * H, rate=0.0, fwds=0), CFG)
-    assert d.branch == "hill_climb" and d.broadcast
+def test_a_full_channel_nobody_pays_steps_down() -> None:
+    d, new = decide(state(), obs(now=12 * H, fwds=0, channel=chan(local=0.97)), CFG)
+    assert d.broadcast and d.new_fee_ppm == ladder.fee_of(ladder.level_of(500) - 1)
+    assert new.ladder.dwell_hours == 12.0 and "nobody pays" in d.reason
+
+
+def test_the_centre_climbs_when_a_neighbour_clearly_earns_more() -> None:
+    up = ladder.fee_of(ladder.level_of(500) + 1)
+    s = rich({500: (100, 20), up: (100, 40)}, window_start=0)
+    d, new = decide(s, obs(now=12 * H, fwds=2, rate=1000.0), CFG)
+    assert new.ladder.centre == ladder.level_of(up)
+    assert d.branch == "search" and "Thompson draw picks" in d.reason and "\n" not in d.reason
+
+
+def test_the_demand_band_caps_the_search() -> None:
+    s = rich({100: (200, 30)}, centre=500)
+    for now in range(12, 200, 12):
+        d, _ = decide(s, obs(now=now * H, window_start=(now - 12) * H, fwds=0), CFG)
+        assert d.new_fee_ppm <= ladder.fee_of(ladder.level_of(100) + 1)
+
+
+def test_the_centre_follows_the_going_rate() -> None:
+    s = rich({500: (100, 20)}, centre=500)
+    s = attrs.evolve(s, anchored=True, ladder=attrs.evolve(s.ladder, anchor_ppm=300, max_settled_ppm=2000))
+    d, new = decide(s, obs(now=12 * H, fwds=2, rate=1000.0, anchor_ppm=432), CFG)
+    assert new.ladder.anchor_ppm == 432 and "going rate moved +2 levels" in d.reason
+    assert new.ladder.evidence[ladder.level_of(500)].forwards < 20      # older evidence weighs less
+
+
+def test_an_emptying_channel_is_not_sold_below_its_refill_value() -> None:
+    assert ladder.shadow_ppm(1000, 0.1) == 800 and ladder.shadow_ppm(1000, 0.6) == 0
+    assert ladder.shadow_ppm(None, 0.0) == 0
+    s = rich({300: (100, 30), 420: (100, 25), 500: (100, 20), 600: (100, 15)}, centre=420)
+    for now in range(12, 300, 12):
+        o = obs(now=now * H, window_start=(now - 12) * H, fwds=2, rate=1000.0, channel=chan(fee=420, local=0.4),
+                refill_ppm=2000)
+        d, _ = decide(s, o, CFG)
+        assert d.inputs["shadow_ppm"] == 400 and d.new_fee_ppm > 400
+
+
+def test_the_search_finds_the_best_fee_of_a_market_it_cannot_see() -> None:
+    """Closed loop on a synthetic market: payments tolerate LogNormal(ln 400, 0.5) ppm, 6 a hour arrive;
+    the revenue-optimal fee is 0.77 x 400 = 308 ppm; after 30 days the search sits near it."""
+    rng = random.Random(7)
+    s, fee, now = initial_state(chan(fee=100), 0), 100, 0
+    s = attrs.evolve(s, anchored=True)
+    fees_seen = []
+    while now < 30 * 86_400:
+        now += 1800
+        n = sum(1 for _ in range(3) if 400 * math.exp(0.5 * rng.gauss(0, 1)) >= fee)
+        o = obs(now=now, window_start=s.window_start, channel=chan(fee=fee))
+        earned = o  # the actor's window counters: every forward moves 1 M sat
+        o = attrs.evolve(o, fees_earned_msat=0, forwards_out=0)
+        d, s = _step(s, o, n, fee)
+        fee = d.new_fee_ppm if d.broadcast else fee
+        fees_seen.append(fee)
+    last_week = fees_seen[-336:]
+    assert 230 <= statistics.median(last_week) <= 420, statistics.median(last_week)
+
+
+_window: dict[str, int] = {}
+
+
+def _step(s: HillClimbState, o: FeeObservation, n: int, fee: int) -> tuple[Any, HillClimbState]:
+    """Feed one half-hour of forwards into the window counters the way the channel actor does."""
+    if _window.get("start") != s.window_start:
+        _window.update(start=s.window_start, fwds=0, fees=0)
+    _window["fwds"] += n
+    _window["fees"] += n * fee * 1000
+    o = attrs.evolve(o, forwards_out=_window["fwds"], fees_earned_msat=_window["fees"])
+    return decide(s, o, CFG)
+
+
+def test_a_fee_changed_outside_the_plugin_is_adopted() -> None:
+    d, new = decide(state(), obs(now=3 * H, channel=chan(fee=800)), CFG)
+    assert (d.branch, d.broadcast, d.new_fee_ppm) == ("external", False, 800)
+    assert "changed outside the plugin from 500 to 800 ppm (seen at 10800)" in d.reason
+    assert new.ladder.centre == ladder.level_of(800) and new.last_broadcast_fee_ppm == 800
+
+
+def test_an_external_fee_outside_the_bounds_is_corrected_whatever_the_budget() -> None:
+    d, new = decide(state(update_times=(H, 2 * H)), obs(now=3 * H, channel=chan(fee=9000)), CFG)
+    assert (d.branch, d.broadcast, d.new_fee_ppm) == ("external", True, 5000)
 
 
 # ------------------------------------------------------------------------------------ gossip hygiene
 
 def test_small_move_is_held_by_the_gate_and_the_window_keeps_running() -> None:
-    s = state(last_revenue_rate=1000.0)
-    d, new = decide(s, obs(rate=1100.0, policy=Policy("p", fee_max_ppm=510)), CFG)
+    s = state(climb_fee_ppm=500, last_broadcast_fee_ppm=500)
+    d, new = decide(s, obs(now=H // 2, policy=Policy("p", fee_min_ppm=510)), CFG)
     assert (d.new_fee_ppm, d.broadcast, new) == (510, False, s)
     assert "held: |Δ| 10 < gate 25 ppm" in d.reason
 
 
-@pytest.mark.parametrize("fee, expected", [(1000, 1050), (1010, 1061)])
-def test_step_equal_to_the_gate_passes(fee: int, expected: int) -> None:
-    s = state(climb_fee_ppm=fee, last_broadcast_fee_ppm=fee, last_revenue_rate=1000.0)
-    d, _ = decide(s, obs(rate=1100.0, channel=chan(fee=fee)), CFG)
-    assert (d.new_fee_ppm, d.broadcast) == (expected, True)
-
-
-def test_a_step_at_the_gate_can_be_rolled_back() -> None:
-    # the climber stepped 1716 → 1802 (86 ppm, exactly 5 % of 1716); revenue then fell by more than 30 %
-    s = state(climb_fee_ppm=1802, last_broadcast_fee_ppm=1802, previous_fee_ppm=1716, rate_before_change=1_000_000.0,
-              last_revenue_rate=1_000_000.0)
-    d, new = decide(s, obs(rate=250_000.0, fwds=6, channel=chan(fee=1802)), CFG)
-    assert (d.branch, d.new_fee_ppm, d.broadcast) == ("rollback", 1716, True), d.reason
-    assert d.inputs["gate_ppm"] == 85 and new.climb_fee_ppm == 1716
-
-
-def test_wider_hysteresis_widens_the_step() -> None:
-    s = state(climb_fee_ppm=1000, last_broadcast_fee_ppm=1000, last_revenue_rate=1000.0)
-    d, _ = decide(s, obs(rate=1100.0, channel=chan(fee=1000)), attrs.evolve(CFG, gossip_hysteresis=0.10))
-    assert (d.new_fee_ppm, d.broadcast) == (1100, True)
-
-
 def test_daily_budget_holds_and_window_continues_until_it_frees() -> None:
-    s = state(last_revenue_rate=1000.0, update_times=(1, H))
-    d, new = decide(s, obs(rate=2000.0), CFG)
+    s = state(update_times=(1, H))
+    d, new = decide(s, obs(now=12 * H, fwds=0, channel=chan(local=0.97)), CFG)
     assert (d.broadcast, new) == (False, s) and "2 updates in 24 h (limit 2)" in d.reason
-    later = obs(now=86_400 + 2, rate=2000.0)
-    d, new = decide(s, later, CFG)
+    d, new = decide(s, obs(now=86_400 + 2, fwds=0, channel=chan(local=0.97)), CFG)
     assert d.broadcast and new.update_times == (H, 86_400 + 2)
-    assert d.inputs["hours"] == pytest.approx((86_400 + 2) / H)      # measured over the whole held window
+    assert d.inputs["hours"] == pytest.approx((86_400 + 2) / H, abs=0.01)   # measured over the whole held window
 
 
 def test_fee_already_in_force_is_not_broadcast() -> None:
-    s = state(climb_fee_ppm=5000, last_broadcast_fee_ppm=5000, last_revenue_rate=1000.0)
-    d, new = decide(s, obs(rate=1100.0, channel=chan(fee=5000)), CFG)
-    assert (d.new_fee_ppm, d.broadcast) == (5000, False)
-    assert new.window_start == 2 * H and new.update_times == ()      # the window closed, nothing sent
+    d, new = decide(state(), obs(now=12 * H, fwds=0), CFG)
+    assert (d.new_fee_ppm, d.broadcast) == (500, False)
+    assert new.window_start == 12 * H and new.update_times == ()      # the window closed, nothing sent
 
 
 def test_failed_broadcast_retry_reproduces_the_decision() -> None:
-    s, o = state(last_revenue_rate=1000.0), obs(rate=1100.0)
+    s, o = rich({500: (100, 20), 600: (100, 40)}), obs(now=12 * H, fwds=3, rate=1000.0)
     first, _ = decide(s, o, CFG)
     again, _ = decide(s, o, CFG)                     # setchannel failed: the caller kept `s`
-    assert first == again and first.broadcast
-
-
-# ------------------------------------------------------------------------------------ rollback
-
-def moved() -> HillClimbState:
-    return state(climb_fee_ppm=550, last_broadcast_fee_ppm=550, last_revenue_rate=1_000_000.0,
-                 previous_fee_ppm=500, rate_before_change=1_000_000.0, step_ppm=50)
-
-
-def test_rollback_on_a_drop_with_forward_evidence() -> None:
-    d, new = decide(moved(), obs(now=3 * H, rate=600_000.0, fwds=6, channel=chan(fee=550)), CFG)
-    assert (d.branch, d.new_fee_ppm, d.broadcast) == ("rollback", 500, True)
-    assert d.reason == ("rollback: rate 600000 msat/h < 70% of 1000000 msat/h before the change "
-                        "(6 fwds in 3.0 h) → back to 500 ppm")
-    assert (new.climb_fee_ppm, new.direction, new.step_ppm, new.last_revenue_rate) == (500, -1, 25, 1_000_000.0)
-    assert new.previous_fee_ppm is None and new.rate_before_change is None
-
-
-def test_rollback_on_time_evidence_without_forwards() -> None:
-    d, _ = decide(moved(), obs(now=6 * H, rate=0.0, fwds=0, channel=chan(fee=550)), CFG)
-    assert d.branch == "rollback"
-
-
-def test_no_rollback_without_evidence() -> None:
-    s = moved()
-    d, new = decide(s, obs(now=2 * H, rate=0.0, fwds=2, channel=chan(fee=550)), CFG)
-    assert (d.branch, d.broadcast, new) == ("hold", False, s)
-
-
-def test_no_rollback_on_a_small_drop_the_climber_reverses_instead() -> None:
-    d, _ = decide(moved(), obs(now=3 * H, rate=800_000.0, fwds=6, channel=chan(fee=550)), CFG)
-    assert d.branch == "hill_climb" and d.new_fee_ppm == 522     # step 25 raised to the 5 % gate (28)
+    assert first == again
 
 
 # ------------------------------------------------------------------------------------ bounds
 
 def test_min_fee_is_never_undercut_in_the_dynamic_path() -> None:
-    s = state(climb_fee_ppm=5, last_broadcast_fee_ppm=5, last_revenue_rate=1000.0, direction=-1)
-    d, _ = decide(s, obs(rate=1100.0, channel=chan(fee=5), flow_class=FlowClass.SINK, floor=1), CFG)
+    s = state(climb_fee_ppm=5, last_broadcast_fee_ppm=5)
+    d, _ = decide(s, obs(now=12 * H, rate=1100.0, channel=chan(fee=5), flow_class=FlowClass.SINK, floor=1), CFG)
     assert d.new_fee_ppm >= CFG.min_fee_ppm
 
 
 def test_initial_state_starts_from_fee_in_force() -> None:
     s = initial_state(chan(fee=123), now=77)
-    assert (s.climb_fee_ppm, s.last_broadcast_fee_ppm, s.window_start, s.last_revenue_rate) == (123, 123, 77, None)
+    assert (s.climb_fee_ppm, s.last_broadcast_fee_ppm, s.window_start, s.ladder.centre) == (123, 123, 77, None)
 
 
 # ------------------------------------------------------------------------------------ properties
@@ -445,14 +428,15 @@ policies = st.builds(
 configs = st.builds(Cfg, min_fee_ppm=st.integers(1, 200), max_fee_ppm=st.integers(1, 8_000),
                     hive_fee_ppm=st.integers(0, 100), max_fee_updates_per_day=st.integers(1, 4),
                     gossip_hysteresis=st.sampled_from([0.0, 0.05, 0.1]))
+evidence = st.dictionaries(st.integers(10, 50), st.builds(ladder.Evidence, st.floats(0.1, 500), st.floats(0, 200),
+                                                          st.floats(0, 1e9)), max_size=6)
+ladders = st.builds(ladder.LadderState, centre=st.none() | st.integers(10, 50), evidence=evidence,
+                    evidence_at=st.integers(0, 20 * H), dwell_hours=st.sampled_from([12.0, 48.0, 168.0]),
+                    max_settled_ppm=st.integers(0, 8_000), anchor_ppm=st.none() | st.integers(1, 5_000))
 states = st.builds(
     HillClimbState, climb_fee_ppm=st.integers(0, 8_000), last_broadcast_fee_ppm=st.integers(0, 8_000),
-    window_start=st.integers(0, 20 * H), last_revenue_rate=st.none() | st.floats(0, 1e7),
-    direction=st.sampled_from([-1, 1]), step_ppm=st.integers(10, 200),
-    consecutive_same_direction=st.integers(0, 8), stable_cycles=st.integers(0, 2), is_sleeping=st.booleans(),
-    sleep_until=st.integers(0, 30 * H), last_branch=st.sampled_from(["init", "hill_climb", "congestion"]),
-    update_times=st.lists(st.integers(0, 20 * H), max_size=4).map(tuple),
-    previous_fee_ppm=st.none() | st.integers(0, 8_000), rate_before_change=st.none() | st.floats(0, 1e7),
+    window_start=st.integers(0, 20 * H), last_branch=st.sampled_from(["init", "search", "congestion", "external"]),
+    update_times=st.lists(st.integers(0, 20 * H), max_size=4).map(tuple), ladder=ladders,
 )
 
 
@@ -467,6 +451,7 @@ def observations(draw: st.DrawFn, now: int | None = None, policy: Policy | None 
         forwards_out=draw(st.integers(0, 20)), has_routed_out_ever=draw(st.booleans()),
         floor_ppm=draw(st.integers(1, 600)), vegas_multiplier=draw(st.floats(1.0, 3.0)),
         policy=policy or draw(policies), marginal_roi=draw(st.none() | st.floats(-1, 1)), is_zombie=draw(st.booleans()),
+        anchor_ppm=draw(st.none() | st.integers(1, 5_000)), refill_ppm=draw(st.none() | st.integers(0, 3_000)),
     )
 
 

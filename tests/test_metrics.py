@@ -84,8 +84,8 @@ def test_exporter_serves_per_channel_series_on_loopback_only(node):
     text = wait_for(lambda: (t := scrape(port)) and "revops_channel_fee_ppm{" in t and t)
     assert channels_in(text) == normal_scids(node)
     for name in ("revops_channel_revenue_rate_msat_per_hour", "revops_channel_flow_class",
-                 "revops_channel_local_balance_ratio", "revops_channel_hill_step_ppm",
-                 "revops_channel_hill_direction", "revops_channel_sleeping", "revops_channel_rebalance_failures",
+                 "revops_channel_local_balance_ratio", "revops_channel_search_centre_ppm",
+                 "revops_channel_search_dwell_seconds", "revops_channel_rebalance_failures",
                  "revops_channel_messages_handled_total", "revops_channel_restarts_total",
                  "revops_channel_fees_30d_msat", "revops_channel_rebalance_cost_30d_msat"):
         assert channels_in(text, name) == normal_scids(node), name
