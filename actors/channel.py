@@ -19,7 +19,7 @@ from actors.messages import (ChannelInit, ChannelStatus, ChannelStatusQuery, Cha
                              RpcFailure, RpcReply, QuarantineState, RebuildFigures, StoredFigures)
 from actors.messages import HiveMembership, HivePush
 from actors.supervision import SupervisedActor
-from revops import costs, fees, flow
+from revops import costs, fees, flow, ladder
 from revops.model import ChannelView, FeeDecision, Policy, Strategy, converter, to_dict
 
 DAY = 86400
@@ -221,7 +221,9 @@ class ChannelActor(SupervisedActor):
             self.next_req += 1
             self.broadcast(decision, hill, None)
             return
-        if decision.new_fee_ppm != decision.old_fee_ppm:
+        if decision.branch == "external" and not decision.broadcast:
+            self.send(self.runtime, RecordDecision(decision, "adopted"))   # logged with its time, kept
+        elif decision.new_fee_ppm != decision.old_fee_ppm:
             self.send(self.runtime, RecordDecision(decision, "dry_run" if decision.broadcast else "held"))
         if not decision.broadcast:
             self.adopt(hill)
@@ -337,6 +339,7 @@ class ChannelActor(SupervisedActor):
             "strategy": self.policy.strategy.value, "rebalance_mode": self.policy.rebalance_mode.value,
             "hive": {"member": self.policy.strategy is Strategy.HIVE, "last_message": s.last_hive_message},
             "hill_climb": converter.unstructure(hill),
+            "search": ladder.describe(hill.ladder, (s.last_decision or {}).get("inputs", {}).get("shadow_ppm", 0)),
             "window_fees_msat": s.window_fees_msat, "window_forwards": s.window_forwards,
             "rebalance_failures": s.rebalance_failures,
             "economics": self.economics,

@@ -55,6 +55,7 @@ class LadderState:
     dwell_hours: float = DWELL_HOURS
     max_settled_ppm: int = 0                        # the highest fee at which forwards ever settled
     anchor_ppm: int | None = None                   # the going rate the centre last followed
+    chosen_because: str = ""                        # the reason of the last choice (revenue-status)
 
 
 def level_of(ppm: int) -> int:
@@ -167,8 +168,7 @@ def choose(state: LadderState, fee_in_force: int, low_ppm: int, high_ppm: int, s
         if local_ratio >= FULL_SHARE and centre > lo:
             centre -= 1
             why = f"{forwards:.1f} forwards and {local_ratio:.0%} full: nobody pays this price, centre steps down"
-        s = attrs.evolve(s, centre=centre)
-        return Choice(centre, s, why, {})
+        return Choice(centre, attrs.evolve(s, centre=centre, chosen_because=why), why, {})
     band = level_of(s.max_settled_ppm) + 1 if s.max_settled_ppm else centre
     levels = [lv for lv in range(centre - HALF_WIDTH - 1, centre + HALF_WIDTH + 2) if lo <= lv <= min(hi, band)] \
         or [min(centre, band, hi)]
@@ -182,7 +182,7 @@ def choose(state: LadderState, fee_in_force: int, low_ppm: int, high_ppm: int, s
     why = (f"Thompson draw picks {fee_of(level)} ppm (est. {estimates[level] / 1000:.1f} sat/h) on the ladder "
            f"{fee_of(ladder[0])}–{fee_of(ladder[-1])} ppm around {fee_of(centre)} ppm{capped}"
            + (f", net of a {shadow} ppm refill value" if shadow else ""))
-    return Choice(level, attrs.evolve(s, centre=centre), why, estimates)
+    return Choice(level, attrs.evolve(s, centre=centre, chosen_because=why), why, estimates)
 
 
 def _recentre(post: Posterior, centre: int, levels: Sequence[int], shadow: int, rng: random.Random) -> int:
@@ -197,3 +197,20 @@ def _recentre(post: Posterior, centre: int, levels: Sequence[int], shadow: int, 
             wins[lv] += post.draw_value(lv, shadow, rng) > c
     best = max(neighbours, key=lambda lv: wins[lv])
     return best if wins[best] >= CLEARLY * DRAWS else centre
+
+
+def describe(state: LadderState, shadow: int = 0) -> dict:
+    """The search's state for revenue-status: the ladder, each level's evidence and estimate."""
+    if state.centre is None:
+        return {"started": False}
+    levels = sorted(set(state.evidence) | set(range(state.centre - HALF_WIDTH, state.centre + HALF_WIDTH + 1)))
+    post = posterior(state, levels)
+    return {
+        "started": True, "centre_ppm": fee_of(state.centre), "dwell_hours": state.dwell_hours,
+        "max_settled_ppm": state.max_settled_ppm, "anchor_ppm": state.anchor_ppm, "shadow_ppm": shadow,
+        "chosen_because": state.chosen_because,
+        "levels": [{"fee_ppm": fee_of(lv), "on_ladder": abs(lv - state.centre) <= HALF_WIDTH,
+                    "hours": round(state.evidence.get(lv, Evidence()).hours, 1),
+                    "forwards": round(state.evidence.get(lv, Evidence()).forwards, 1),
+                    "estimate_msat_per_hour": round(post.mean_value(lv, shadow))} for lv in levels],
+    }

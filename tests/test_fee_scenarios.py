@@ -634,3 +634,27 @@ def test_static_pins_and_passive_never_touches():
         assert node_fee_changes(sim, "a") and node_fee_changes(sim, "b")
     finally:
         sim.close()
+
+
+# 9 -------------------------------------------------------------------------------------------
+
+def test_a_fee_set_outside_the_plugin_is_adopted_and_the_search_is_visible():
+    sim = start(MARKET, seed=2, price_anchor="false")
+    try:
+        sim.advance(2 * DAY)
+        c = scid(sim, "c")
+        status = next(ch for ch in sim.rpc("revenue-status")["channels"] if ch["scid"] == c)
+        search = status["search"]
+        assert search["started"] and search["levels"] and search["chosen_because"], search
+        assert any(lv["forwards"] > 0 and lv["estimate_msat_per_hour"] > 0 for lv in search["levels"]), search
+        sim.node.call("setchannel", {"id": c, "feeppm": 777})          # the operator, by hand
+        at = sim.node.now
+        sim.advance(HOUR)
+        ext = [d for d in decisions(sim, "c") if d["branch"] == "external" and d["at"] >= at]
+        assert len(ext) == 1 and "to 777 ppm" in ext[0]["reason"] and ext[0]["outcome"] != "applied", ext
+        sim.advance(10 * HOUR)                                          # not reverted within the dwell
+        assert sim.node.by_name["c"].fee_ppm == 777
+        status = next(ch for ch in sim.rpc("revenue-status")["channels"] if ch["scid"] == c)
+        assert status["search"]["centre_ppm"] == 777 or abs(status["search"]["centre_ppm"] - 777) < 0.1 * 777
+    finally:
+        sim.close()

@@ -1,6 +1,7 @@
 """Fee controller (reference §5.3) with the reference constants: every branch, the gates, the fixed defects."""
 from __future__ import annotations
 
+import json
 import math
 import random
 import statistics
@@ -515,7 +516,7 @@ def test_a_fee_outside_the_operators_bounds_is_corrected_whatever_the_daily_budg
 
 
 def test_inside_the_bounds_the_daily_budget_still_holds() -> None:
-    s = state(climb_fee_ppm=290, last_broadcast_fee_ppm=290, update_times=(H, 2 * H), last_revenue_rate=1000.0)
+    s = state(climb_fee_ppm=290, last_broadcast_fee_ppm=290, update_times=(H, 2 * H))
     d, _ = decide(s, obs(now=3 * H, channel=chan(fee=290), rate=10.0), attrs.evolve(CFG, max_fee_ppm=300))
     assert d.branch != "bounds" and (not d.broadcast or d.new_fee_ppm == 290)
 
@@ -527,3 +528,15 @@ def test_congestion_outside_the_bounds_stays_congestion() -> None:
     congested = chan(fee=9000, htlcs=450, htlc_value=CAP // 2)
     d, _ = decide(s, obs(now=3 * H, channel=congested), CFG)
     assert d.broadcast and d.branch == "congestion" and d.new_fee_ppm == CFG.max_fee_ppm
+
+
+def test_a_checkpoint_of_the_earlier_climber_still_loads() -> None:
+    """State persisted before the search existed: its old fields are dropped, the search starts fresh."""
+    from revops.model import converter
+    old = {"climb_fee_ppm": 500, "last_broadcast_fee_ppm": 500, "window_start": 0, "last_revenue_rate": 3.0,
+           "direction": 1, "step_ppm": 50, "is_sleeping": False, "last_branch": "hill_climb",
+           "update_times": [1, 2], "anchored": True}
+    s = converter.structure(old, HillClimbState)
+    assert (s.climb_fee_ppm, s.update_times, s.anchored, s.ladder.centre) == (500, (1, 2), True, None)
+    s = attrs.evolve(s, ladder=ladder.LadderState(centre=34, evidence={34: ladder.Evidence(12.0, 3.0, 9000.0)}))
+    assert converter.structure(json.loads(json.dumps(converter.unstructure(s))), HillClimbState) == s
