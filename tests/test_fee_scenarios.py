@@ -460,6 +460,19 @@ def test_mempool_spike_raises_the_floor_and_decays(vegas):
             assert d["outcome"] == "applied" or "updates in 24 h (limit 2)" in d["reason"] or gated, (n, d)
 
 
+def test_fees_the_spike_raised_are_back_within_a_day(vegas):
+    """Issue 13: after a spike the floor and the fees it raised are back to normal within 2 days."""
+    sim, _ = vegas
+    spike_end = sim.node.scenario.start_time + DAY + 3 * HOUR
+    for n in ("a", "b"):
+        raised = [d for d in decisions(sim, n) if d["branch"] == "vegas" and d["outcome"] == "applied"]
+        assert raised, n
+        later = [d for d in decisions(sim, n) if d["at"] >= spike_end + DAY]
+        assert not any(d["branch"] == "vegas" for d in later), (n, later)
+        fee_after = sim.node.by_name[n].fee_ppm
+        assert fee_after < min(d["new_fee_ppm"] for d in raised), (n, fee_after, raised)
+
+
 def test_a_fee_lifted_by_the_vegas_floor_is_labelled_vegas(vegas):
     """A decision labelled `search` publishes the search's own fee; one the floor lifted says `vegas`."""
     sim, _ = vegas
