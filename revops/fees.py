@@ -196,6 +196,7 @@ class HillClimbState:
     last_branch: str = "init"            # branch of the last decision that took effect
     update_times: tuple[int, ...] = ()   # counted broadcasts in the last 24 h
     anchored: bool = False               # the one-time check against the going rate (revops/anchor.py) is done
+    published_ppm: int | None = None     # what the last decision published (search fee x scarcity), before Vegas
     ladder: ladder.LadderState = attrs.field(factory=ladder.LadderState)
 
 
@@ -352,7 +353,7 @@ def _external_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds
     target = _clamp(fee, bounds.eff_min, bounds.eff_max)
     lad = attrs.evolve(state.ladder, centre=ladder.level_of(target))
     applied = attrs.evolve(state, climb_fee_ppm=target, last_broadcast_fee_ppm=fee, window_start=obs.now,
-                           ladder=lad)
+                           ladder=lad, published_ppm=target)
     reason = (f"external: the fee changed outside the plugin from {ours} to {fee} ppm (seen at {obs.now}); "
               f"adopted as the search's centre")
     if target != fee:
@@ -381,7 +382,7 @@ def _search_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, 
             lad = attrs.evolve(lad, dwell_hours=ladder.DWELL_HOURS)   # a full, silent channel keeps stepping down
     lad, shift = ladder.follow_market(lad, obs.anchor_ppm)
     shadow = ladder.shadow_ppm(obs.refill_ppm, obs.channel.local_ratio)
-    rng = random.Random(f"{obs.channel.scid}:{obs.now}")
+    rng = random.Random(f"{obs.channel.scid}:{state.window_start}")   # a held decision draws the same again
     choice = ladder.choose(lad, state.climb_fee_ppm, bounds.floor_no_vegas, bounds.ceiling, shadow,
                            obs.channel.local_ratio, rng)
     # an off-grid fee (the operator's, the going rate's) stays until the search really moves
@@ -396,11 +397,25 @@ def _search_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, 
 
 def _stay(s: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig, why: str,
           inputs: dict[str, Any]) -> _Plan:
-    """The climber does not move; only bounds or scarcity may still change the published fee."""
-    candidate = max(s.climb_fee_ppm, bounds.eff_min)
-    climb = _clamp(candidate, bounds.floor_no_vegas, bounds.ceiling)
-    return _modified(candidate, climb, obs, bounds, cfg, why, attrs.evolve(s, climb_fee_ppm=climb), inputs,
-                     idle=True)
+    """Between decisions the published fee stays: scarcity is priced at decisions only (re-pricing it every
+    cycle spent the two daily updates the search needs); only the Vegas floor and the bounds move it."""
+    if s.published_ppm is None:   # nothing decided yet: price the fee in force once, scarcity included
+        climb = _clamp(max(s.climb_fee_ppm, bounds.eff_min), bounds.floor_no_vegas, bounds.ceiling)
+        return _modified(climb, climb, obs, bounds, cfg, why, attrs.evolve(s, climb_fee_ppm=climb), inputs,
+                         idle=True)
+    calm = _clamp(s.published_ppm, bounds.floor_no_vegas, bounds.ceiling)
+    target = _clamp(calm, bounds.floor, bounds.ceiling)
+    if target > calm:
+        branch, reason = "vegas", (f"vegas: floor x{obs.vegas_multiplier:.2f} -> {bounds.floor} ppm lifts {calm} -> "
+                                   f"{target} ppm; {why}")
+    elif target == obs.channel.fee_ppm:
+        branch, reason = "hold", f"hold: {why}; fee stays {target} ppm"
+    else:
+        branch, reason = "search", f"search: {why}; the last decision's fee within bounds is {target} ppm"
+    return _Plan(target, branch, reason, s, inputs={**inputs, "climb_fee_ppm": s.climb_fee_ppm,
+                                                     "published_ppm": s.published_ppm,
+                                                     "vegas_multiplier": obs.vegas_multiplier,
+                                                     "local_ratio": obs.channel.local_ratio})
 
 
 def _modified(candidate: int, climb: int, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig, climber: str,
@@ -422,7 +437,7 @@ def _modified(candidate: int, climb: int, obs: FeeObservation, bounds: FeeBounds
         branch, reason = "search", f"search: {climber}; the search's fee within bounds is {target} ppm"
     else:
         branch, reason = "search", climber + ("" if target == climb else f", bounded -> {target} ppm")
-    return _Plan(target, branch, reason, applied,
+    return _Plan(target, branch, reason, attrs.evolve(applied, published_ppm=calm),
                  inputs={**inputs, "climb_fee_ppm": climb, "scarcity": scarcity,
                          "vegas_multiplier": obs.vegas_multiplier, "local_ratio": obs.channel.local_ratio})
 

@@ -10,7 +10,8 @@ Each level's demand is a Gamma posterior on its forwards per hour. Its prior is 
 moved by unit price elasticity (twice the fee, half the forwards): the prior alone favours no level, so only
 evidence moves the fee, and silence is never read as a signal. The value of a level is what it earns net of
 the liquidity it sells: forwards × volume × (fee − shadow price), where the shadow price is what refilling
-the channel costs (the rebalancer's own inbound estimate) weighted by how empty the channel is.
+the channel costs (the rebalancer's own inbound estimate), positive when the channel is emptier than half,
+negative when fuller.
 
 Pure functions; time and randomness arrive as arguments. docs/fees.md §4 explains one channel's story.
 """
@@ -33,7 +34,7 @@ DRAWS = 64                   # posterior draws for that probability
 SIGNAL_FORWARDS = 3.0        # fewer (decayed) forwards than this on the whole ladder: too little to search on
 FULL_SHARE = 0.9             # a silent channel this full is priced where nobody pays: its centre steps down
 MIN_RATE_PER_HOUR = 1 / 168  # prior demand when a channel has no history: one forward a week
-SHADOW_SHARE = 0.5           # outbound liquidity is free above half full, worth its refill cost when empty
+SHADOW_SHARE = 0.5           # at half full a sold sat is worth nothing extra; empty: its refill cost; full: minus it
 
 
 @attrs.frozen
@@ -67,10 +68,12 @@ def fee_of(level: int) -> int:
 
 
 def shadow_ppm(refill_ppm: int | None, local_ratio: float) -> int:
-    """What a sold sat of outbound liquidity costs to put back: the refill fee, weighted by emptiness."""
+    """What a sold sat of outbound liquidity is worth beyond its fee: +refill cost when the channel is empty
+    (it must be bought back), 0 at half full, −refill cost when full (selling it frees inbound that would
+    otherwise have to be bought). Linear in between."""
     if not refill_ppm:
         return 0
-    return round(refill_ppm * max(0.0, 1.0 - local_ratio / SHADOW_SHARE))
+    return round(refill_ppm * max(-1.0, 1.0 - local_ratio / SHADOW_SHARE))
 
 
 def decay(state: LadderState, now: int) -> LadderState:

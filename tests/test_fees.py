@@ -234,6 +234,15 @@ def test_vegas_floor_lifts_the_fee() -> None:
     assert "vegas" in d.reason and new.climb_fee_ppm == 30      # the search's own fee never absorbs the floor
 
 
+def test_between_decisions_scarcity_does_not_spend_the_gossip_budget() -> None:
+    """Scarcity is priced when the search decides; in between the balance moving changes nothing."""
+    s = state(published_ppm=500, window_start=0)
+    d, _ = decide(s, obs(now=3 * H, channel=chan(local=0.175), fwds=1), CFG)
+    assert (d.branch, d.new_fee_ppm, d.broadcast) == ("hold", 500, False)
+    d, _ = decide(s, obs(now=12 * H, channel=chan(local=0.175), fwds=0), CFG)      # the decision prices it
+    assert (d.branch, d.broadcast) == ("scarcity", True) and d.new_fee_ppm > 500
+
+
 def test_scarcity_multiplies_climb_fee_without_compounding() -> None:
     s = state()
     o = obs(channel=chan(local=0.175), fwds=0, now=H // 2)
@@ -265,7 +274,7 @@ def rich(fees_fwds: dict[int, tuple[float, float]], centre: int = 500, **kw: Any
 
 
 def test_a_level_is_held_for_its_dwell_and_the_window_keeps_running() -> None:
-    s = state()
+    s = state(published_ppm=500)
     d, new = decide(s, obs(now=6 * H, fwds=3, rate=1000.0), CFG)
     assert (d.branch, d.broadcast, new) == ("hold", False, s)
     assert "observing 500 ppm: 6.0 of 12 h, 3 fwds" in d.reason
@@ -318,7 +327,8 @@ def test_the_centre_follows_the_going_rate() -> None:
 
 
 def test_an_emptying_channel_is_not_sold_below_its_refill_value() -> None:
-    assert ladder.shadow_ppm(1000, 0.1) == 800 and ladder.shadow_ppm(1000, 0.6) == 0
+    assert ladder.shadow_ppm(1000, 0.1) == 800 and ladder.shadow_ppm(1000, 0.5) == 0
+    assert ladder.shadow_ppm(1000, 0.75) == -500 and ladder.shadow_ppm(1000, 1.0) == -1000
     assert ladder.shadow_ppm(None, 0.0) == 0
     s = rich({300: (100, 30), 420: (100, 25), 500: (100, 20), 600: (100, 15)}, centre=420)
     for now in range(12, 300, 12):
