@@ -112,7 +112,7 @@ class FeeDecision:
     at: int
     old_fee_ppm: int
     new_fee_ppm: int
-    branch: str                      # congestion | vegas | scarcity | hill_climb | static | hive | passive | rollback | hold | manual
+    branch: str                      # congestion | anchor | external | vegas | scarcity | search | static | hive | passive | hold | manual
     reason: str                      # one human-readable line
     broadcast: bool                  # True: setchannel should be sent
     inputs: dict[str, Any] = attrs.field(factory=dict, eq=False)
