@@ -35,5 +35,5 @@ def run_with_hash_seed(seed: str) -> str:
 def test_the_same_scenario_and_seed_give_the_same_decisions_in_every_process():
     first, second = run_with_hash_seed("1"), run_with_hash_seed("2")
     decisions, rebalances, _ = first.split()
-    assert int(decisions) > 1000 and int(rebalances) > 0     # fee and rebalance decisions were made
+    assert int(decisions) > 300 and int(rebalances) > 0      # fee and rebalance decisions were made
     assert first == second
