@@ -372,7 +372,8 @@ def _search_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, 
     hours = _hours(state, obs)
     lad = state.ladder
     inputs: dict[str, Any] = {"hours": round(hours, 2), "forwards_out": obs.forwards_out,
-                              "fees_earned_msat": obs.fees_earned_msat, "dwell_hours": lad.dwell_hours}
+                              "fees_earned_msat": obs.fees_earned_msat, "dwell_hours": lad.dwell_hours,
+                              "rate_msat_h": round(obs.fees_earned_msat / hours) if hours > 0 else 0}
     if hours < lad.dwell_hours:
         why = f"observing {obs.channel.fee_ppm} ppm: {hours:.1f} of {lad.dwell_hours:.0f} h, {obs.forwards_out} fwds"
         return _stay(state, obs, bounds, cfg, why, inputs)

@@ -62,11 +62,11 @@ def summary(status: dict, dashboards: dict[int, dict | None]) -> dict:
 
 def actor_state(c: dict) -> str:
     """One line for a channel actor: what its fee controller is doing, and any crash restores."""
-    hill = c["hill_climb"]
-    if hill["is_sleeping"]:
-        text = f"asleep until {hill['sleep_until']}"
+    hill, search = c["hill_climb"], c["search"]
+    if search.get("started"):
+        text = f"search around {search['centre_ppm']} ppm, level held {search['dwell_hours']:.0f} h"
     else:
-        text = f"climbing {'up' if hill['direction'] > 0 else 'down'}, step {hill['step_ppm']} ppm"
+        text = f"search not started, from {hill['climb_fee_ppm']} ppm"
     text += f"; last branch {hill['last_branch']}"
     return text + (f"; {c['restarts']} restarts" if c["restarts"] else "")
 
@@ -134,7 +134,7 @@ def fee_periods(decisions: list[dict]) -> list[dict]:
             periods.append({"fee_ppm": fee, "from": d["at"], "decisions": 0, **dict.fromkeys(OBSERVATION)})
         p = periods[-1]
         p["to"], p["decisions"] = d["at"], p["decisions"] + 1
-        if all(k in d["inputs"] for k in OBSERVATION):     # the hill climber's measurement of the window
+        if all(k in d["inputs"] for k in OBSERVATION):     # the search's measurement of the window
             p.update({k: d["inputs"][k] for k in OBSERVATION})
     return periods
 

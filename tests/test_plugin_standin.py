@@ -95,7 +95,7 @@ def test_status_shows_one_live_actor_per_normal_channel(node):
     for c in st["channels"]:
         assert c["flow_class"] in ("source", "sink", "balanced", "congested", "unknown")
         assert c["last_message_at"] >= st["coordinator"]["now"] - 3600
-        assert c["restarts"] == 0 and "direction" in c["hill_climb"]
+        assert c["restarts"] == 0 and "ladder" in c["hill_climb"] and "search" in c
     assert st["health"]["lightningd"]["status"] == "ok"
     assert st["health"]["sling"]["status"] in ("ok", "missing")
 

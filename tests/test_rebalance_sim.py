@@ -107,7 +107,9 @@ def test_depleted_high_earning_channel_is_refilled_and_the_reservation_settles_t
     assert all(r["spent_msat"] <= r["reserved_msat"] for r in rows)
     history = sim.store.db.execute("SELECT status, moved_msat, fee_msat FROM rebalances WHERE to_channel=?",
                                    (hot,)).fetchall()
-    assert [h[0] for h in history] == ["succeeded"] * len(rows) and all(h[1] >= 500_000_000 for h in history)
+    assert [h[0] for h in history] == ["succeeded"] * len(rows) and all(h[1] > 0 for h in history)
+    # what we booked as moved is what sling moved (the amount follows the channel's demand at its fee)
+    assert sum(h[1] for h in history) == sum(x["amount_msat"] for x in sim.node.sling.successes.get(hot, []))
     # the job is gone from sling (deleted, stats kept) and from our registry
     assert hot not in sim.node.call("sling-jobsettings", {}) and not sim.runtime.ledger.load_jobs()
     debug = sim.rpc("revenue-rebalance-debug")
