@@ -183,10 +183,6 @@ OPTIONS: tuple[Option, ...] = (
          "fee broadcasts per channel per 24 h (gossip budget)"),
     _float("gossip-hysteresis", "gossip_hysteresis", 0.05, 0.0, 0.5,
            "a new fee is broadcast only if it differs from the current one by >= this fraction"),
-    _int("rollback-min-forwards", "rollback_min_forwards", 5, 1, 1000,
-         "forwards needed before a fee change may be judged (and rolled back)"),
-    _float("rollback-drop", "rollback_drop", 0.30, 0.05, 0.95,
-           "roll a fee change back when the revenue rate fell by at least this fraction"),
     Option(PREFIX + "prometheus-address", "prometheus_address", "127.0.0.1", str, pattern=_HOST,
            mutable=False,
            description="exporter bind address; a non-loopback address is allowed but logged as a warning "
@@ -218,6 +214,9 @@ RETIRED: dict[str, str] = {
     PREFIX + "estimated-open-cost-sats": "open costs come from bookkeeper, else from the current feerate",
     PREFIX + "sling-parallel-jobs": "sling's own default parallelism is used",
     PREFIX + "sling-outppm-fallback": "sources are chosen by the plugin (candidates), not by sling's outppm",
+    PREFIX + "rollback-min-forwards": "the revenue search pools evidence per fee level; there is no rollback "
+                                      "(docs/fees.md)",
+    PREFIX + "rollback-drop": "the revenue search pools evidence per fee level; there is no rollback (docs/fees.md)",
 }
 
 _BY_FIELD: dict[str, Option] = {o.field: o for o in OPTIONS}

@@ -350,16 +350,13 @@ def _external_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds
     fee, ours = obs.channel.fee_ppm, state.last_broadcast_fee_ppm
     if fee == ours:
         return None
-    target = _clamp(fee, bounds.eff_min, bounds.eff_max)
+    target = _clamp(fee, bounds.eff_min, bounds.eff_max)   # outside the bounds: corrected (branch bounds)
     lad = attrs.evolve(state.ladder, centre=ladder.level_of(target))
     applied = attrs.evolve(state, climb_fee_ppm=target, last_broadcast_fee_ppm=fee, window_start=obs.now,
                            ladder=lad, published_ppm=target)
     reason = (f"external: the fee changed outside the plugin from {ours} to {fee} ppm (seen at {obs.now}); "
               f"adopted as the search's centre")
-    if target != fee:
-        reason += f", corrected into the operator's bounds [{bounds.eff_min}, {bounds.eff_max}] -> {target} ppm"
-    return _Plan(target, "external", reason, applied, exempt=target != fee,
-                 inputs={"external_fee_ppm": fee, "our_last_fee_ppm": ours})
+    return _Plan(target, "external", reason, applied, inputs={"external_fee_ppm": fee, "our_last_fee_ppm": ours})
 
 
 # an emergency's or a pin's window says nothing about what the market pays at the search's fee

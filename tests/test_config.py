@@ -66,8 +66,6 @@ ADDED_OPTIONS = {
     "reservation-timeout-hours": ("reservation_timeout_hours", 4, (1, 24)),
     "max-updates-per-day": ("max_fee_updates_per_day", 2, (1, 48)),
     "gossip-hysteresis": ("gossip_hysteresis", 0.05, (0, 0.5)),
-    "rollback-min-forwards": ("rollback_min_forwards", 5, (1, 1000)),
-    "rollback-drop": ("rollback_drop", 0.30, (0.05, 0.95)),
     "price-anchor": ("price_anchor", True, None),
     "rebalance-channel-cap-pct": ("channel_cap_pct", 0.5, (0, 1)),
     "pingpong-hours": ("pingpong_hours", 48, (0, 720)),
@@ -174,7 +172,7 @@ def test_mutable_and_immutable_keys() -> None:
 def test_lightningd_types() -> None:
     assert BY_FIELD["min_fee_ppm"].lightningd_type == "int"
     assert BY_FIELD["dry_run"].lightningd_type == "bool"
-    assert BY_FIELD["rollback_drop"].lightningd_type == "string"
+    assert BY_FIELD["gossip_hysteresis"].lightningd_type == "string"
     assert BY_FIELD["db_path"].lightningd_type == "string"
 
 
@@ -260,7 +258,7 @@ def test_int_rejects(raw: object) -> None:
 @pytest.mark.parametrize("raw", ["nan", float("nan"), "inf", float("-inf"), True])
 def test_float_rejects_non_finite_and_bool(raw: object) -> None:
     with pytest.raises(ConfigError):
-        C.coerce("rollback_drop", raw)
+        C.coerce("gossip_hysteresis", raw)
 
 
 def test_float_accepts_int_and_string() -> None:
@@ -288,9 +286,9 @@ def test_unknown_key() -> None:
 def test_parse_options_defaults_and_values() -> None:
     cfg = C.parse_options({"revenue-ops-fee-interval": 60, "revenue-ops-max-fee-ppm": "3000",
                            "revenue-ops-dry-run": "TRUE", "revenue-ops-db-path": "/tmp/x.db",
-                           "revenue-ops-rollback-drop": "0.25", "some-other-plugin-opt": "zzz",
+                           "revenue-ops-gossip-hysteresis": "0.25", "some-other-plugin-opt": "zzz",
                            "revenue-ops-min-fee-ppm": None})
-    assert (cfg.fee_interval, cfg.max_fee_ppm, cfg.dry_run, cfg.db_path, cfg.rollback_drop) == (
+    assert (cfg.fee_interval, cfg.max_fee_ppm, cfg.dry_run, cfg.db_path, cfg.gossip_hysteresis) == (
         60, 3000, True, "/tmp/x.db", 0.25)
     assert cfg.min_fee_ppm == 10 and cfg.version == 0
 

@@ -380,14 +380,15 @@ def test_a_fee_changed_outside_the_plugin_is_adopted() -> None:
 
 def test_an_external_fee_outside_the_bounds_is_corrected_whatever_the_budget() -> None:
     d, new = decide(state(update_times=(H, 2 * H)), obs(now=3 * H, channel=chan(fee=9000)), CFG)
-    assert (d.branch, d.broadcast, d.new_fee_ppm) == ("external", True, 5000)
+    assert (d.branch, d.broadcast, d.new_fee_ppm) == ("bounds", True, 5000)
+    assert "changed outside the plugin from 500 to 9000 ppm" in d.reason and new.ladder.centre == ladder.level_of(5000)
 
 
 # ------------------------------------------------------------------------------------ gossip hygiene
 
 def test_small_move_is_held_by_the_gate_and_the_window_keeps_running() -> None:
-    s = state(climb_fee_ppm=500, last_broadcast_fee_ppm=500)
-    d, new = decide(s, obs(now=H // 2, policy=Policy("p", fee_min_ppm=510)), CFG)
+    s = state(climb_fee_ppm=500, last_broadcast_fee_ppm=500, published_ppm=500)
+    d, new = decide(s, obs(now=H // 2, floor=510, vegas=2.0), CFG)          # the Vegas floor lifts it by 10
     assert (d.new_fee_ppm, d.broadcast, new) == (510, False, s)
     assert "held: |Δ| 10 < gate 25 ppm" in d.reason
 
