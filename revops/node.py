@@ -27,10 +27,18 @@ READ_ONLY = frozenset({"getinfo", "listpeerchannels", "listforwards", "listfunds
                        "clboss-status", "bkpr-listaccountevents", "bkpr-listincome", "bkpr-listbalances"})
 
 
+# Stopping a job only ends spending: a job that runs when the kill switch is thrown must stop, not spend on
+# past its reservation (found by the sequence run, seeds 1439, 1634, 3408, 4118, 4626, 5373). Fail closed.
+STOPS_SPENDING = frozenset({"sling-stop"})
+
+
 def changes_state(method: str, params: Any = None) -> bool:
-    """Whether a call may change the node or a plugin (`plugin` only reads with subcommand list). `setconfig`
-    of one of our own options is the operator's `revenue-config set`, never a decision of the plugin: it
-    passes in dry-run too (it is how dry-run is switched off)."""
+    """Whether a call may change the node or a plugin in a way dry-run forbids (`plugin` only reads with
+    subcommand list; `sling-stop` only ends spending). `setconfig` of one of our own options is the
+    operator's `revenue-config set`, never a decision of the plugin: it passes in dry-run too (it is how
+    dry-run is switched off)."""
+    if method in STOPS_SPENDING:
+        return False
     if method == "setconfig" and isinstance(params, dict):
         return not str(params.get("config", "")).startswith(OWN_OPTION_PREFIX)
     if method == "plugin":

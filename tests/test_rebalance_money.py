@@ -158,17 +158,17 @@ def test_dry_run_at_runtime_starts_no_job_and_sends_nothing_that_changes_state()
     assert manual(sim, n["big"], n["cold"])["status"] == "initiated"
 
 
-def test_dry_run_switched_on_mid_job_refuses_the_stop_until_it_is_off():
-    """The io guard: a running job's stop is a state change too; refused (counted), asked again later."""
+def test_dry_run_switched_on_mid_job_stops_the_job_and_sends_nothing_else():
+    """The kill switch thrown while a job runs: the job is stopped (stopping only ends spending, fail closed;
+    refusing it let the job spend past its reservation, sequence seeds 1439…5373), nothing else is sent."""
     sim, rpc = start()
     n = names(sim)
     manual(sim, n["big"], n["cold"], 200_000, 200)
     sim.rpc("revenue-config", {"action": "set", "key": "dry_run", "value": "true"})
     since = len(rpc.delivered)
     sim.advance(4 * HOUR)
-    assert not check_dry_run(rpc, [(since, len(rpc.delivered))]) and len(rpc.delivered) == since
-    assert sim.rpc("revenue-status")["counters"]["dry_run_refused"] > 0
-    assert registry(sim) == {n["cold"]}
+    sent = [m for _, m, _ in rpc.delivered[since:]]
+    assert not check_dry_run(rpc, [(since, len(rpc.delivered))]) and set(sent) <= {"sling-stop"}
     sim.rpc("revenue-config", {"action": "set", "key": "dry_run", "value": "false"})
     sim.advance(2 * HOUR)
     assert not registry(sim) and [r["status"] for r in reservations(sim)] == ["settled"]
@@ -184,8 +184,9 @@ def test_manual_rebalances_respect_max_concurrent_jobs():
 
 
 def test_writes_list_covers_every_state_changing_call():
-    from revops.node import changes_state
-    assert all(changes_state(m) for m in WRITES)
+    from revops.node import STOPS_SPENDING, changes_state
+    assert all(changes_state(m) for m in WRITES if m not in STOPS_SPENDING)
+    assert STOPS_SPENDING == {"sling-stop"} and not changes_state("sling-stop")   # stopping only ends spending
 
 
 def test_the_kill_switch_through_the_real_plugin(tmp_path, monkeypatch):

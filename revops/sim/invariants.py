@@ -31,6 +31,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from revops.node import changes_state
+
 DAY = 86400
 PINS = ("static", "hive")
 EXEMPT = ("congestion", "bounds") + PINS     # bounds: a fee outside the operator's bounds is corrected at once
@@ -60,8 +62,10 @@ def check_registry(sim: Any, rpc: Any = None) -> list[str]:
 
 
 def check_dry_run(rpc: Any, spans: Any) -> list[str]:
-    """No state-changing call delivered while dry-run was on (spans of indexes into rpc.delivered)."""
-    return [f"dry-run: {method} reached the node at {t}" for a, b in spans for t, method, _ in rpc.delivered[a:b]]
+    """No state-changing call delivered while dry-run was on (spans of indexes into rpc.delivered); stopping
+    a job is allowed (it only ends spending, revops/node.py STOPS_SPENDING)."""
+    return [f"dry-run: {method} reached the node at {t}" for a, b in spans for t, method, p in rpc.delivered[a:b]
+            if changes_state(method, p)]
 
 
 def check_forwards(sim: Any) -> list[str]:
