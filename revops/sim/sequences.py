@@ -76,19 +76,23 @@ def run_sequence(seed: int, events: int = 12, scenario: Scenario | None = None, 
         for _ in range(events):
             kind = rng.choice(EVENTS)
             done[kind] = done.get(kind, 0) + 1
+            before = len(rpc.delivered)
             if kind in ("restart", "corrupt"):   # kill -9: the old runtime is abandoned, not stopped
                 waits += sim.rpc_waits
                 if kind == "corrupt":
                     _corrupt_state(sim, rng)
                 sim = start()
             elif kind == "dry":           # the operator's kill switch, on or off
-                on, at = not sim.runtime.config.dry_run, len(rpc.delivered)
-                if _rpc(sim, "revenue-config", {"action": "set", "key": "dry_run", "value": on}) and on:
-                    dry.append([at, -1])
-                elif not on:
-                    dry[-1][1] = at
+                _rpc(sim, "revenue-config", {"action": "set", "key": "dry_run", "value": not sim.runtime.config.dry_run})
             else:
                 _event(kind, sim, rpc, rng, budgets, manual, strategies)
+            # the spans follow what is really in force (a toggle whose answer was lost may still have
+            # applied; seed 498): a span opens after the event that switched it on, closes before the one off
+            if sim.runtime.config.dry_run != (bool(dry) and dry[-1][1] < 0):
+                if sim.runtime.config.dry_run:
+                    dry.append([len(rpc.delivered), -1])
+                else:
+                    dry[-1][1] = before
         rpc.clear()
         cleared_at = node.now
         sim.advance(HOUR)                 # faults cleared: let the plugin catch up before judging
