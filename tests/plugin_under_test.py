@@ -15,3 +15,12 @@ NAME = "cl-revenue-ops.py"
 _DIR = tempfile.mkdtemp(prefix="revops-plugin-")
 atexit.register(shutil.rmtree, _DIR, True)
 PLUGIN = python_wrapper(SOURCE, _DIR)
+
+
+def wait_running(ld, seconds: float = 20.0) -> None:
+    """Wait until the plugin under the stand-in answers revenue-status with status "running" (bounded)."""
+    import time
+    deadline = time.monotonic() + seconds
+    while ld.rpc.call("revenue-status")["status"] != "running":
+        assert time.monotonic() < deadline, f"plugin not running after {seconds} s"
+        time.sleep(0.05)

@@ -25,7 +25,7 @@ from revops.plugin_main import App
 from revops.sim.lightningd import StandinLightningd
 from revops.sim.scenario import load_scenario
 
-from tests.plugin_under_test import PLUGIN
+from tests.plugin_under_test import PLUGIN, wait_running
 WORDS = ("get", "set", "reset", "list-mutable", "list", "delete", "tag", "untag", "find", "dynamic", "static",
          "passive", "hive", "enabled", "disabled", "sink_only", "source_only", "true", "false", "max_fee_ppm",
          "min_fee_ppm", "dry_run", "daily_budget_sats", "fee_interval", "whale", "")
@@ -165,8 +165,7 @@ def test_junk_through_the_real_plugin_under_the_standin(tmp_path, capsys):
     sent = 0
     with StandinLightningd("tiny", lightning_dir=str(tmp_path), seed=1, speed=0, plugins=[PLUGIN],
                            log_stderr=False) as ld:
-        while ld.rpc.call("revenue-status")["status"] != "running":
-            pass
+        wait_running(ld)
         before = ld.rpc.call("revenue-policy", {"action": "list"}), ld.rpc.call("revenue-config", {"action": "get"})
         for spec in rpcmod.METHODS:
             for _ in range(12):

@@ -193,17 +193,13 @@ def test_the_kill_switch_through_the_real_plugin(tmp_path, monkeypatch):
     """The real plugin file under the stand-in lightningd: `revenue-config set dry_run true` at runtime, then
     neither revenue-rebalance nor hours of cycles change a fee or create a sling job; off again, it acts."""
     import time
-    from pathlib import Path
     from pyln.client import RpcError
     from revops.sim.lightningd import StandinLightningd
+    from tests.plugin_under_test import PLUGIN as plugin, wait_running
     monkeypatch.setenv("REVOPS_TICK_SECONDS", "0.1")
-    plugin = str(Path(__file__).resolve().parents[1] / "cl-revenue-ops.py")
     with StandinLightningd(loads_scenario(REFILL), lightning_dir=str(tmp_path), seed=1, speed=0, plugins=[plugin],
                            log_stderr=False) as ld:
-        deadline = time.monotonic() + 20
-        while ld.rpc.call("revenue-status")["status"] != "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_running(ld)
         assert ld.rpc.call("revenue-config", {"action": "set", "key": "dry_run", "value": "true"})["new_value"] is True
 
         def fees() -> dict[str, int]:

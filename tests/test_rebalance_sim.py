@@ -347,13 +347,10 @@ def test_the_real_plugin_rebalances_through_sling_over_the_plugin_protocol(tmp_p
     import time
     from revops.sim.lightningd import StandinLightningd
     monkeypatch.setenv("REVOPS_TICK_SECONDS", "0.1")
-    from tests.plugin_under_test import PLUGIN as plugin
+    from tests.plugin_under_test import PLUGIN as plugin, wait_running
     with StandinLightningd(loads_scenario(REFILL), lightning_dir=str(tmp_path), seed=1, speed=0, plugins=[plugin],
                            log_stderr=False) as ld:
-        deadline = time.monotonic() + 20
-        while ld.rpc.call("revenue-status")["status"] != "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_running(ld)
         chans = {c["short_channel_id"]: c for c in ld.rpc.call("listpeerchannels")["channels"]}
         by_local = sorted(chans, key=lambda s: int(chans[s]["to_us_msat"]) / int(chans[s]["total_msat"]))
         dst, src = by_local[0], by_local[-1]

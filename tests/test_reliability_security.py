@@ -19,6 +19,7 @@ from revops import metrics, simulate
 from revops.sim.jsonrpc import JsonStreamDecoder
 from revops.sim.lightningd import StandinLightningd
 from revops.sim.scenario import load_scenario
+from tests.plugin_under_test import wait_running
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = str(ROOT / "cl-revenue-ops.py")
@@ -100,8 +101,7 @@ def test_nothing_but_json_rpc_reaches_the_plugins_stdout(tmp_path):
     os.environ["REVOPS_TICK_SECONDS"] = "0.2"
     with StandinLightningd("tiny", lightning_dir=str(tmp_path / "ld"), seed=1, speed=0, plugins=[str(wrapper)],
                            log_stderr=False) as ld:
-        while ld.rpc.call("revenue-status")["status"] != "running":
-            pass
+        wait_running(ld)
         peer = ld.rpc.call("revenue-status")["channels"][0]["peer_id"]
         ld.rpc.call("revenue-policy", {"action": "set", "peer_id": peer, "strategy": "static", "fee_ppm": 100})
         for bad in ({"action": "set", "peer_id": HOSTILE}, {"action": "get", "peer_id": "x" * 10000}):
