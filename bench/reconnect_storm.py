@@ -17,13 +17,11 @@ import os
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.scale import scenario  # noqa: E402
+from bench.scale import count_calls, scenario  # noqa: E402
 from revops import simulate  # noqa: E402
 from revops.sim.node import SimNode  # noqa: E402
 
@@ -31,19 +29,7 @@ from revops.sim.node import SimNode  # noqa: E402
 def storm(n: int) -> dict:
     sc = scenario(n)
     node = SimNode(sc, seed=0)
-    calls: Counter = Counter()
-    in_node = [0.0]
-    raw_call = node.call
-
-    def counting_call(method: str, params: Any = None) -> dict:
-        calls[method] += 1
-        t = time.process_time()
-        try:
-            return raw_call(method, params)
-        finally:
-            in_node[0] += time.process_time() - t
-
-    node.call = counting_call  # type: ignore[method-assign]
+    calls, in_node = count_calls(node, time.process_time)
     with tempfile.TemporaryDirectory(prefix="storm-") as tmp:
         sim = simulate.start(sc, node=node, db_path=os.path.join(tmp, "revenue_ops.db"))
         try:

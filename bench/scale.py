@@ -28,6 +28,7 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,22 +132,28 @@ def out_of_process(sc: Scenario, n: int, burst_hours: float) -> dict:
             "peak_rss_mb": round(rss, 1)}
 
 
-def in_process(sc: Scenario) -> dict:
-    """Fee-cycle wall time and lightningd RPC calls per fee interval, through the real runtime."""
-    node = SimNode(sc, seed=0)
+def count_calls(node: SimNode, clock: Callable[[], float]) -> tuple[Counter, list[float]]:
+    """Wrap the simulated node's RPC entry point: calls per method, and `clock` time spent inside it."""
     calls: Counter = Counter()
-    in_node = [0.0]                     # seconds spent inside the simulated lightningd's handlers
+    in_node = [0.0]
     raw_call = node.call
 
     def counting_call(method: str, params: Any = None) -> dict:
         calls[method] += 1
-        t = time.monotonic()
+        t = clock()
         try:
             return raw_call(method, params)
         finally:
-            in_node[0] += time.monotonic() - t
+            in_node[0] += clock() - t
 
     node.call = counting_call  # type: ignore[method-assign]
+    return calls, in_node
+
+
+def in_process(sc: Scenario) -> dict:
+    """Fee-cycle wall time and lightningd RPC calls per fee interval, through the real runtime."""
+    node = SimNode(sc, seed=0)
+    calls, in_node = count_calls(node, time.monotonic)   # in_node: seconds inside the simulated lightningd
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
         sim = simulate.start(sc, node=node, db_path=os.path.join(tmp, "revenue_ops.db"))
         try:
