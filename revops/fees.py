@@ -375,9 +375,8 @@ def _search_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, 
         why = f"observing {obs.channel.fee_ppm} ppm: {hours:.1f} of {lad.dwell_hours:.0f} h, {obs.forwards_out} fwds"
         return _stay(state, obs, bounds, cfg, why, inputs)
     if state.last_branch not in _NOT_EVIDENCE:
-        lad = ladder.record(lad, obs.now, obs.channel.fee_ppm, hours, obs.forwards_out, obs.fees_earned_msat)
-        if obs.forwards_out == 0 and obs.channel.local_ratio >= ladder.FULL_SHARE:
-            lad = attrs.evolve(lad, dwell_hours=ladder.DWELL_HOURS)   # a full, silent channel keeps stepping down
+        lad = ladder.record(lad, obs.now, obs.channel.fee_ppm, hours, obs.forwards_out, obs.fees_earned_msat,
+                            obs.channel.local_ratio)
     lad, shift = ladder.follow_market(lad, obs.anchor_ppm)
     shadow = ladder.shadow_ppm(obs.refill_ppm, obs.channel.local_ratio)
     rng = random.Random(f"{obs.channel.scid}:{state.window_start}")   # a held decision draws the same again

@@ -86,13 +86,15 @@ def decay(state: LadderState, now: int) -> LadderState:
     return attrs.evolve(state, evidence={lv: e for lv, e in faded.items() if e.hours >= 0.01}, evidence_at=now)
 
 
-def record(state: LadderState, now: int, fee_ppm: int, hours: float, forwards: int, fees_msat: int) -> LadderState:
-    """Add one window at `fee_ppm` to its level's evidence, and adapt the dwell to silence or signal."""
+def record(state: LadderState, now: int, fee_ppm: int, hours: float, forwards: int, fees_msat: int,
+           local_ratio: float) -> LadderState:
+    """Add one window at `fee_ppm` to its level's evidence, and adapt the dwell to silence or signal (a full,
+    silent channel keeps the short dwell: it is stepping down, not probing)."""
     s = decay(state, now)
     lv = level_of(fee_ppm)
     e = s.evidence.get(lv, Evidence())
     evidence = {**s.evidence, lv: Evidence(e.hours + hours, e.forwards + forwards, e.fees_msat + fees_msat)}
-    dwell = DWELL_HOURS if forwards else min(MAX_DWELL_HOURS, s.dwell_hours * 2)
+    dwell = DWELL_HOURS if forwards or local_ratio >= FULL_SHARE else min(MAX_DWELL_HOURS, s.dwell_hours * 2)
     settled = max(s.max_settled_ppm, fee_ppm) if forwards else s.max_settled_ppm
     return attrs.evolve(s, evidence=evidence, dwell_hours=dwell, max_settled_ppm=settled)
 
