@@ -1,10 +1,14 @@
-"""Every RPC output and notification of a scenario run validates against CLN's schemas and matches fixtures."""
+"""Every RPC output and notification of a scenario run validates against CLN's schemas and matches fixtures,
+for both Core Lightning versions the simulated node answers as (v25.12.1, v26.06.6)."""
+import hashlib
+
 import pytest
 from pyln.client import RpcError
 
 from revops.sim.node import SimNode
 from revops.sim.scenario import load_scenario
 from revops.sim.schemas import (load_fixture, shape_mismatches, validate_notification, validate_response)
+from revops.sim.versions import V25, V26, VERSIONS
 
 DAY = 86400
 
@@ -28,10 +32,17 @@ FIXTURE_FOR = {
 }
 
 
-@pytest.fixture(scope="module")
-def run():
+# What a v26.06.6 answer has that the v25.12.1 captures do not (+) or lacks (-): docs/simulator.md's table
+V26_VS_FIXTURES = {
+    "listpeerchannels": {"-": {"max_total_htlc_in_msat"}, "+": set()},
+    "forward_event settled": {"-": set(), "+": {"preimage"}},
+}
+
+
+@pytest.fixture(scope="module", params=VERSIONS)
+def run(request):
     sc = load_scenario("small")
-    node = SimNode(sc, seed=3)
+    node = SimNode(sc, seed=3, cln_version=request.param)
     notes = []
     node.subscribe(lambda topic, params: notes.append((topic, params)))
     node.advance_to(sc.start_time + 6 * DAY)
@@ -49,8 +60,8 @@ def run():
     return node, notes, new
 
 
-def _check(method, arg, result):
-    validate_response(method, result)
+def _check(method, arg, result, version):
+    validate_response(method, result, version)
     fx = FIXTURE_FOR.get((method, arg))
     if fx:
         mism = shape_mismatches(result, load_fixture(fx))
@@ -67,7 +78,7 @@ def test_rpc_outputs_validate_and_match_fixtures(run, method, arg):
     if method == "plugin":
         params = {"subcommand": "list"}
     res = node.call(method, params)
-    _check(method, arg, res)
+    _check(method, arg, res, node.cln_version)
 
 
 @pytest.mark.needs("shared")
@@ -75,7 +86,8 @@ def test_listpeerchannels_has_all_fixture_keys(run):
     node, _, _ = run
     fx = load_fixture("listpeerchannels")["channels"][0]
     ch = node.call("listpeerchannels", {"id": node.by_name["acinq"].peer_id})["channels"][0]
-    assert set(fx) - set(ch) == set()
+    gone = V26_VS_FIXTURES["listpeerchannels"]["-"] if node.cln_version == V26 else set()
+    assert set(fx) - set(ch) == gone
     assert not shape_mismatches(ch, fx, allow_extra=False)
 
 
@@ -101,11 +113,14 @@ def test_notifications_validate_and_match(run):
             "coin_movement"} <= topics
     fixtures = {t: load_fixture(f"notification-{t}") for t in topics}
     for topic, params in notes:
-        validate_notification(topic, params)
+        validate_notification(topic, params, node.cln_version)
         fx = fixtures[topic]
         if topic == "forward_event":
-            ref = next(f for f in fx if f["forward_event"]["status"] == params["forward_event"]["status"])
-            assert set(params["forward_event"]) == set(ref["forward_event"]), params
+            status = params["forward_event"]["status"]
+            ref = next(f for f in fx if f["forward_event"]["status"] == status)
+            extra = V26_VS_FIXTURES["forward_event settled"]["+"] if (node.cln_version, status) == (V26, "settled") \
+                else set()
+            assert set(params["forward_event"]) == set(ref["forward_event"]) | extra, params
         assert not shape_mismatches(params, fx[0] if topic != "coin_movement" else fx[-1]), (topic, params)
 
 
@@ -121,7 +136,7 @@ def test_setchannel_errors_match_fixture(run):
 def test_setchannel_output_matches_fixture(run):
     node, _, _ = run
     res = node.call("setchannel", {"id": node.by_name["acinq"].scid, "feebase": 0, "feeppm": 250})
-    validate_response("setchannel", res)
+    validate_response("setchannel", res, node.cln_version)
     assert not shape_mismatches(res, load_fixture("setchannel"), allow_extra=False, allow_missing=False)
 
 
@@ -169,3 +184,76 @@ def test_uninstalled_plugin_is_unknown_command():
     assert st["unmanaged"][node.by_name["acinq"].peer_id] == "lnfee"
     names = [p["name"] for p in node.call("plugin", {"subcommand": "list"})["plugins"]]
     assert not any(n.endswith("/bookkeeper") for n in names)
+
+
+# ---------------------------------------------------------------- the differences between the two versions
+@pytest.mark.needs("shared")
+def test_each_version_answers_in_its_own_shape(run):
+    """The differences of docs/simulator.md's table, each checked against the version's own schema."""
+    node, notes, _ = run
+    v26 = node.cln_version == V26
+    assert node.call("getinfo")["version"] == node.cln_version
+    perkw = node.call("feerates", {"style": "perkw"})["perkw"]
+    assert ("splice" in perkw) is v26 and (not v26 or perkw["splice"] == perkw["opening"] + 5)
+    chans = node.call("listpeerchannels")["channels"]
+    assert all(("max_total_htlc_in_msat" in c) is not v26 for c in chans)
+    settled = [p["forward_event"] for t, p in notes if t == "forward_event" and p["forward_event"]["status"] == "settled"]
+    assert settled and all(("preimage" in f) is v26 for f in settled)
+    for f in settled if v26 else ():
+        assert hashlib.sha256(bytes.fromhex(f["preimage"])).hexdigest() == f["payment_hash"]
+    assert not any("preimage" in p["forward_event"] for t, p in notes
+                   if t == "forward_event" and p["forward_event"]["status"] != "settled")
+    states = [p["channel_state_changed"] for t, p in notes if t == "channel_state_changed"]
+    opened = [s for s in states if s["new_state"] == "CHANNELD_AWAITING_LOCKIN"]
+    closed = [s for s in states if s["new_state"] == "CLOSED"]
+    assert opened and closed
+    if v26:     # v26.06 omits what v25.12.1 sends as a deprecated 'unknown' and as null
+        assert all("old_state" not in s for s in opened) and all("message" not in s for s in closed)
+    else:
+        assert all(s["old_state"] == "unknown" for s in opened) and all(s["message"] is None for s in closed)
+
+
+@pytest.mark.needs("shared")
+def test_listpeerchannels_by_channel_id_only_on_v26(run):
+    node, _, _ = run
+    ch = node.call("listpeerchannels")["channels"][2]
+    if node.cln_version == V26:
+        assert node.call("listpeerchannels", {"channel_id": ch["channel_id"]})["channels"] == [ch]
+        with pytest.raises(RpcError) as e:
+            node.call("listpeerchannels", {"channel_id": ch["channel_id"], "id": ch["peer_id"]})
+        assert e.value.error["code"] == -32602
+    else:
+        with pytest.raises(RpcError) as e:
+            node.call("listpeerchannels", {"channel_id": ch["channel_id"]})
+        assert e.value.error["code"] == -32602 and e.value.error["message"].startswith("unknown parameter: channel_id")
+
+
+@pytest.mark.needs("shared")
+def test_a_v25_answer_is_not_valid_as_v26_and_back():
+    """The schema tests can tell the versions apart: each version's schema refuses the other's difference."""
+    import jsonschema
+    sc = load_scenario("tiny")
+    old, new = SimNode(sc, seed=1, cln_version=V25), SimNode(sc, seed=1, cln_version=V26)
+    with pytest.raises(jsonschema.ValidationError):
+        validate_response("feerates", new.call("feerates", {"style": "perkw"}), V25)
+    with pytest.raises(jsonschema.ValidationError):
+        validate_response("listpeerchannels", old.call("listpeerchannels"), V26)
+    closed = {"channel_state_changed": {"peer_id": "02" + "11" * 32, "channel_id": "ab" * 32,
+                                        "short_channel_id": "1x1x1", "timestamp": "2026-01-01T00:00:00.000Z",
+                                        "old_state": "ONCHAIN", "new_state": "CLOSED", "cause": "unknown",
+                                        "message": None}}
+    validate_notification("channel_state_changed", closed, V25)
+    with pytest.raises(jsonschema.ValidationError):
+        validate_notification("channel_state_changed", closed, V26)
+
+
+def test_the_version_comes_from_the_scenario_or_the_caller(tmp_path):
+    from revops.sim.scenario import ScenarioError, parse_scenario
+    base = {"channels": [{"name": "a", "capacity_sat": 1_000_000}]}
+    assert SimNode(parse_scenario(base)).cln_version == V25
+    sc = parse_scenario({**base, "node": {"cln_version": V26}})
+    assert SimNode(sc).cln_version == V26 and SimNode(sc, cln_version=V25).cln_version == V25
+    with pytest.raises(ScenarioError, match=r"node\.cln_version"):
+        parse_scenario({**base, "node": {"cln_version": "v24.11"}})
+    with pytest.raises(ValueError, match="v25.12.1, v26.06.6"):
+        SimNode(sc, cln_version="v27.03")

@@ -33,8 +33,8 @@ from pyln.client import LightningRpc, RpcError
 
 from revops.params import Parser, number
 from revops.sim.jsonrpc import JsonParseError, JsonStreamDecoder, encode
+from revops.sim.versions import DEFAULT_VERSION, VERSIONS, check_version
 
-LIGHTNINGD_VERSION = "v25.12.1"
 NETWORK = "regtest"
 RPC_FILE = "lightning-rpc"
 # The clock contract: a real lightningd never sets this variable.
@@ -191,7 +191,7 @@ class Plugin:
     def spawn(self) -> None:
         env = dict(os.environ)
         env["LIGHTNINGD_PLUGIN"] = "1"
-        env["LIGHTNINGD_VERSION"] = LIGHTNINGD_VERSION
+        env["LIGHTNINGD_VERSION"] = self.ld.cln_version
         env[SIM_CLOCK_ENV] = SIM_CLOCK_METHOD
         self.proc = subprocess.Popen(
             [self.path],
@@ -448,9 +448,12 @@ class StandinLightningd:
                  plugins: Sequence[str] = (), plugin_opts: Optional[Mapping[str, Any]] = None,
                  node: Any = None, handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
                  shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT, trace: Optional[list] = None,
-                 stderr_level: str = "info", log_stderr: bool = True, tick: float = 0.05):
+                 stderr_level: str = "info", log_stderr: bool = True, tick: float = 0.05,
+                 cln_version: Optional[str] = None):
         if scenario is None and node is None:
             raise ValueError("give a scenario or a node")
+        # the Core Lightning version answered as: the argument, else the node's / the scenario's
+        self._cln_version = check_version(cln_version) if cln_version else None
         self.lightning_dir = os.path.abspath(lightning_dir)
         # The node decides the network (SimNode: the scenario's [node].network); regtest otherwise.
         self.network = _node_network(node) or NETWORK
@@ -519,7 +522,7 @@ class StandinLightningd:
             self.network = _node_network(self._node) or NETWORK
         os.makedirs(self.network_dir, exist_ok=True)
         self._logf = open(self.log_path, "a", encoding="utf-8")
-        self._log("INFO", "lightningd", f"stand-in lightningd {LIGHTNINGD_VERSION} in {self.network_dir}")
+        self._log("INFO", "lightningd", f"stand-in lightningd {self.cln_version} in {self.network_dir}")
         try:
             with self.lock:
                 self._node.subscribe(self._on_node_notification)
@@ -544,7 +547,12 @@ class StandinLightningd:
             from revops.sim.scenario import load_scenario
 
             scenario = load_scenario(scenario)
-        return SimNode(scenario, seed=self.seed, lightning_dir=self.lightning_dir)
+        return SimNode(scenario, seed=self.seed, lightning_dir=self.lightning_dir, cln_version=self._cln_version)
+
+    @property
+    def cln_version(self) -> str:
+        """The Core Lightning version this stand-in answers as (revops/sim/versions.py)."""
+        return getattr(self._node, "cln_version", None) or self._cln_version or DEFAULT_VERSION
 
     def _spawn(self, fn: Callable[[], None], name: str) -> threading.Thread:
         t = threading.Thread(target=fn, name=name, daemon=True)
@@ -1461,7 +1469,8 @@ def _htlc_params(fe: Mapping[str, Any]) -> dict:
 
 def _parser() -> argparse.ArgumentParser:
     ap = Parser(prog="revops node", description=(
-        "Run a stand-in lightningd (v25.12.1 plugin protocol and RPC socket) around the simulated node."))
+        "Run a stand-in lightningd (Core Lightning v25.12.1 or v26.06.6: plugin protocol and RPC socket) "
+        "around the simulated node."))
     ap.add_argument("scenario", help="scenario name (e.g. small) or path to a scenario TOML")
     ap.add_argument("--lightning-dir", required=True, help="base dir; the RPC socket is DIR/NETWORK/lightning-rpc "
                     "(NETWORK: the scenario's, regtest if it names none)")
@@ -1471,6 +1480,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--speed", type=number(0), default=1.0,
                     help="virtual seconds per real second (3600 = an hour per second; 0 = paused)")
     ap.add_argument("--seed", type=number(0, integer=True), default=0)
+    ap.add_argument("--cln-version", choices=VERSIONS, default=None,
+                    help=f"the Core Lightning version to answer as (default: the scenario's [node] cln_version, "
+                         f"else {DEFAULT_VERSION})")
     ap.add_argument("--handshake-timeout", type=number(0, lo_open=True), default=DEFAULT_HANDSHAKE_TIMEOUT, help=argparse.SUPPRESS)
     ap.add_argument("--log-level", default="info", choices=["debug", "info", "unusual", "broken"],
                     help="stderr log level (the log file DIR/regtest/log gets everything)")
@@ -1492,7 +1504,7 @@ def run_node(argv: Optional[Sequence[str]] = None) -> int:
             opts[k] = val
     ld = StandinLightningd(args.scenario, lightning_dir=args.lightning_dir, seed=args.seed, speed=args.speed,
                            plugins=args.plugin, plugin_opts=opts, handshake_timeout=args.handshake_timeout,
-                           stderr_level=args.log_level)
+                           stderr_level=args.log_level, cln_version=args.cln_version)
 
     def on_signal(signum: int, frame: Any) -> None:
         ld.request_stop()

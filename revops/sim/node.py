@@ -25,6 +25,7 @@ from .clboss import Clboss
 from .competitors import Competitor, Competitors
 from .scenario import Scenario
 from .sling import Sling
+from . import versions
 
 DAY = 86400
 NORMAL = "CHANNELD_NORMAL"
@@ -189,8 +190,11 @@ def setconfig_result(name: str, value: Any, source: str, plugin: str | None = No
 
 
 class SimNode:
-    def __init__(self, scenario: Scenario, seed: int = 0, lightning_dir: str | None = None):
+    def __init__(self, scenario: Scenario, seed: int = 0, lightning_dir: str | None = None,
+                 cln_version: str | None = None):
         self.scenario = sc = scenario
+        # the Core Lightning version whose JSON the node answers in: the argument, else the scenario's
+        self.cln_version = versions.check_version(cln_version or sc.node.cln_version)
         self.seed = seed
         self.rng = random.Random(seed)
         # force-close draws come from their own stream: they never shift the market's draws
@@ -260,6 +264,7 @@ class SimNode:
     def _emit(self, topic: str, params: dict) -> None:
         """params is exactly what lightningd sends: ``{topic: {...}}``."""
         if self._subs:
+            params = versions.notification(self.cln_version, topic, params)
             for cb in list(self._subs):
                 cb(topic, params)
 
@@ -579,7 +584,8 @@ class SimNode:
         """One HTLC arriving on src for dst. Returns 'settled' | 'failed' | 'liquidity' | 'fee' | 'other'."""
         led = self.ledger
         self._payment_n += 1
-        phash = _h("pay", self.seed, self._payment_n)
+        preimage = _h("pay", self.seed, self._payment_n)
+        phash = hashlib.sha256(bytes.fromhex(preimage)).hexdigest()
         in_id = src.next_in_id
         src.next_in_id += 1
         created = len(self.forwards) + 1
@@ -665,7 +671,8 @@ class SimNode:
         if self._subs:
             self._emit("forward_event", {"forward_event": {"updated_index": self._updated_index, **base,
                                                            "status": status, "style": "tlv", "received_time": rt,
-                                                           "resolved_time": resolved}})
+                                                           "resolved_time": resolved,
+                                                           **({"preimage": preimage} if settled else {})}})
         if settled:
             self.bkpr.routed(src, dst, in_msat, out_msat, paid, phash, int(resolved))
         return status
@@ -816,7 +823,7 @@ class SimNode:
 
     # ------------------------------------------------------------------ JSON-RPC
     def call(self, method: str, params: dict | list | None = None) -> dict:
-        return _dispatch(self, method, params)
+        return versions.call(self.cln_version, self, method, params, _dispatch)
 
     def rpc_error(self, method: str, params: Any, code: int, message: str) -> RpcError:
         return RpcError(method, params if params is not None else {}, {"code": code, "message": message})

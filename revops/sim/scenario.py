@@ -15,6 +15,8 @@ from typing import Any
 
 import attrs
 
+from revops.sim.versions import DEFAULT_VERSION as DEFAULT_CLN_VERSION, VERSIONS as CLN_VERSIONS
+
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 DEFAULT_START_TIME = 1767225600  # 2026-01-01T00:00:00Z
 
@@ -34,6 +36,7 @@ class NodeSpec:
     blockheight: int
     network: str
     color: str
+    cln_version: str = DEFAULT_CLN_VERSION   # the Core Lightning version the node answers as (revops/sim/versions.py)
 
 
 @attrs.frozen
@@ -326,6 +329,7 @@ def parse_scenario(data: dict, name: str = "scenario") -> Scenario:
         blockheight=nt.int("blockheight", 930000, lo=200),
         network=nt.str("network", "regtest", choices=("bitcoin", "testnet", "signet", "regtest")),
         color=nt.str("color", node_id[:6]),
+        cln_version=nt.str("cln_version", DEFAULT_CLN_VERSION, choices=CLN_VERSIONS),
     )
     nt.done()
 

@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 from jsonschema import Draft7Validator
 
-CLN_VERSION = "v25.12.1"
+CLN_VERSION = "v25.12.1"        # the default; every function takes a version (revops/sim/versions.py)
 NOTIFICATION_ONLY_VERSION = "v26.06.6-notification-only"
 LATER_VERSION = "v26.06.6"   # every notification schema; plugin_started/_stopped (added v25.02) only here
 
@@ -108,22 +108,24 @@ def _validator(name: str, part: str, version: str) -> Any:
     return ClnValidator(sch)
 
 
-def has_schema(method: str) -> bool:
-    return (schemas_dir() / CLN_VERSION / f"{method}.json").is_file()
+def has_schema(method: str, version: str = CLN_VERSION) -> bool:
+    return (schemas_dir() / version / f"{method}.json").is_file()
 
 
-def validate_response(method: str, result: Any) -> None:
-    """Validate an RPC result against the ``response`` part of ``<method>.json`` (raises ValidationError)."""
-    _validator(method, "response", CLN_VERSION).validate(result)
+def validate_response(method: str, result: Any, version: str = CLN_VERSION) -> None:
+    """Validate an RPC result against the ``response`` part of ``<version>/<method>.json`` (raises ValidationError)."""
+    _validator(method, "response", version).validate(result)
 
 
-def validate_request(method: str, params: dict) -> None:
-    _validator(method, "request", CLN_VERSION).validate(params)
+def validate_request(method: str, params: dict, version: str = CLN_VERSION) -> None:
+    _validator(method, "request", version).validate(params)
 
 
-def notification_schema_location(topic: str) -> tuple[str, str] | None:
-    if (schemas_dir() / CLN_VERSION / "notification" / f"{topic}.json").is_file():
-        return f"notification/{topic}", CLN_VERSION
+def notification_schema_location(topic: str, version: str = CLN_VERSION) -> tuple[str, str] | None:
+    """(schema name, folder) of a notification's schema: the version's own, else (v25.12.1 ships only six)
+    the v26.06.6 copy."""
+    if (schemas_dir() / version / "notification" / f"{topic}.json").is_file():
+        return f"notification/{topic}", version
     if (schemas_dir() / NOTIFICATION_ONLY_VERSION / f"{topic}.json").is_file():
         return topic, NOTIFICATION_ONLY_VERSION
     if (schemas_dir() / LATER_VERSION / "notification" / f"{topic}.json").is_file():
@@ -131,27 +133,29 @@ def notification_schema_location(topic: str) -> tuple[str, str] | None:
     return None
 
 
-def validate_notification(topic: str, params: dict) -> None:
-    """Validate notification params (``{topic: {...}}``) against the topic's schema.
+def validate_notification(topic: str, params: dict, version: str = CLN_VERSION) -> None:
+    """Validate notification params (``{topic: {...}}``) against the topic's schema for ``version``.
 
     v25.12.1 ships schemas for block_added, channel_opened, channel_state_changed and connect;
     forward_event, coin_movement, balance_snapshot and disconnect use the v26.06.6 copies.
     Quirks of the real v25.12.1 payload (see cln-fixtures/notification-channel_state_changed.json):
-    channel_state_changed sends ``"message": null`` on CLOSED, ``"short_channel_id": null`` before lockin
-    and ``"old_state": "unknown"`` for a new channel; these are accepted.
+    channel_state_changed sends ``"message": null`` on CLOSED and ``"old_state": "unknown"`` for a new
+    channel; these are accepted for v25.12.1 only (v26.06 omits both). Both send ``"short_channel_id": null``
+    before lockin (the schema's description says so).
     """
-    loc = notification_schema_location(topic)
+    loc = notification_schema_location(topic, version)
     if loc is None:
         raise KeyError(f"no schema for notification {topic!r}")
     if set(params) != {topic}:
         raise jsonschema.ValidationError(f"notification params must be {{{topic!r}: ...}}, got keys {sorted(params)}")
     body = params[topic]
     if topic == "channel_state_changed":
-        body = {k: v for k, v in body.items() if not (k in ("message", "short_channel_id") and v is None)}
-        if body.get("old_state") == "unknown":  # deprecated value v25.12.1 still sends for new channels
+        v25 = version == CLN_VERSION
+        body = {k: v for k, v in body.items() if not (v is None and (k == "short_channel_id" or v25 and k == "message"))}
+        if v25 and body.get("old_state") == "unknown":  # deprecated value v25.12.1 still sends for new channels
             body["old_state"] = "OPENINGD"
-    name, version = loc
-    _validator(name, "response", version).validate(body)
+    name, folder = loc
+    _validator(name, "response", folder).validate(body)
 
 
 def _tname(v: Any) -> str:
