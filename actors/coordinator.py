@@ -94,7 +94,8 @@ class CoordinatorActor(SupervisedActor):
         self.rb_cycle: dict[str, Any] = {}        # inputs gathered for the running rebalance cycle
         self.rb_pending: dict[int, dict] = {}     # req_id → what a reservation / manual request is for
         self.last_candidates: list[dict] = []
-        self.last_rejections: list[rb.Rejection] = []   # as dicts only when asked for (~30 k at 2,000 channels)
+        # as dicts only when asked for; a destination's source rejections written out only then (rb.Rejections)
+        self.last_rejections: list[rb.Rejection] | rb.Rejections = []
         self.last_capital: dict | None = None
         self.last_budget: dict | None = None
         self.drained: dict[str, dict[str, float]] = {}   # source scid → {dest scid: when} (ping-pong guard)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import enum
 import math
 import statistics
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
+from sortedcontainers import SortedList
 
 from revops.model import ChannelView, FlowClass, Policy, RebalanceMode, Strategy
 
@@ -175,6 +176,34 @@ class Rejection:
     code: str                            # stable short id
     reason: str                          # one human-readable line
     dest_scid: str | None = None         # for a source rejected for one particular destination
+
+
+class Rejections:
+    """Every rejection of one rebalance cycle, in order. A priced destination's rejections (its sources',
+    about destinations x sources of them) are written out only when read — by revenue-rebalance-debug —
+    from the same inputs, by the same per-destination evaluation, so the cycle itself stays near-linear."""
+
+    def __init__(self) -> None:
+        self._parts: list[Rejection | Callable[[], list[Rejection]]] = []
+
+    def append(self, rejection: Rejection) -> None:
+        self._parts.append(rejection)
+
+    def defer(self, write: Callable[[], list[Rejection]]) -> None:
+        self._parts.append(write)
+
+    def __iter__(self) -> Iterator[Rejection]:
+        for part in self._parts:
+            if isinstance(part, Rejection):
+                yield part
+            else:
+                yield from part()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"Rejections({list(self)!r})"
 
 
 @attrs.frozen
@@ -455,9 +484,9 @@ class _Source:
 
 
 class _SourcePool:
-    """The cycle's sources with their own figures computed once, and per amount the usable ones sorted by
-    opportunity cost: each destination then only sets aside its own exclusions (same peer, ping-pong),
-    instead of re-scoring and re-sorting every source (the cycle took 1.6 s at 2,000 channels)."""
+    """The cycle's sources with their own figures computed once; per amount the usable ones sorted by
+    opportunity cost, for _evaluate (the last amount asked is kept: a cycle's rejections are written out
+    long after the cycle, and a cache of every amount would hold destinations x sources until the next)."""
 
     def __init__(self, pool: Sequence[ChannelEcon], cfg: RebalanceConfig):
         self.channels = pool
@@ -467,30 +496,29 @@ class _SourcePool:
         self.by_peer: dict[str, list[int]] = {}
         for i, src in enumerate(pool):
             self.by_peer.setdefault(src.peer_id, []).append(i)
-        self._by_amount: dict[int, tuple[list[tuple[int, _Source]], list[int]]] = {}
+        self._last: tuple[int, tuple[list[tuple[int, _Source]], list[int]]] | None = None
 
     def for_amount(self, amount_sat: int) -> tuple[list[tuple[int, _Source]], list[int]]:
         """(pool index, source) with enough spare, cheapest opportunity cost first; indices of the others."""
-        known = self._by_amount.get(amount_sat)
-        if known is None:
-            usable: list[tuple[int, _Source]] = []
-            short: list[int] = []
-            for i, src in enumerate(self.channels):
-                if self.spare_sat[i] < amount_sat:
-                    short.append(i)
-                else:
-                    weight = _utilisation(self.daily_out_sat[i], amount_sat, self.cfg)
-                    usable.append((i, _Source(src, src.fee_ppm * weight)))
-            usable.sort(key=lambda u: (u[1].opp_ppm, -u[1].econ.view.spendable_msat, u[1].econ.scid))
-            known = self._by_amount[amount_sat] = (usable, short)
-        return known
+        if self._last is not None and self._last[0] == amount_sat:
+            return self._last[1]
+        usable: list[tuple[int, _Source]] = []
+        short: list[int] = []
+        for i, src in enumerate(self.channels):
+            if self.spare_sat[i] < amount_sat:
+                short.append(i)
+            else:
+                weight = _utilisation(self.daily_out_sat[i], amount_sat, self.cfg)
+                usable.append((i, _Source(src, src.fee_ppm * weight)))
+        usable.sort(key=lambda u: (u[1].opp_ppm, -u[1].econ.view.spendable_msat, u[1].econ.scid))
+        self._last = (amount_sat, (usable, short))
+        return usable, short
 
 
-def _sources_for(dest: ChannelEcon, amount_sat: int, pool: _SourcePool, peer_of: Mapping[str, str],
-                 now: float, cfg: RebalanceConfig) -> tuple[list[_Source], list[Rejection]]:
-    """Sources usable for this destination and amount, cheapest opportunity cost first; the others are
-    rejected in pool order: same peer, then ping-pong (`dest` drained within pingpong_hours to fill a
-    channel of the source's peer), then too little spendable above sling's deplete floor."""
+def _excluded(dest: ChannelEcon, pool: _SourcePool, peer_of: Mapping[str, str], now: float,
+              cfg: RebalanceConfig) -> dict[int, tuple[str, str]]:
+    """Pool indices `dest` may not be filled from, with why: its own peer's channels, and the channels of
+    the peers it was drained for within pingpong_hours (ping-pong)."""
     window = cfg.pingpong_hours * 3600
     pingpong_peers = {peer_of.get(scid) for scid, at in dest.last_drained_for.items() if now - at < window}
     excluded: dict[int, tuple[str, str]] = {}
@@ -499,6 +527,15 @@ def _sources_for(dest: ChannelEcon, amount_sat: int, pool: _SourcePool, peer_of:
             excluded[i] = ("pingpong", f"destination was drained for this peer < {cfg.pingpong_hours} h ago")
     for i in pool.by_peer.get(dest.peer_id, ()):
         excluded[i] = ("same_peer", "same peer as the destination: moving between its channels earns nothing")
+    return excluded
+
+
+def _sources_for(dest: ChannelEcon, amount_sat: int, pool: _SourcePool, peer_of: Mapping[str, str],
+                 now: float, cfg: RebalanceConfig) -> tuple[list[_Source], list[Rejection]]:
+    """Sources usable for this destination and amount, cheapest opportunity cost first; the others are
+    rejected in pool order: same peer, then ping-pong (`dest` drained within pingpong_hours to fill a
+    channel of the source's peer), then too little spendable above sling's deplete floor."""
+    excluded = _excluded(dest, pool, peer_of, now, cfg)
     usable, short = pool.for_amount(amount_sat)
     rejected: list[Rejection] = []
     for i in sorted(excluded.keys() | set(short)) if excluded else short:
@@ -506,6 +543,103 @@ def _sources_for(dest: ChannelEcon, amount_sat: int, pool: _SourcePool, peer_of:
                                            f"{pool.spare_sat[i]} sat above sling's deplete floor < {amount_sat} sat")
         rejected.append(Rejection(pool.channels[i].scid, Role.SOURCE, code, reason, dest.scid))
     return [src for i, src in usable if i not in excluded], rejected
+
+
+@attrs.frozen
+class _Priced:
+    """A destination sized and waiting for the gate: what the sweep of _dearest_kept needs."""
+
+    dest: ChannelEcon
+    amount_sat: int
+    inbound: InboundEstimate
+    hive: bool
+    util: float
+    earn_ppm: float
+    excluded: Collection[int]
+
+
+def _dearest_kept(pool: _SourcePool, queries: Sequence[_Priced]) -> list[float | None]:
+    """Per destination, the dearest opportunity cost (ppm) among the sources the gate keeps for it — usable
+    (enough spare for its amount), not excluded, and `inbound + cost <= earnable` — or None when the gate
+    keeps none: the same figure as max(s.opp_ppm for s in kept) in _economics, without a per-destination
+    pass over the sources.
+
+    A source's cost for amount A is fee x min(1, g / A) (g: its outbound demand over the cooldown horizon):
+    fixed (its fee) once g / A >= 1, or nothing when g is 0; otherwise fee x g / A, so ordered by fee x g.
+    Destinations are taken by decreasing amount; sources join as their spare reaches the amount and move to
+    the fixed set when they saturate, each at most twice, in two sorted lists. A query looks up the gate's
+    threshold in each list and checks the exact float cost of the few sources within a rounding margin of it
+    (and the ones it excludes), so every answer equals the sort-and-scan's, bit for bit.
+    """
+    answers: list[float | None] = [None] * len(queries)
+    cfg = pool.cfg
+    horizon = _horizon_days(cfg)
+    fee = [src.fee_ppm for src in pool.channels]
+    g = [d * horizon for d in pool.daily_out_sat]           # as _utilisation computes it
+    by_spare = sorted(range(len(fee)), key=lambda i: -pool.spare_sat[i])
+    by_demand = sorted((i for i in range(len(fee)) if g[i] > 0), key=lambda i: -g[i])
+    fixed, scaled = SortedList(), SortedList()               # (cost, i); (fee x g, i)
+    joined: list[bool] = [False] * len(fee)
+    n_joined = n_saturated = 0
+    order = sorted(range(len(queries)), key=lambda q: -queries[q].amount_sat)
+    for q in order:
+        query = queries[q]
+        amount = query.amount_sat
+        if amount <= 0:                                      # no amount: every cost is 0 (_utilisation)
+            answers[q] = _dearest_by_scan(pool, query)
+            continue
+        while n_saturated < len(by_demand) and g[by_demand[n_saturated]] / amount >= 1.0:
+            i = by_demand[n_saturated]
+            n_saturated += 1
+            if joined[i]:
+                scaled.remove((fee[i] * g[i], i))
+                fixed.add((fee[i] * _utilisation(pool.daily_out_sat[i], amount, cfg), i))
+        while n_joined < len(by_spare) and pool.spare_sat[by_spare[n_joined]] >= amount:
+            i = by_spare[n_joined]
+            n_joined += 1
+            joined[i] = True
+            if g[i] <= 0 or g[i] / amount >= 1.0:
+                fixed.add((fee[i] * _utilisation(pool.daily_out_sat[i], amount, cfg), i))
+            else:
+                scaled.add((fee[i] * g[i], i))
+        best = None
+        for keys, scale in ((fixed, 1), (scaled, amount)):
+            found = _dearest_in(keys, scale, query, fee, pool)
+            if found is not None and (best is None or found > best):
+                best = found
+        answers[q] = best
+    return answers
+
+
+def _dearest_in(keys: SortedList, scale: float, query: _Priced, fee: Sequence[int], pool: _SourcePool) -> float | None:
+    """The highest exact cost that passes the gate among `keys` (cost x scale, index), not excluded.
+
+    Keys above threshold + margin fail for sure; walking down from there, every source is checked exactly
+    until one passes and the keys fall a margin below it (nothing lower can be dearer). The margin (1e-9
+    relative) is far above the float rounding between a key and the exact cost (a few 1e-16)."""
+    inbound, earn = query.inbound.ppm, query.earn_ppm
+    margin = 1e-9 * (abs(earn) + abs(inbound) + 1.0)
+    j = keys.bisect_right(((earn - inbound + margin) * scale, len(fee)))
+    best = None
+    while j > 0:
+        j -= 1
+        key, i = keys[j]
+        if best is not None and key < (best - margin) * scale:
+            break
+        if i in query.excluded:
+            continue
+        cost = fee[i] * _utilisation(pool.daily_out_sat[i], query.amount_sat, pool.cfg)
+        if inbound + cost <= earn and (best is None or cost > best):
+            best = cost
+    return best
+
+
+def _dearest_by_scan(pool: _SourcePool, query: _Priced) -> float | None:
+    """The same answer by sorting and scanning this destination's sources (_sources_for, _economics)."""
+    usable, _ = pool.for_amount(query.amount_sat)
+    sources = [src for i, src in usable if i not in query.excluded]
+    kept, _ = _gate(query.inbound.ppm, query.earn_ppm, sources, query.dest)
+    return max((s.opp_ppm for s in kept), default=None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -518,41 +652,44 @@ class _Economics:
     expected_fee_msat: int
     expected_income_msat: int
     loss_msat: int
-    sources: tuple[_Source, ...]
 
     @property
     def profit_msat(self) -> int:
         return self.expected_income_msat - self.expected_fee_msat - self.loss_msat
 
 
-def _economics(dest: ChannelEcon, amount_sat: int, inbound_ppm: int, sources: Sequence[_Source], hive: bool,
-               cfg: RebalanceConfig) -> tuple[_Economics | None, list[Rejection]]:
-    """rebalance-lnd's gate per source, then expected (not maximum) fee for the profit.
-
-    Gate: route fee + source's lost fee <= destination fee x utilisation (+ the hive allowance), in ppm of
-    the amount. Profit and maxppm use the most expensive source kept, since sling may pick any of them.
-    """
+def _earnable(dest: ChannelEcon, amount_sat: int, hive: bool, cfg: RebalanceConfig) -> tuple[float, float]:
+    """(utilisation, earnable ppm): the destination's fee x utilisation (+ the hive allowance)."""
     amount_msat = amount_sat * MSAT_PER_SAT
     util = _utilisation(_daily_out_sat(dest, cfg), amount_sat, cfg)
     allowance_ppm = cfg.hive_rebalance_tolerance * MSAT_PER_SAT * PPM / amount_msat if hive else 0.0
-    earn_ppm = dest.fee_ppm * util + allowance_ppm
-    n_kept = 0      # sources come cheapest first, so the ones the gate keeps are a prefix
+    return util, dest.fee_ppm * util + allowance_ppm
+
+
+def _gate(inbound_ppm: int, earn_ppm: float, sources: Sequence[_Source],
+          dest: ChannelEcon) -> tuple[tuple[_Source, ...], list[Rejection]]:
+    """rebalance-lnd's gate per source: route fee + source's lost fee <= earnable, in ppm of the amount.
+    Sources come cheapest first, so the ones kept are a prefix."""
+    n_kept = 0
     while n_kept < len(sources) and inbound_ppm + sources[n_kept].opp_ppm <= earn_ppm:
         n_kept += 1
-    kept = tuple(sources[:n_kept])
     earnable = f"{earn_ppm:.0f}"
     rejected = [Rejection(s.econ.scid, Role.SOURCE, "lost_fee",
                           f"route {inbound_ppm} + lost {s.opp_ppm:.0f} ppm > earnable {earnable} ppm", dest.scid)
                 for s in sources[n_kept:]]
-    if not kept:
-        return None, rejected
-    headroom = earn_ppm - max(s.opp_ppm for s in kept)
-    maxppm = int((inbound_ppm + headroom) // 2)
-    return _Economics(maxppm=maxppm,
+    return tuple(sources[:n_kept]), rejected
+
+
+def _priced(amount_sat: int, inbound_ppm: int, dest: ChannelEcon, util: float, earn_ppm: float,
+            dearest_ppm: float) -> _Economics:
+    """Expected (not maximum) fee for the profit; profit and maxppm use the dearest source kept, since
+    sling may pick any of them."""
+    amount_msat = amount_sat * MSAT_PER_SAT
+    headroom = earn_ppm - dearest_ppm
+    return _Economics(maxppm=int((inbound_ppm + headroom) // 2),
                       expected_fee_msat=_ceil_ppm(amount_msat, inbound_ppm),
                       expected_income_msat=int(amount_msat * util * dest.fee_ppm // PPM),
-                      loss_msat=_ceil_ppm(amount_msat, max(s.opp_ppm for s in kept)),
-                      sources=kept), rejected
+                      loss_msat=_ceil_ppm(amount_msat, dearest_ppm))
 
 
 def _min_profit_msat(amount_sat: int, cfg: RebalanceConfig) -> int:
@@ -589,47 +726,58 @@ def _economic_block(dest: ChannelEcon, amount_sat: int, econ: _Economics, hive: 
     return None
 
 
-def _evaluate(dest: ChannelEcon, peer_ratio: float, inbound: InboundEstimate | None, pool: _SourcePool,
-              peer_of: Mapping[str, str], budget: BudgetState, now: float,
-              cfg: RebalanceConfig) -> tuple[Candidate | None, list[Rejection]]:
-    """Size, source and price one depleted destination."""
-    def reject(code: str, reason: str, extra: list[Rejection] | None = None) -> tuple[None, list[Rejection]]:
-        return None, [*(extra or []), Rejection(dest.scid, Role.DESTINATION, code, reason)]
-
-    hive = dest.policy.strategy is Strategy.HIVE
+def _sized(dest: ChannelEcon, inbound: InboundEstimate | None, cfg: RebalanceConfig) -> tuple[int, tuple[str, str] | None]:
+    """The amount to move into a depleted destination, or why none."""
     if inbound is None:
-        return reject("no_inbound_estimate", "no inbound fee estimate for the peer: fail closed")
+        return 0, ("no_inbound_estimate", "no inbound fee estimate for the peer: fail closed")
+    hive = dest.policy.strategy is Strategy.HIVE
     amount, why = _amount_sat(dest, hive, cfg)
     if not why and hive:
         amount, why = _fit_tolerance(amount, inbound, cfg)
+    return amount, why
+
+
+def _evaluate(dest: ChannelEcon, peer_ratio: float, inbound: InboundEstimate | None, pool: _SourcePool,
+              peer_of: Mapping[str, str], budget: BudgetState, now: float,
+              cfg: RebalanceConfig) -> tuple[Candidate | None, list[Rejection]]:
+    """Size, source and price one depleted destination, with every source rejection (sorting and scanning
+    its sources: find_candidates runs it for the chosen candidates and when the rejections are read)."""
+    def reject(code: str, reason: str, extra: list[Rejection] | None = None) -> tuple[None, list[Rejection]]:
+        return None, [*(extra or []), Rejection(dest.scid, Role.DESTINATION, code, reason)]
+
+    amount, why = _sized(dest, inbound, cfg)
     if why:
         return reject(*why)
+    assert inbound is not None
+    hive = dest.policy.strategy is Strategy.HIVE
     sources, src_rejected = _sources_for(dest, amount, pool, peer_of, now, cfg)
     if not sources:
         return reject("no_sources", "no usable source for this amount", src_rejected)
-    econ, gate_rejected = _economics(dest, amount, inbound.ppm, sources, hive, cfg)
+    util, earn_ppm = _earnable(dest, amount, hive, cfg)
+    kept, gate_rejected = _gate(inbound.ppm, earn_ppm, sources, dest)
     src_rejected += gate_rejected
-    if econ is None:
+    if not kept:
         code = "hive_tolerance" if hive else "gate"
         return reject(code, f"route {inbound.ppm} ppm + cheapest lost fee {sources[0].opp_ppm:.0f} ppm > "
                             f"fee {dest.fee_ppm} ppm x utilisation{' + hive tolerance' if hive else ''}",
                       src_rejected)
+    econ = _priced(amount, inbound.ppm, dest, util, earn_ppm, max(s.opp_ppm for s in kept))
     why = _economic_block(dest, amount, econ, hive, budget, cfg)
     if why:
         return reject(*why, src_rejected)
-    return _candidate(dest, peer_ratio, amount, inbound, econ, hive, cfg), src_rejected
+    return _candidate(dest, peer_ratio, amount, inbound, econ, hive, tuple(s.econ.scid for s in kept), cfg), \
+        src_rejected
 
 
 def _candidate(dest: ChannelEcon, peer_ratio: float, amount_sat: int, inbound: InboundEstimate,
-               econ: _Economics, hive: bool, cfg: RebalanceConfig) -> Candidate:
+               econ: _Economics, hive: bool, source_scids: tuple[str, ...], cfg: RebalanceConfig) -> Candidate:
     max_fee = _ceil_ppm(amount_sat * MSAT_PER_SAT, econ.maxppm)
     kind = "hive push" if hive else "fill"
     reason = (f"{kind} {dest.scid} (peer at {peer_ratio:.0%}) with {amount_sat} sat: income "
               f"{econ.expected_income_msat} - route {econ.expected_fee_msat} ({inbound.ppm} ppm, {inbound.source}) "
               f"- lost source fee {econ.loss_msat} = {econ.profit_msat} msat; maxppm {econ.maxppm}, "
-              f"reserve {max_fee} msat, {len(econ.sources)} source(s)")
-    return Candidate(dest_scid=dest.scid, dest_peer=dest.peer_id,
-                     source_scids=tuple(s.econ.scid for s in econ.sources), amount_sat=amount_sat,
+              f"reserve {max_fee} msat, {len(source_scids)} source(s)")
+    return Candidate(dest_scid=dest.scid, dest_peer=dest.peer_id, source_scids=source_scids, amount_sat=amount_sat,
                      max_fee_msat=max_fee, maxppm=econ.maxppm, expected_fee_msat=econ.expected_fee_msat,
                      expected_income_msat=econ.expected_income_msat, expected_profit_msat=econ.profit_msat,
                      sling_target=_job_target(dest, cfg), inbound_ppm=inbound.ppm, hive=hive,
@@ -687,20 +835,25 @@ def _allocate(ranked: Sequence[Candidate], budget: BudgetState, slots: int,
 def find_candidates(channels: Sequence[ChannelEcon], inbound_estimates: Mapping[str, InboundEstimate],
                     budget: BudgetState, capital: CapitalState | None, active_jobs: Collection[str],
                     now: float, cfg: RebalanceConfig,
-                    unavailable_sources: Collection[str] = frozenset()) -> tuple[list[Candidate], list[Rejection]]:
+                    unavailable_sources: Collection[str] = frozenset()) -> tuple[list[Candidate], Rejections]:
     """The rebalance cycle's decision: candidates to start (best first) and every rejection with its reason.
 
     `inbound_estimates` is keyed by peer id, `active_jobs` holds the destination scids of our running jobs,
     `unavailable_sources` the scids sling refuses as candidates (sling-except-chan, the operator's own pull
     jobs). Ranked by expected profit; hive exemptions come after all profitable candidates.
+
+    Near-linear in the channels: every destination is priced from its dearest kept source (_dearest_kept,
+    one sweep for all), its source list and source rejections are built only for the chosen candidates and
+    when the rejections are read (_evaluate, the per-destination sort and scan, gives the same decisions).
     """
+    rejections = Rejections()
     blocked = _node_block(budget, capital, active_jobs, cfg)
     if blocked:
-        return [], [blocked]
+        rejections.append(blocked)
+        return [], rejections
     ratios = _peer_ratios(channels)
     peer_of = {ch.scid: ch.peer_id for ch in channels}
     busy_peers = {peer_of[s] for s in active_jobs if s in peer_of}
-    rejections: list[Rejection] = []
     pool: list[ChannelEcon] = []
     for ch in channels:
         why = _source_block(ch, ratios.get(ch.peer_id, 0.0), active_jobs, unavailable_sources, cfg)
@@ -709,20 +862,48 @@ def find_candidates(channels: Sequence[ChannelEcon], inbound_estimates: Mapping[
         else:
             pool.append(ch)
     sources = _SourcePool(pool, cfg)
-    evaluated: list[Candidate] = []
+    queries: list[_Priced] = []
     for ch in channels:
         ratio = ratios.get(ch.peer_id, 0.0)
         why = _destination_block(ch, ratio, busy_peers, now, cfg)
         if why:
             rejections.append(Rejection(ch.scid, Role.DESTINATION, *why))
             continue
-        cand, rejected = _evaluate(ch, ratio, inbound_estimates.get(ch.peer_id), sources, peer_of, budget, now, cfg)
-        rejections += rejected
-        if cand:
-            evaluated.append(cand)
+        inbound = inbound_estimates.get(ch.peer_id)
+        rejections.defer(lambda args=(ch, ratio, inbound, sources, peer_of, budget, now, cfg): _evaluate(*args)[1])
+        amount, why = _sized(ch, inbound, cfg)
+        if why or inbound is None:
+            continue
+        hive = ch.policy.strategy is Strategy.HIVE
+        queries.append(_Priced(ch, amount, inbound, hive, *_earnable(ch, amount, hive, cfg),
+                               excluded=_excluded(ch, sources, peer_of, now, cfg).keys()))
+    evaluated: list[Candidate] = []
+    for query, dearest in zip(queries, _dearest_kept(sources, queries)):
+        if dearest is None:
+            continue
+        econ = _priced(query.amount_sat, query.inbound.ppm, query.dest, query.util, query.earn_ppm, dearest)
+        if _economic_block(query.dest, query.amount_sat, econ, query.hive, budget, cfg) is None:
+            evaluated.append(_candidate(query.dest, ratios.get(query.dest.peer_id, 0.0), query.amount_sat,
+                                        query.inbound, econ, query.hive, (), cfg))
     ranked = sorted(evaluated, key=lambda c: (c.hive, -c.expected_profit_msat, c.dest_scid))
     chosen, rejected = _allocate(ranked, budget, cfg.max_concurrent_jobs - len(active_jobs), cfg)
-    return chosen, rejections + rejected
+    for r in rejected:
+        rejections.append(r)
+    by_scid = {ch.scid: ch for ch in channels}
+    return [_with_sources(c, by_scid[c.dest_scid], ratios, inbound_estimates, sources, peer_of, budget, now, cfg)
+            for c in chosen], rejections
+
+
+def _with_sources(priced: Candidate, dest: ChannelEcon, ratios: Mapping[str, float],
+                  inbound_estimates: Mapping[str, InboundEstimate], pool: _SourcePool, peer_of: Mapping[str, str],
+                  budget: BudgetState, now: float, cfg: RebalanceConfig) -> Candidate:
+    """A chosen candidate with its source list, from the per-destination evaluation; it must agree with the
+    sweep's pricing, else nothing is started (fail closed)."""
+    full, _ = _evaluate(dest, ratios.get(dest.peer_id, 0.0), inbound_estimates.get(dest.peer_id), pool, peer_of,
+                        budget, now, cfg)
+    if full is None or attrs.evolve(full, source_scids=(), reason="") != attrs.evolve(priced, reason=""):
+        raise RuntimeError(f"rebalance pricing disagrees for {dest.scid}: {priced} vs {full}: nothing started")
+    return full
 
 
 def sling_job_params(candidate: Candidate, cfg: RebalanceConfig) -> dict[str, Any]:

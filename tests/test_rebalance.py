@@ -573,8 +573,9 @@ def test_hive_pushes_are_sized_to_the_tolerance(tolerance, ppm, expected):
 
 
 def test_source_rejections_come_in_pool_order_and_sources_cheapest_first_for_each_destination() -> None:
-    """Sources are scored once per cycle (revops/rebalance.py _SourcePool); every destination still gets its
-    own exclusions, its own amount's spendable check, the first reason that applies, and the same order."""
+    """Sources are scored once per cycle (revops/rebalance.py _SourcePool, _dearest_kept); every destination
+    still gets its own exclusions, its own amount's spendable check, the first reason that applies, and the
+    same order."""
     busy = dict(out_window=700_000)              # 100k sat/day out: a source's lost fee is a share of its fee
     one = dest()                                 # peer 1, one 500k chunk
     other = chan("110x1x0", 3, ratio=0.05, fee=1000, out_3d=600_000, out_window=1_400_000, earned=100_000 * SAT,
