@@ -92,6 +92,7 @@ class CoordinatorActor(SupervisedActor):
         self.executor_ready = False
         self.jobs_active: dict[str, dict] = {}    # dest scid → job summary (from the executor)
         self.rb_cycle: dict[str, Any] = {}        # inputs gathered for the running rebalance cycle
+        self.next_job_poll_at = 0                 # running sling jobs are polled at least this often
         self.rb_pending: dict[int, dict] = {}     # req_id → what a reservation / manual request is for
         self.last_candidates: list[dict] = []
         # as dicts only when asked for; a destination's source rejections written out only then (rb.Rejections)
@@ -288,6 +289,7 @@ class CoordinatorActor(SupervisedActor):
         if now >= self.state.next_costs_at and self.health.get("bookkeeper", {}).get("status") == "ok":
             self.state.next_costs_at = now + COSTS_REFRESH_SECONDS
             self.request("bkpr-listaccountevents", {}, "costs")
+        self.poll_jobs(now)
         self.maybe_rebalance_cycle(now)
 
     def on_io_result(self, msg: IoResult) -> None:
@@ -410,14 +412,24 @@ class CoordinatorActor(SupervisedActor):
         self.last_candidates = []
         self.last_rejections = [rb.Rejection("*", rb.Role.NODE, code, reason)]
 
+    def poll_jobs(self, now: int) -> None:
+        """Our running sling jobs are polled every JOB_POLL_SECONDS (shorter than the break sling takes once a
+        job is balanced, so a job is stopped before it can pull a second chunk) and before every rebalance
+        cycle (so a finished job has ended before the cycle decides)."""
+        cycle_due = now >= self.state.next_rebalance_at and not self.rb_cycle
+        if self.executor is None or not (cycle_due or now >= self.next_job_poll_at):
+            return
+        self.next_job_poll_at = now + min(rb.JOB_POLL_SECONDS, self.config.rebalance_interval)
+        self.send(self.executor, PollJobs(now, self.config))
+
     def maybe_rebalance_cycle(self, now: int) -> None:
-        """Every rebalance_interval: poll our jobs, then gather inputs (all through messages) and decide."""
+        """Every rebalance_interval (our jobs were just polled, `poll_jobs`): gather inputs (all through
+        messages) and decide."""
         if self.executor is None or now < self.state.next_rebalance_at or self.rb_cycle:
             return   # a running cycle ends by its inputs or by its wait's deadline (swept first)
         self.state.next_rebalance_at = now + self.config.rebalance_interval
         self.state.rebalance_cycles += 1
         self.state.last_rebalance_cycle_at = now
-        self.send(self.executor, PollJobs(now, self.config))
         if not self.sling_ok():
             status = self.health.get("sling", {}).get("status", "unknown")
             self.node_stop("sling_unavailable", f"sling health is {status}: no rebalancing")
@@ -661,12 +673,20 @@ class CoordinatorActor(SupervisedActor):
         if p is None:
             return
         ok, why = rb.capital_ok(None if msg.error is not None else parse_capital(msg.result), self.config)
+        c = p["candidate"]
+        balance = channel_balance(msg.result, c.dest_scid) if ok else None
+        if ok and balance is None:
+            ok, why = False, f"no fresh balance of {c.dest_scid} in listfunds"
         if not ok:
             if p["push"] is not None:
                 self.hive_push(p["push"], False, why)
             self.send(self.runtime, RpcFailure(p["rpc"], f"rebalance not started: {why}"))
             return
-        self.reserve(p["candidate"], p["local_msat"], "manual", p["rpc"], None, p["now"], p["push"])
+        # the one-chunk target from the balance now, not from the last fee cycle's view: a target set from a
+        # stale, higher balance let sling pull chunk after chunk at once (sequence seeds 23, 170, 1279)
+        local, capacity = balance
+        c = attrs.evolve(c, sling_target=rb.one_chunk_target(local, capacity))
+        self.reserve(c, local, "manual", p["rpc"], None, p["now"], p["push"])
 
     def hive_push(self, msg: ManualRebalance, accepted: bool, reason: str) -> None:
         """Tell the destination and source actors what became of a cl-hive push."""
@@ -764,6 +784,17 @@ def parse_capital(result: Any) -> rb.CapitalState | None:
         return rb.CapitalState(onchain_msat=onchain, channels_local_msat=local)
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def channel_balance(result: Any, scid: str) -> tuple[int, int] | None:
+    """listfunds → (our side, capacity) msat of the normal channel `scid`; None if absent or unreadable."""
+    try:
+        for c in result["channels"]:
+            if c.get("short_channel_id") == scid and c.get("state") == "CHANNELD_NORMAL":
+                return int(c["our_amount_msat"]), int(c["amount_msat"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return None
 
 
 def chain_costs(sat_vb: float) -> fees.ChainCosts:

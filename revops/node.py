@@ -27,17 +27,28 @@ READ_ONLY = frozenset({"getinfo", "listpeerchannels", "listforwards", "listfunds
                        "clboss-status", "bkpr-listaccountevents", "bkpr-listincome", "bkpr-listbalances"})
 
 
-# Stopping a job only ends spending: a job that runs when the kill switch is thrown must stop, not spend on
-# past its reservation (found by the sequence run, seeds 1439, 1634, 3408, 4118, 4626, 5373). Fail closed.
-STOPS_SPENDING = frozenset({"sling-stop"})
+# Ending one of our jobs only ends spending: a job that runs when the kill switch is thrown must stop, not
+# spend on past its reservation (found by the sequence run, seeds 1439, 1634, 3408, 4626, 5373), and a stopped
+# job must be deleted (sling's records kept) so that its final stats are read and its spend booked: refusing
+# the delete left the job between stop and booking for as long as dry-run was on, its spend unbooked (seed
+# 4118). Fail closed. `sling-deletejob` passes only for one job with its stats kept (`ends_spending`).
+STOPS_SPENDING = frozenset({"sling-stop", "sling-deletejob"})
+
+
+def ends_spending(method: str, params: Any = None) -> bool:
+    """`sling-stop`, or `sling-deletejob` of one job keeping sling's records (never `all`, never its stats)."""
+    if method == "sling-deletejob":
+        return (isinstance(params, dict) and params.get("delete_stats") is False
+                and params.get("job") not in (None, "all"))
+    return method in STOPS_SPENDING
 
 
 def changes_state(method: str, params: Any = None) -> bool:
     """Whether a call may change the node or a plugin in a way dry-run forbids (`plugin` only reads with
-    subcommand list; `sling-stop` only ends spending). `setconfig` of one of our own options is the
-    operator's `revenue-config set`, never a decision of the plugin: it passes in dry-run too (it is how
-    dry-run is switched off)."""
-    if method in STOPS_SPENDING:
+    subcommand list; ending one of our sling jobs only ends spending, `ends_spending`). `setconfig` of one of
+    our own options is the operator's `revenue-config set`, never a decision of the plugin: it passes in
+    dry-run too (it is how dry-run is switched off)."""
+    if ends_spending(method, params):
         return False
     if method == "setconfig" and isinstance(params, dict):
         return not str(params.get("config", "")).startswith(OWN_OPTION_PREFIX)

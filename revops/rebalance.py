@@ -22,6 +22,15 @@ from revops.model import ChannelView, FlowClass, Policy, RebalanceMode, Strategy
 # our source check and sling's behaviour agree whatever the operator set globally.
 SLING_DEPLETE_PCT = 0.2
 SLING_DEPLETE_SAT = 2_000_000
+# One route at a time: the operator's global `sling-paralleljobs` would otherwise put several chunks in
+# flight at once, each able to spend amount x maxppm before we can see it.
+SLING_PARALLEL_JOBS = 1
+# sling takes a 600 s break once a job is balanced (at its target), after a too-expensive route and when it
+# finds no route or candidate (sling src/slings.rs `my_sleep(600)`); it polls the channel again 1 s after a
+# success. A job with a one-chunk target therefore idles >= 600 s after its chunk before it can pull a second
+# one: polling every running job more often than that lets us stop it before it repeats (docs/rebalancing.md).
+SLING_BALANCED_BREAK_S = 600
+JOB_POLL_SECONDS = 300
 
 FUTILITY_FAILURES = 10            # more failures than this ...
 FUTILITY_WINDOW_S = 48 * 3600     # ... within this long of the last one: stop trying
@@ -918,6 +927,7 @@ def sling_job_params(candidate: Candidate, cfg: RebalanceConfig) -> dict[str, An
         "maxhops": cfg.sling_max_hops,
         "depleteuptopercent": SLING_DEPLETE_PCT,
         "depleteuptoamount": SLING_DEPLETE_SAT,
+        "paralleljobs": SLING_PARALLEL_JOBS,
     }
 
 
@@ -1036,7 +1046,9 @@ def job_step(job: JobRecord, stats: SlingStats | None, local_msat_now: int, now:
     """Advance a job from fresh sling-stats. Success is sling's own success count and amount.
 
     The local balance is reported for the operator only: organic routing moves it too (defect 5 fixed).
-    Without stats the job continues until its timeout (sling's target and maxppm still bound it).
+    Without readable stats the job is stopped at once (fail closed): sling's target does not bound it (a
+    balanced job only idles and pulls again when forwards drain the channel) and nothing else does, so a job
+    whose spend we cannot see must not go on. Its spend is booked from the stats read after the stop.
     """
     if job.status is not JobStatus.RUNNING:
         return job, _ACTION_OF[job.status], f"job already {job.status.value}"
@@ -1045,7 +1057,8 @@ def job_step(job: JobRecord, stats: SlingStats | None, local_msat_now: int, now:
     if stats is None:
         if timed_out:
             return _finish(job, JobAction.STOP_TIMEOUT, f"timed out without readable sling-stats; {local_note}")
-        return job, JobAction.CONTINUE, f"no sling-stats this time; {local_note}"
+        return _finish(job, JobAction.STOP_FAILED, f"no readable sling-stats: its spend cannot be seen, stopping "
+                                                   f"it (fail closed); {local_note}")
     progress = _progress(job, stats)
     if progress is None:
         job = attrs.evolve(job, spent_msat=max(job.spent_msat, job.reserved_msat))

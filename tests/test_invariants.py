@@ -44,6 +44,15 @@ def test_a_job_running_when_dry_run_is_switched_on_is_stopped_not_left_spending(
     assert not run_sequence(seed, db_dir=str(tmp_path)).problems
 
 
+@pytest.mark.parametrize("seed", [3106, 23])
+def test_a_one_chunk_job_is_stopped_before_sling_pulls_again(seed, tmp_path):
+    """Found by the 10,000-sequence runs: 3106, polled only every rebalance cycle (15 min), the job pulled a
+    second chunk past its reservation; 23, a revenue-rebalance's target taken from a stale balance made sling
+    pull 11 chunks at once. Jobs are now polled every 300 s (sling idles 600 s once balanced) and a manual
+    target comes from the balance read just before the job starts."""
+    assert not run_sequence(seed, db_dir=str(tmp_path)).problems
+
+
 def checked_sim():
     scenario = load_scenario("tiny")
     node = SimNode(scenario, seed=3)

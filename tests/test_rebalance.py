@@ -133,7 +133,8 @@ def test_sling_job_params_use_real_keys_and_never_outppm() -> None:
     params = sling_job_params(c, CFG)
     assert params == {"scid": "100x1x0", "direction": "pull", "amount": 500_000, "maxppm": 650,
                       "candidates": ["200x1x0"], "target": params["target"], "maxhops": 5,
-                      "depleteuptopercent": 0.2, "depleteuptoamount": 2_000_000}
+                      "depleteuptopercent": 0.2, "depleteuptoamount": 2_000_000,
+                      "paralleljobs": 1}   # one route at a time, whatever the operator's sling-paralleljobs
     assert "outppm" not in params
     # sling pulls while under its target: just above today's 5 % (< the balanced class target 50 %), so one
     # chunk ends the job even if forwards drain most of it meanwhile
@@ -495,12 +496,18 @@ def test_job_timeout_and_failure() -> None:
     assert act is JobAction.STOP_TIMEOUT and "partial" in why and j.status is JobStatus.TIMED_OUT
     _, act, _ = job_step(job, None, 0, NOW + 7200, CFG)
     assert act is JobAction.STOP_TIMEOUT
-    _, act, _ = job_step(job, None, 0, NOW + 60, CFG)
-    assert act is JobAction.CONTINUE
     j, act, _ = job_step(job, parse_sling_stats(stats_obj(0, 0, 0, 10)), 0, NOW + 900, CFG)
     assert act is JobAction.STOP_FAILED and j.status is JobStatus.FAILED
     done, act, why = job_step(j, parse_sling_stats(stats_obj(0, 0, 0, 12)), 0, NOW + 999, CFG)
     assert (done, act) == (j, JobAction.STOP_FAILED) and "already" in why
+
+
+def test_a_job_whose_sling_stats_cannot_be_read_is_stopped_at_once() -> None:
+    """Fail closed (sequence seed 4118): the job used to go on blind until its timeout, on the belief that
+    sling's target bounds it; a balanced sling job only idles and pulls again after a drain. A job whose
+    spend we cannot see is stopped at the first poll without readable stats."""
+    j, act, why = job_step(a_job(), None, 0, NOW + 60, CFG)
+    assert act is JobAction.STOP_FAILED and j.status is JobStatus.FAILED and "fail closed" in why
 
 
 def test_job_fails_closed_when_counters_go_backwards() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from pyln.client import RpcException
 
+from revops import rebalance as rb
 from revops import simulate
 from revops.sim.faults import WRITES, FaultyRpc
 from revops.sim.invariants import check_dry_run, check_registry
@@ -160,18 +161,36 @@ def test_dry_run_at_runtime_starts_no_job_and_sends_nothing_that_changes_state()
 
 def test_dry_run_switched_on_mid_job_stops_the_job_and_sends_nothing_else():
     """The kill switch thrown while a job runs: the job is stopped (stopping only ends spending, fail closed;
-    refusing it let the job spend past its reservation, sequence seeds 1439…5373), nothing else is sent."""
+    refusing it let the job spend past its reservation, sequence seeds 1439…5373), deleted with sling's records
+    kept, and booked from them while dry-run is still on (refusing the delete left its spend unbooked for as
+    long as dry-run was on: seed 4118). Nothing else is sent."""
     sim, rpc = start()
     n = names(sim)
     manual(sim, n["big"], n["cold"], 200_000, 200)
     sim.rpc("revenue-config", {"action": "set", "key": "dry_run", "value": "true"})
     since = len(rpc.delivered)
     sim.advance(4 * HOUR)
-    sent = [m for _, m, _ in rpc.delivered[since:]]
-    assert not check_dry_run(rpc, [(since, len(rpc.delivered))]) and set(sent) <= {"sling-stop"}
-    sim.rpc("revenue-config", {"action": "set", "key": "dry_run", "value": "false"})
-    sim.advance(2 * HOUR)
-    assert not registry(sim) and [r["status"] for r in reservations(sim)] == ["settled"]
+    sent = [(m, p) for _, m, p in rpc.delivered[since:]]
+    assert not check_dry_run(rpc, [(since, len(rpc.delivered))])
+    assert sent == [("sling-stop", {"scid": n["cold"]}), ("sling-deletejob", {"job": n["cold"], "delete_stats": False})]
+    [row] = reservations(sim)
+    assert not registry(sim) and row["status"] == "settled"
+    assert row["spent_msat"] // 1000 == sim.node.ledger.rebalance_cost_msat // 1000 > 0     # sling's own record
+
+
+def test_a_manual_rebalance_targets_one_chunk_above_the_balance_now_not_the_last_views():
+    """Sequence seed 23: the one-chunk target of a revenue-rebalance was taken from the channel view of the last
+    fee cycle; forwards had drained the destination since, so sling (which pulls while below its target, 1 s
+    between chunks) pulled 11 chunks at once on a one-chunk reservation. The target now comes from the
+    balance in the listfunds read just before the job starts."""
+    sim, rpc = start()
+    n = names(sim)
+    cold, store = sim.node.channels[n["cold"]], sim.node.channels[n["store"]]
+    cold.set_to_us(cold.to_us_msat - 150_000_000)        # a forward out of cold, after the views were read
+    store.set_to_us(store.to_us_msat + 150_000_000)
+    manual(sim, n["big"], n["cold"], 10_000, 10)
+    [params] = [p for _, m, p in rpc.delivered if m == "sling-job"]
+    assert params["target"] == rb.one_chunk_target(cold.to_us_msat, cold.capacity_msat)
 
 
 def test_manual_rebalances_respect_max_concurrent_jobs():
@@ -186,7 +205,12 @@ def test_manual_rebalances_respect_max_concurrent_jobs():
 def test_writes_list_covers_every_state_changing_call():
     from revops.node import STOPS_SPENDING, changes_state
     assert all(changes_state(m) for m in WRITES if m not in STOPS_SPENDING)
-    assert STOPS_SPENDING == {"sling-stop"} and not changes_state("sling-stop")   # stopping only ends spending
+    assert STOPS_SPENDING == {"sling-stop", "sling-deletejob"} and not changes_state("sling-stop")
+    # deleting one of our jobs with sling's records kept only ends spending; deleting all, or the records, does not
+    assert not changes_state("sling-deletejob", {"job": "1x1x0", "delete_stats": False})
+    assert changes_state("sling-deletejob", {"job": "1x1x0", "delete_stats": True})
+    assert changes_state("sling-deletejob", {"job": "all", "delete_stats": False})
+    assert changes_state("sling-deletejob", {"job": "1x1x0"})
 
 
 def test_the_kill_switch_through_the_real_plugin(tmp_path, monkeypatch):

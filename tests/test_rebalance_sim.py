@@ -390,3 +390,31 @@ def test_stop_jobs_on_shutdown_stops_only_our_jobs(tmp_path):
     assert hot in node.call("sling-jobsettings", {})
     assert store in node.sling.running                       # the operator's: untouched
     assert any(f"sling-stop {hot}: stopped" in text for _, text in sim.log_lines)
+
+
+def test_emulated_sling_breaks_like_sling_once_balanced_and_refills_at_once_below_target():
+    """The emulated sling keeps sling's own pauses (src/slings.rs): 1 s after a success it looks again, and
+    once the channel is at its target it idles 600 s; below target it pulls chunk after chunk. So a one-chunk
+    job polled every 300 s is stopped before its break ends (docs/rebalancing.md), and a drain during the
+    break is refilled in consecutive chunks once it ends (what the plugin cannot bound: docs/reliability.md)."""
+    from revops import rebalance as rb
+    from revops.sim.node import SimNode
+    node = SimNode(loads_scenario(REFILL), seed=1)
+    cold = next(c for c in node.open_channels() if c.name == "cold")
+    big = next(c for c in node.open_channels() if c.name == "big")
+    node.call("sling-job", {"scid": cold.scid, "direction": "pull", "amount": 10_000, "maxppm": 5000,
+                            "candidates": [big.scid], "paralleljobs": 1,
+                            "target": rb.one_chunk_target(cold.to_us_msat, cold.capacity_msat)})
+    node.call("sling-go", {"scid": cold.scid})
+    while not node.sling.successes.get(cold.scid):
+        node.advance_to(node.now + 1)
+    first = node.sling.successes[cold.scid][0]["t"]
+    node.advance_to(first + 2)
+    assert node.sling.status[cold.scid] == "Balanced"
+    cold.set_to_us(cold.to_us_msat - 50_000_000)                # forwards drain 5 chunks during the break
+    big.set_to_us(big.to_us_msat + 50_000_000)
+    node.advance_to(first + 599)
+    assert len(node.sling.successes[cold.scid]) == 1            # idle until the break ends
+    node.advance_to(first + 3600)
+    times = [s["t"] for s in node.sling.successes[cold.scid][1:]]
+    assert len(times) >= 5 and times[0] >= first + 600

@@ -17,6 +17,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .node import Chan, SimNode
 
 SLING_VERSION = "v4.1.2"
+# sling's own pauses (src/slings.rs): 1 s after a success (sling-refresh-peers-interval) before it looks at
+# the channel again; 600 s once the job is balanced, after a route too expensive or none found; 60 s while the
+# peer is disconnected. A failed payment is retried at once: the attempt itself took `attempt_interval_s`.
+REFRESH_S = 1
+BREAK_S = {"Balanced": 600, "TooExp": 600, "NoCandidates": 600, "Disconnected": 60}
 PLUGIN_ERR = -32600  # cln-plugin (Rust) maps handler errors to this code
 JOB_KEYS = ("scid", "direction", "amount", "maxppm", "outppm", "target", "maxhops", "candidates",
             "depleteuptopercent", "depleteuptoamount", "paralleljobs")
@@ -103,9 +108,9 @@ class Sling:
         if not self.event_valid(data):
             return
         scid, _gen = data
-        self._attempt(scid)
+        moved = self._attempt(scid)
         if scid in self.running:
-            self._schedule(scid)
+            self._schedule(scid, REFRESH_S if moved else BREAK_S.get(self.status.get(scid, "")))
 
     def _eligible_sources(self, job: dict, dst: "Chan") -> list["Chan"]:
         node = self.node
@@ -124,30 +129,30 @@ class Sling:
             out.append(ch)
         return out
 
-    def _attempt(self, scid: str) -> None:
+    def _attempt(self, scid: str) -> bool:
+        """One pass of sling's loop for a job; True when it moved its amount."""
         node = self.node
         job = self.jobs.get(scid)
         dst = node.channels.get(scid)
         if job is None or dst is None:
             self.status[scid] = "ChanNotNormal"
-            return
+            return False
         if dst.state != "CHANNELD_NORMAL":
             self.status[scid] = "ChanNotNormal"
-            return
+            return False
         if not node.peers[dst.peer_id]["connected"]:
             self.status[scid] = "Disconnected"
-            return
+            return False
         if job["sat_direction"] != "pull":
-            self._attempt_push(scid, job, dst)
-            return
+            return self._attempt_push(scid, job, dst)
         target = job.get("target", 0.5)
         if dst.to_us_msat >= target * dst.capacity_msat:
             self.status[scid] = "Balanced"
-            return
+            return False
         amount = job["amount_msat"]
         if node.receivable_msat(dst) < amount:
             self.status[scid] = "Balanced"
-            return
+            return False
         maxfee = job["maxppm"] * amount // 1_000_000
         pct = job.get("depleteuptopercent", 0.2)
         dep_amt = job.get("depleteuptoamount_msat", 2_000_000_000)
@@ -156,40 +161,41 @@ class Sling:
                 and c.to_us_msat - amount - maxfee >= min(int(pct * c.capacity_msat), dep_amt)]
         if not srcs:
             self.status[scid] = "NoCandidates"
-            return
+            return False
         self.status[scid] = "Rebalancing"
         src = node.rng.choice(srcs)
         cost_ppm = draw_rebalance_cost_ppm(node.rng, node.scenario.rebalance)
         fee = -(-int(cost_ppm * amount) // 1_000_000)
         rec_f = {"t": node.now, "amount_msat": amount, "partner": src.scid}
         if cost_ppm > job["maxppm"]:
-            rec_f["reason"] = "TooExp"
+            rec_f["reason"] = self.status[scid] = "TooExp"
             self.failures.setdefault(scid, []).append(rec_f)
             node.ledger.rebalances_failed += 1
             self._save_stats_later()
-            return
+            return False
         if node.rng.random() < node.scenario.rebalance.failure_probability:
             rec_f["reason"] = "WIRE_TEMPORARY_CHANNEL_FAILURE"
             self.failures.setdefault(scid, []).append(rec_f)
             node.ledger.rebalances_failed += 1
             self._save_stats_later()
-            return
+            return False
         node.rebalance(src, dst, amount, fee)
         self.successes.setdefault(scid, []).append({"t": node.now, "amount_msat": amount, "fee_msat": fee,
                                                     "ppm": int(cost_ppm), "partner": src.scid, "hops": 4})
         self._save_stats_later()
+        return True
 
-    def _attempt_push(self, scid: str, job: dict, src: "Chan") -> None:
+    def _attempt_push(self, scid: str, job: dict, src: "Chan") -> bool:
         node = self.node
         target = job.get("target", 0.5)
         if src.capacity_msat - src.to_us_msat >= target * src.capacity_msat:
             self.status[scid] = "Balanced"
-            return
+            return False
         amount = job["amount_msat"]
         maxfee = job["maxppm"] * amount // 1_000_000
         if node.spendable_msat(src) < amount + maxfee:
             self.status[scid] = "Balanced"
-            return
+            return False
         dsts = [c for c in node.channels.values()
                 if c is not src and c.state == "CHANNELD_NORMAL" and node.peers[c.peer_id]["connected"]
                 and (job.get("candidates") is None or c.scid in job["candidates"])
@@ -198,20 +204,23 @@ class Sling:
                 and node.receivable_msat(c) >= amount]
         if not dsts:
             self.status[scid] = "NoCandidates"
-            return
+            return False
         self.status[scid] = "Rebalancing"
         dst = node.rng.choice(dsts)
         cost_ppm = draw_rebalance_cost_ppm(node.rng, node.scenario.rebalance)
         fee = -(-int(cost_ppm * amount) // 1_000_000)
+        if cost_ppm > job["maxppm"]:
+            self.status[scid] = "TooExp"
         if cost_ppm > job["maxppm"] or node.rng.random() < node.scenario.rebalance.failure_probability:
             self.failures.setdefault(scid, []).append({"t": node.now, "amount_msat": amount, "partner": dst.scid,
                                                        "reason": "TooExp" if cost_ppm > job["maxppm"] else
                                                        "WIRE_TEMPORARY_CHANNEL_FAILURE"})
             node.ledger.rebalances_failed += 1
-            return
+            return False
         node.rebalance(src, dst, amount, fee)
         self.successes.setdefault(scid, []).append({"t": node.now, "amount_msat": amount, "fee_msat": fee,
                                                     "ppm": int(cost_ppm), "partner": dst.scid, "hops": 4})
+        return True
 
     def _save_stats_later(self) -> None:
         pass  # stats are written with jobs on every API call; attempts do not touch the disk (speed)
