@@ -130,7 +130,7 @@ class Chan:
     fee_hist_t: list = attrs.field(factory=list)
     fee_hist_v: list = attrs.field(factory=list)
     gossip_t: list = attrs.field(factory=list)   # the updates the network relayed: what senders price
-    gossip_v: list = attrs.field(factory=list)
+    gossip_v: list = attrs.field(factory=list)   # (fee base, fee ppm, htlc_maximum_msat) of each
     gossip_tokens: float = 0.0      # the network's rate-limit bucket for this channel's updates
     gossip_token_t: float = 0.0
     remote_fee_base: int = 1000
@@ -338,7 +338,7 @@ class SimNode:
         ch.fee_hist_t.append(float("-inf"))
         ch.fee_hist_v.append((base, ppm))
         ch.gossip_t.append(float("-inf"))
-        ch.gossip_v.append((base, ppm))
+        ch.gossip_v.append((base, ppm, ch.htlcmax))
         ch.gossip_tokens, ch.gossip_token_t = float(self.scenario.market.gossip_burst), self._t
         self._ensure_peer(peer_id, alias)
         self.channels[scid] = ch
@@ -375,21 +375,26 @@ class SimNode:
     def open_channels(self) -> list[Chan]:
         return [c for c in self.channels.values() if c.state == NORMAL]
 
-    def set_fee(self, ch: Chan, base: int | None, ppm: int | None, enforcedelay: int | None = None) -> bool:
+    def set_fee(self, ch: Chan, base: int | None, ppm: int | None, enforcedelay: int | None = None,
+                htlcmax: int | None = None) -> bool:
+        """One `setchannel` on one channel: a new fee and/or htlc_maximum_msat is one channel_update, relayed
+        if the network's rate limit has a token for it. Returns False when nothing changed (no update)."""
         nb = ch.fee_base if base is None else base
         np_ = ch.fee_ppm if ppm is None else ppm
-        if (nb, np_) == (ch.fee_base, ch.fee_ppm):
+        nmax = ch.htlcmax if htlcmax is None else min(htlcmax, ch.capacity_msat - ch.capacity_msat // 100)
+        if (nb, np_, nmax) == (ch.fee_base, ch.fee_ppm, ch.htlcmax):
             return False
         if nb > ch.fee_base or np_ > ch.fee_ppm:
             delay = self.scenario.market.enforcedelay_s if enforcedelay is None else enforcedelay
             ch.prev_fee = (ch.fee_base, ch.fee_ppm)
             ch.prev_fee_until = self._t + delay
-        ch.fee_base, ch.fee_ppm = nb, np_
-        ch.fee_hist_t.append(self._t)
-        ch.fee_hist_v.append((nb, np_))
+        if (nb, np_) != (ch.fee_base, ch.fee_ppm):
+            ch.fee_hist_t.append(self._t)
+            ch.fee_hist_v.append((nb, np_))
+        ch.fee_base, ch.fee_ppm, ch.htlcmax = nb, np_, nmax
         if self._propagates(ch):
             ch.gossip_t.append(self._t)
-            ch.gossip_v.append((nb, np_))
+            ch.gossip_v.append((nb, np_, nmax))
         else:
             self.ledger.gossip_suppressed += 1
         ch.last_update = self.now
@@ -411,10 +416,18 @@ class SimNode:
         ch.gossip_tokens -= 1.0
         return True
 
-    def gossip_fee(self, ch: Chan, t: float) -> tuple[int, int]:
-        """Fee the rest of the network believes we charge at time t (gossip lag)."""
+    def _gossip(self, ch: Chan, t: float) -> tuple[int, int, int]:
+        """The channel_update of ours the rest of the network holds at time t (gossip lag)."""
         i = bisect.bisect_right(ch.gossip_t, t - self.scenario.market.gossip_delay_s) - 1
         return ch.gossip_v[max(0, i)]
+
+    def gossip_fee(self, ch: Chan, t: float) -> tuple[int, int]:
+        """Fee the rest of the network believes we charge at time t (gossip lag)."""
+        return self._gossip(ch, t)[:2]
+
+    def gossip_htlcmax(self, ch: Chan, t: float) -> int:
+        """htlc_maximum_msat the rest of the network believes we relay at time t (gossip lag)."""
+        return self._gossip(ch, t)[2]
 
     # ------------------------------------------------------------------ events
     def _sched_stream(self, i: int, t: float) -> None:
@@ -563,7 +576,12 @@ class SimNode:
         if src is None or dst is None or dst.state != NORMAL or src.state != NORMAL:
             led.payments_no_inbound += 1
             return
-        base, ppm = self.gossip_fee(dst, self._t)
+        base, ppm, most = self._gossip(dst, self._t)
+        splittable = amount <= self._default_htlcmax(dst)   # larger: attempted whole, as before (docs/simulator.md)
+        if splittable and amount > most:
+            # multi-part payment: one part of at most our relayed htlc_maximum_msat goes through us, the rest
+            # takes other routes; the part's fee tolerance is the payment's, pro rata (docs/simulator.md)
+            amount, tol = most, self._part_tolerance(s, tol, amount, most)
         believed = cln_fee(base, ppm, amount)
         if believed > tol:
             led.payments_priced_out += 1
@@ -579,9 +597,28 @@ class SimNode:
             if cur <= tol and self.receivable_msat(src) >= amount + cur:
                 # the sender learns our new channel_update from the error and retries once
                 self._forward(src, dst, amount, amount + cur, self._t + 0.5)
+        elif ok == "htlcmax" and splittable and dst.htlcmax >= dst.htlcmin:
+            # a lowered htlc_maximum_msat not yet in the sender's gossip: it learns the update from the
+            # error and retries once with a part that fits, like a fee raise above
+            part = dst.htlcmax
+            ptol = self._part_tolerance(s, tol, amount, part)
+            cur = cln_fee(dst.fee_base, dst.fee_ppm, part)
+            if cur <= ptol and self.receivable_msat(src) >= part + cur:
+                self._forward(src, dst, part, part + cur, self._t + 0.5)
+
+    @staticmethod
+    def _default_htlcmax(ch: Chan) -> int:
+        """lightningd's htlc_maximum_msat for a new channel here: capacity − 1 % (what nobody lowered)."""
+        return ch.capacity_msat - ch.capacity_msat // 100
+
+    @staticmethod
+    def _part_tolerance(s: mk.Stream, tol: int, amount: int, part: int) -> int:
+        """The fee tolerance of one part: the stream's base fee plus the payment's ppm tolerance on the part."""
+        return s.market_base_msat + (tol - s.market_base_msat) * part // amount
 
     def _forward(self, src: Chan, dst: Chan, out_msat: int, in_msat: int, t: float) -> str:
-        """One HTLC arriving on src for dst. Returns 'settled' | 'failed' | 'liquidity' | 'fee' | 'other'."""
+        """One HTLC arriving on src for dst.
+        Returns 'settled' | 'failed' | 'liquidity' | 'fee' | 'htlcmax' | 'other'."""
         led = self.ledger
         self._payment_n += 1
         preimage = _h("pay", self.seed, self._payment_n)
@@ -599,7 +636,7 @@ class SimNode:
         elif out_msat < dst.htlcmin:
             fail, kind = WIRE_AMOUNT_BELOW_MINIMUM, "other"
         elif out_msat > dst.htlcmax:
-            fail, kind = WIRE_TEMPORARY_CHANNEL_FAILURE, "other"
+            fail, kind = WIRE_TEMPORARY_CHANNEL_FAILURE, "htlcmax"
         elif not self.peers[dst.peer_id]["connected"]:
             fail, kind = WIRE_TEMPORARY_CHANNEL_FAILURE, "liquidity"
         elif sum(1 for h in dst.held if h["direction"] == "out") >= dst.max_accepted_htlcs:
@@ -618,7 +655,7 @@ class SimNode:
             elif kind == "liquidity":
                 led.forwards_failed_liquidity += 1
             else:
-                led.forwards_failed_other += 1
+                led.forwards_failed_other += 1     # below htlcmin, above htlcmax
             if self._subs:
                 self._emit("forward_event", {"forward_event": {
                     "created_index": created, "payment_hash": phash, "in_channel": src.scid, "in_htlc_id": in_id,
@@ -1305,11 +1342,9 @@ def _h_setchannel(node: SimNode, p: dict) -> dict:
         raise _BadParam("htlcmax: htlcmax cannot be less than htlcmin")
     out = []
     for c in targets:
-        node.set_fee(c, p.get("feebase"), p.get("feeppm"), p.get("enforcedelay"))
         if "htlcmin" in p:
             c.htlcmin = p["htlcmin"]
-        if "htlcmax" in p:
-            c.htlcmax = min(p["htlcmax"], c.capacity_msat - c.capacity_msat // 100)
+        node.set_fee(c, p.get("feebase"), p.get("feeppm"), p.get("enforcedelay"), p.get("htlcmax"))
         out.append({"peer_id": c.peer_id, "channel_id": c.channel_id, "short_channel_id": c.scid,
                     "fee_base_msat": c.fee_base, "fee_proportional_millionths": c.fee_ppm,
                     "minimum_htlc_out_msat": c.htlcmin, "maximum_htlc_out_msat": c.htlcmax,
