@@ -20,7 +20,7 @@ from actors.messages import (ChannelInit, ChannelStatus, ChannelStatusQuery, Cha
                              RpcFailure, RpcReply, QuarantineState, RebuildFigures, StoredFigures)
 from actors.messages import HiveMembership, HivePush
 from actors.supervision import SupervisedActor
-from revops import costs, fees, flow, ladder
+from revops import costs, fees, flow, htlcmax, ladder
 from revops.model import ChannelView, FeeDecision, Policy, Strategy, converter, to_dict
 
 DAY = 86400
@@ -222,6 +222,7 @@ class ChannelActor(SupervisedActor):
             vegas_multiplier=msg.vegas_multiplier, policy=self.policy, marginal_roi=roi, anchor_ppm=msg.anchor_ppm,
             refill_ppm=msg.refill_ppm)
         decision, hill = fees.decide(self.state.hill, obs, msg.config)
+        decision, hill = self.valve(decision, hill, msg)
         self.state.last_decision = to_dict(decision)
         if decision.broadcast and not msg.config.dry_run:
             # decide() assumes the broadcast succeeds; keep what to restore if setchannel fails
@@ -230,11 +231,26 @@ class ChannelActor(SupervisedActor):
             return
         if decision.branch == "external" and not decision.broadcast:
             self.send(self.runtime, RecordDecision(decision, "adopted"))   # logged with its time, kept
-        elif decision.new_fee_ppm != decision.old_fee_ppm:
+        elif decision.new_fee_ppm != decision.old_fee_ppm or "htlcmax_msat" in decision.inputs:
             self.send(self.runtime, RecordDecision(decision, "dry_run" if decision.broadcast else "held"))
         if not decision.broadcast:
             self.adopt(hill)
         self.persist()
+
+    def valve(self, decision: FeeDecision, hill: fees.HillClimbState,
+              msg: FeeCycle) -> tuple[FeeDecision, fees.HillClimbState]:
+        """The htlcmax valve after the fee decision: its target rides on the fee update, or goes alone as an
+        update of its own (branch "htlcmax", the fee unchanged), with the valve's reason appended."""
+        valve, hill = htlcmax.decide(self.view, self.flow_metrics.flow_class, decision, hill,
+                                     self.policy.strategy, msg.config, msg.now)
+        if not valve.send:
+            return decision, hill
+        inputs = {**decision.inputs, "htlcmax_msat": valve.target_msat, "htlcmax_in_force_msat": valve.in_force_msat}
+        if valve.send == "alone":
+            fee = self.view.fee_ppm
+            return FeeDecision(scid=self.view.scid, at=msg.now, old_fee_ppm=fee, new_fee_ppm=fee, branch="htlcmax",
+                               reason=f"{decision.reason}; {valve.reason}", broadcast=True, inputs=inputs), hill
+        return attrs.evolve(decision, reason=f"{decision.reason}; {valve.reason}", inputs=inputs), hill
 
     def assess(self, msg: FeeCycle) -> tuple[float | None, int]:
         """This channel's operating return (None when unknown) and its floor with the stall premium."""
@@ -257,6 +273,8 @@ class ChannelActor(SupervisedActor):
         self.pending[self.next_req] = (decision, s.hill, s.window_fees_msat, s.window_forwards, rpc_req)
         self.adopt(hill)
         params = {"id": self.view.scid, "feebase": self.config.base_fee_msat, "feeppm": decision.new_fee_ppm}
+        if "htlcmax_msat" in decision.inputs:
+            params["htlcmax"] = decision.inputs["htlcmax_msat"]
         self.send(self.runtime, IoRequest(self.next_req, "setchannel", params, "setchannel", self.myAddress))
 
     def on_manual_fee(self, msg: ManualFee) -> None:
@@ -293,7 +311,8 @@ class ChannelActor(SupervisedActor):
             return
         decision, hill_before, fees_before, forwards_before, rpc_req = pending
         if msg.error is None:
-            self.view = attrs.evolve(self.view, fee_ppm=decision.new_fee_ppm, fee_base_msat=self.config.base_fee_msat)
+            self.view = attrs.evolve(self.view, fee_ppm=decision.new_fee_ppm, fee_base_msat=self.config.base_fee_msat,
+                                     htlc_max_msat=decision.inputs.get("htlcmax_msat", self.view.htlc_max_msat))
             self.send(self.runtime, RecordDecision(decision, "applied"))
             if rpc_req is not None:
                 self.send(self.runtime, RpcReply(rpc_req, self.manual_reply(

@@ -39,9 +39,10 @@ RESULTS = HERE / "results"
 DRIFTING = {"drifting", "surge"}
 BASELINES = ("static_default", "static_100", "feeadjuster", "clboss", "v1.4")
 CONTROLLERS = ("ours",) + BASELINES + ("hindsight",)
-# ours with the Vegas Reflex (off by default since the measurement in docs/benchmarks.md) turned on, to
-# price it (run on request: --controllers ours_vegas)
-VARIANTS = {"ours_vegas": {"revenue-ops-vegas-reflex": "true"}}
+# ours with a lever that is off by default turned on, to price it (run on request: --controllers ours_vegas):
+# the Vegas Reflex and the htlc_maximum_msat valve (both measured in docs/benchmarks.md)
+VARIANTS = {"ours_vegas": {"revenue-ops-vegas-reflex": "true"},
+            "ours_htlcmax": {"revenue-ops-htlc-max-valve": "true"}}
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 

@@ -183,6 +183,9 @@ OPTIONS: tuple[Option, ...] = (
          "fee broadcasts per channel per 24 h (gossip budget)"),
     _float("gossip-hysteresis", "gossip_hysteresis", 0.05, 0.0, 0.5,
            "a new fee is broadcast only if it differs from the current one by >= this fraction"),
+    _bool("htlc-max-valve", "htlc_max_valve", False,
+          "advertise each channel's htlc_maximum_msat by flow class: 50 % of capacity for a source, 45 % "
+          "balanced, 25 % sink (within the gossip budget; off leaves each limit as it is)"),
     Option(PREFIX + "prometheus-address", "prometheus_address", "127.0.0.1", str, pattern=_HOST,
            mutable=False,
            description="exporter bind address; a non-loopback address is allowed but logged as a warning "

@@ -55,6 +55,7 @@ class ChannelView:
     max_accepted_htlcs: int
     peer_connected: bool
     funding_txid: str = ""
+    htlc_max_msat: int = 0           # our htlc_maximum_msat in force (updates.local); 0 = unknown
 
     @property
     def local_ratio(self) -> float:
@@ -112,7 +113,7 @@ class FeeDecision:
     at: int
     old_fee_ppm: int
     new_fee_ppm: int
-    branch: str                      # congestion | anchor | external | vegas | scarcity | search | static | hive | passive | hold | manual
+    branch: str                      # congestion | anchor | external | vegas | scarcity | search | static | hive | passive | hold | manual | htlcmax
     reason: str                      # one human-readable line
     broadcast: bool                  # True: setchannel should be sent
     inputs: dict[str, Any] = attrs.field(factory=dict, eq=False)

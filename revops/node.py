@@ -181,6 +181,7 @@ def parse_channel(ch: dict, connected: bool | None = None) -> dict:
         "max_accepted_htlcs": int(ch.get("max_accepted_htlcs", 483)),
         "peer_connected": bool(ch.get("peer_connected", True) if connected is None else connected),
         "funding_txid": ch.get("funding_txid", ""),
+        "htlc_max_msat": int(local.get("htlc_maximum_msat", ch.get("maximum_htlc_out_msat", 0))),
     }
 
 

@@ -66,6 +66,7 @@ ADDED_OPTIONS = {
     "reservation-timeout-hours": ("reservation_timeout_hours", 4, (1, 24)),
     "max-updates-per-day": ("max_fee_updates_per_day", 2, (1, 48)),
     "gossip-hysteresis": ("gossip_hysteresis", 0.05, (0, 0.5)),
+    "htlc-max-valve": ("htlc_max_valve", False, None),
     "price-anchor": ("price_anchor", True, None),
     "rebalance-channel-cap-pct": ("channel_cap_pct", 0.5, (0, 1)),
     "pingpong-hours": ("pingpong_hours", 48, (0, 720)),
