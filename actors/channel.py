@@ -1,4 +1,4 @@
-"""ChannelActor: one per channel in CHANNELD_NORMAL.
+"""ChannelActor: one per channel in CHANNELD_NORMAL or splicing (CHANNELD_AWAITING_SPLICE).
 
 It holds what is this channel's own: its hill-climbing state, its daily flow buckets and revenue window,
 its failure counters and its last decision. It decides through the pure functions of revops.flow and
@@ -121,7 +121,11 @@ class ChannelActor(SupervisedActor):
         if isinstance(msg, ForwardSettled):
             self.on_forward(msg)
         elif isinstance(msg, ChannelUpdate):
+            spliced = msg.view.scid != self.view.scid
             self.view = msg.view
+            if spliced:    # the coordinator re-keyed this actor: its checkpoint goes under the new scid at once
+                self.name = f"channel {msg.view.scid}"
+                self.persist()
         elif isinstance(msg, PolicyUpdate):
             self.policy = msg.policy
         elif isinstance(msg, FeeCycle):

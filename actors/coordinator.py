@@ -28,7 +28,7 @@ from actors.clboss import ClbossActor
 from actors.sling import SlingExecutorActor
 from actors.supervision import SupervisedActor
 from revops import rebalance as rb
-from revops import anchor, fees, hive as hive_rules, policy as policy_rules
+from revops import anchor, fees, hive as hive_rules, identity, policy as policy_rules
 from revops.waits import Wait, Waits
 from revops.costs import ChannelCosts, bookkeeper_costs
 from revops.model import ChannelView, FlowClass, Policy, Strategy
@@ -241,13 +241,19 @@ class CoordinatorActor(SupervisedActor):
             self.send(self.clboss, msg)
 
     def sync_channels(self, channels: tuple[ChannelView, ...], now: int) -> None:
-        """Spawn actors for new normal channels, update the others, retire those that left."""
+        """Spawn actors for new active channels, update the others (a spliced one under its new short channel
+        id, history and all), retire those that left."""
         directory = ChannelDirectory({c.scid: c.peer_id for c in channels if c.scid},
-                                     frozenset(c.peer_id for c in channels))
+                                     frozenset(c.peer_id for c in channels),
+                                     {c.scid: c.channel_id for c in channels if c.scid and c.channel_id})
         if directory != self.directory:
             self.directory = directory
-            self.send(self.runtime, directory)
-        normal = {c.scid: c for c in channels if c.is_normal and c.scid}
+            self.send(self.runtime, directory)   # the runtime re-keys the store first (revops/store.py)
+        spliced = identity.splices({v.channel_id: s for s, v in self.views.items() if v.channel_id},
+                                   {c: s for s, c in directory.channel_ids.items()})
+        for old, new in spliced.items():
+            self.rename_channel(old, new)
+        normal = {c.scid: c for c in channels if c.is_active and c.scid}
         for scid in [s for s in self.children if s not in normal]:
             addr = self.children.pop(scid)
             self.send(addr, Retire(now))            # it persists and reports, then exits (no orphaned actors)
@@ -265,6 +271,18 @@ class CoordinatorActor(SupervisedActor):
                                         routed_out=scid in self.routed_out, policy=self.effective_policy(view),
                                         config=self.config, now=now, runtime=self.runtime))
         self.sync_clboss()
+
+    def rename_channel(self, old: str, new: str) -> None:
+        """A splice gave a channel a new short channel id: its actor, view, policy and costs move with it."""
+        if old in self.children:
+            self.children[new] = self.children.pop(old)
+        self.views[new] = self.views.pop(old)
+        for peer, scid in [k for k in self.policies if k[1] == old]:
+            self.policies[(peer, new)] = attrs.evolve(self.policies.pop((peer, scid)), channel_id=new)
+        if old in self.costs:
+            self.costs[new] = self.costs.pop(old)
+        if old in self.drained:
+            self.drained[new] = self.drained.pop(old)
 
     # -- time -----------------------------------------------------------------------------------
     def on_tick(self, now: int) -> None:

@@ -219,6 +219,7 @@ class ChannelDirectory:
     the RPC layer refuses unknown channels and peers by name with it."""
     channels: dict[str, str]
     peers: frozenset[str]
+    channel_ids: dict[str, str] = attrs.field(factory=dict)   # scid → channel_id (a splice changes the scid)
 
 
 @attrs.frozen

@@ -10,6 +10,8 @@ from typing import Any
 import attrs
 import cattrs
 
+from revops import identity
+
 
 class FlowClass(str, enum.Enum):
     """How a channel's liquidity is moving (reference §5.1)."""
@@ -63,7 +65,12 @@ class ChannelView:
 
     @property
     def is_normal(self) -> bool:
-        return self.state == "CHANNELD_NORMAL"
+        return self.state == identity.NORMAL
+
+    @property
+    def is_active(self) -> bool:
+        """Forwarding, so priced: CHANNELD_NORMAL, or splicing (revops/identity.py)."""
+        return self.state in identity.ACTIVE_STATES
 
 
 @attrs.frozen

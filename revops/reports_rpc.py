@@ -125,7 +125,7 @@ def revenue_capacity_report(rt: "Runtime", params: dict, respond: Respond) -> No
 
 
 def revenue_profitability(rt: "Runtime", params: dict, respond: Respond) -> None:
-    scid = policy_rules.validate_scid(params["channel_id"]) if "channel_id" in params else None
+    scid = rt.store.canonical(policy_rules.validate_scid(params["channel_id"])) if "channel_id" in params else None
     days = _window_days(params, SUMMARY_DAYS)
 
     def build(win: finance.Window, worth: reports.NetWorth, _income: Any, _extra: Any) -> dict:

@@ -62,7 +62,7 @@ def unknown_parameter(spec: MethodSpec, name: str) -> InputError:
 
 # --- revenue-status --------------------------------------------------------------------------
 def revenue_status(rt: "Runtime", params: dict, respond: Respond) -> None:
-    scid = _opt_scid(params, "channel_id")
+    scid = _opt_scid(rt, params, "channel_id")
 
     def finish(result: Any, error: Exception | None) -> None:
         if error is None and scid is not None and result is not None and not result["channels"]:
@@ -186,6 +186,8 @@ def _policy_from_row(r: dict) -> Policy:
 
 def revenue_policy(rt: "Runtime", params: dict, respond: Respond) -> None:
     cmd = policy_rules.parse_policy_request(params, rt.now)
+    if cmd.channel_id is not None:   # a short channel id the channel had before a splice names it still
+        cmd = attrs.evolve(cmd, channel_id=rt.store.canonical(cmd.channel_id))
     if cmd.action in ROW_CREATING:
         _known_peer(rt, cmd.peer_id)
         if cmd.channel_id is not None:
@@ -290,14 +292,14 @@ def _policy_action(cmd: policy_rules.PolicyCommand,
 
 # --- revenue-fee-debug / revenue-analyze ------------------------------------------------------
 def revenue_fee_debug(rt: "Runtime", params: dict, respond: Respond) -> None:
-    scid = _opt_scid(params, "channel_id")
+    scid = _opt_scid(rt, params, "channel_id")
     limit = _int(params, "limit", 1, 1000, default=20)
     respond({"channel_id": scid, "dry_run": rt.config.dry_run,
              "decisions": rt.store.decisions(scid, limit)}, None)
 
 
 def revenue_analyze(rt: "Runtime", params: dict, respond: Respond) -> None:
-    scid = _opt_scid(params, "channel_id")
+    scid = _opt_scid(rt, params, "channel_id")
 
     def finish(result: Any, error: Exception | None) -> None:
         if error is not None:
@@ -325,7 +327,7 @@ def revenue_rebalance(rt: "Runtime", params: dict, respond: Respond) -> None:
     for field in ("from_channel", "to_channel", "amount_sats"):
         if params.get(field) is None:
             raise InputError(field, "required")
-    src, dst = _opt_scid(params, "from_channel"), _opt_scid(params, "to_channel")
+    src, dst = _opt_scid(rt, params, "from_channel"), _opt_scid(rt, params, "to_channel")
     if src == dst:
         raise InputError("to_channel", "must differ from from_channel")
     amount = _int(params, "amount_sats", 1, 21 * 10**14, default=0)
@@ -368,7 +370,7 @@ def revenue_set_fee(rt: "Runtime", params: dict, respond: Respond) -> None:
     for field in ("channel_id", "fee_ppm"):
         if params.get(field) is None:
             raise InputError(field, "required")
-    scid = _opt_scid(params, "channel_id")
+    scid = _opt_scid(rt, params, "channel_id")
     fee = _int(params, "fee_ppm", 0, policy_rules.MAX_FEE_PPM, default=0)
     force = _bool(params, "force")
     _require_started(rt)
@@ -482,11 +484,12 @@ def _choice(params: dict, field: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _opt_scid(params: dict, field: str) -> str | None:
+def _opt_scid(rt: "Runtime", params: dict, field: str) -> str | None:
+    """A channel named by a short channel id, as the one in force (an earlier one, before a splice, names it too)."""
     if params.get(field) is None:
         return None
     try:
-        return policy_rules.validate_scid(params[field])
+        return rt.store.canonical(policy_rules.validate_scid(params[field]))
     except policy_rules.PolicyError as e:
         raise InputError(field, str(e)) from e
 

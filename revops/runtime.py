@@ -442,7 +442,7 @@ class Runtime:
         """Store final forwards in one transaction (one commit per burst, not per event); only after the
         commit are the new ones counted and told to the actors, so a failed write tells nothing and is
         retried whole (exactly once either way)."""
-        final = [f for f in forwards if f.status in FINAL_STATUSES]
+        final = [self.store.canonical_forward(f) for f in forwards if f.status in FINAL_STATUSES]
         if not final:
             return
         # until hydration is complete, a live forward must not move the index past unread ones
@@ -611,6 +611,7 @@ class Runtime:
             self._set_health(dep, "ok" if b.plugins.get(dep) else "missing", None)
         now = self.now = max(self.now, self.clock())
         self.started_at = now
+        self._follow_channels([(c.scid, c.channel_id, c.peer_id) for c in b.channels])   # splices while down
         states = self.store.load_actor_states()
         for scid, state in states.items():
             try:
@@ -629,7 +630,7 @@ class Runtime:
         if b.blockheight:
             self.tell(BlockAdded(b.blockheight, now))
         self.started = True
-        self.log("info", f"cl-revenue-ops started: {sum(v.is_normal for v in b.channels)} channel actors, "
+        self.log("info", f"cl-revenue-ops started: {sum(v.is_active for v in b.channels)} channel actors, "
                          f"plugins {', '.join(d for d in nodeio.OPTIONAL_PLUGINS if b.plugins.get(d)) or 'none'}")
 
     def _on_io_done(self, done: IoDone) -> None:
@@ -669,7 +670,7 @@ class Runtime:
             self.store.add_feerate_sample(out.at, out.sat_per_vb)
         elif isinstance(out, ChannelRetired):
             self.store.mark_closed(out.scid, out.at)
-            self.log("info", f"channel {out.scid} left CHANNELD_NORMAL: its actor is retired")
+            self.log("info", f"channel {out.scid} left CHANNELD_NORMAL (and is not splicing): its actor is retired")
         elif isinstance(out, RpcReply):
             respond = self._answer(out.req_id)
             if respond is not None:
@@ -687,6 +688,7 @@ class Runtime:
                                                        self.store.broadcast_times(out.scid, self.now - 86400)))
         elif isinstance(out, ChannelDirectory):
             self.directory = out
+            self._follow_channels([(s, cid, out.channels[s]) for s, cid in out.channel_ids.items()])
         elif isinstance(out, WaitExpired):
             self._wait_expired(out)
         elif isinstance(out, QuarantineState):
@@ -700,6 +702,21 @@ class Runtime:
             self._save_clboss_owned(out.owned)
         elif isinstance(out, ClbossReport):
             self.clboss_report = out.report
+
+    def _follow_channels(self, listed: list[tuple[str, str, str]]) -> None:
+        """Record each channel's identity; a splice re-keys its stored history (and any checkpoint not yet
+        written) to the new short channel id before its actor writes under it."""
+        try:
+            renames = self.store.follow_channels(listed, self.now)
+        except sqlite3.Error:
+            self.unsaved.append(lambda: self._follow_channels(listed))
+            raise
+        for old, new in renames.items():
+            if old in self.dirty_states:   # the actor's own checkpoint under the new scid is newer
+                self.dirty_states.setdefault(new, self.dirty_states.pop(old))
+            self.counters["channels_spliced"] = self.counters.get("channels_spliced", 0) + 1
+            self.log("info", f"channel {old} is now {new} (spliced; same channel_id): its history, policies and "
+                             "actor follow it")
 
     def _on_rebalance_outbound(self, out: Any) -> None:
         """Ledger and job-registry writes asked for by the coordinator and the sling executor (fail closed)."""
@@ -741,7 +758,8 @@ class Runtime:
             j = out.job
             with self.store.tx():
                 s = self.ledger.settle(out.res_id, j.spent_msat, out.now, j.moved_msat)
-                self.ledger.record_rebalance(out.res_id, j.scid, out.extra.get("sources", []), j.amount_sat,
+                self.ledger.record_rebalance(out.res_id, self.store.canonical(j.scid),
+                                             [self.store.canonical(s) for s in out.extra.get("sources", [])], j.amount_sat,
                                              j.reserved_msat, j.spent_msat, j.moved_msat, out.status,
                                              out.extra.get("kind", "auto"), out.reason, int(j.started_at), out.now)
             self.counters["rebalances_settled"] = self.counters.get("rebalances_settled", 0) + 1

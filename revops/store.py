@@ -12,6 +12,9 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import attrs
+
+from revops import identity
 from revops.model import Forward
 
 # Each entry migrates the schema from version i to i+1. Never edit a shipped entry: append a new one.
@@ -83,7 +86,20 @@ MIGRATIONS: tuple[str, ...] = (
         id INTEGER PRIMARY KEY, scid TEXT NOT NULL, peer_id TEXT NOT NULL, state_json TEXT NOT NULL,
         error TEXT NOT NULL, at INTEGER NOT NULL);
     """,
+    # a channel's identity is its channel_id; every short channel id it was listed under (a splice changes it)
+    """
+    CREATE TABLE channel_scids (
+        scid TEXT PRIMARY KEY, channel_id TEXT NOT NULL, peer_id TEXT NOT NULL, first_seen INTEGER NOT NULL);
+    CREATE INDEX channel_scids_channel ON channel_scids(channel_id, first_seen);
+    """,
 )
+
+# (table, column) pairs keyed by a short channel id: a splice re-keys them (Store.rename_channel). The sling
+# job registry is not among them: a running job is sling's, under the short channel id it was started with.
+SCID_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("forwards", "in_channel"), ("forwards", "out_channel"), ("channel_actors", "scid"), ("fee_decisions", "scid"),
+    ("quarantined_states", "scid"), ("budget_reservations", "scid"), ("rebalances", "to_channel"),
+    ("policies", "channel_id"))
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -113,6 +129,7 @@ class Store:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=5000")
             self._migrate()
+            self._load_aliases()
         except sqlite3.DatabaseError as e:
             raise StoreError(f"cannot open database {path}: {e}. The file was left untouched; "
                              "move it aside or restore a backup, then start again") from e
@@ -167,11 +184,83 @@ class Store:
         self.db.execute("INSERT INTO meta(key, value) VALUES(?, ?) "
                         "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, str(value)))
 
+    # -- channel identity (revops/identity.py) ---------------------------------------------------
+    def _load_aliases(self) -> None:
+        """channel_id → the short channel id in force, and every earlier one → that one."""
+        self.current_scid: dict[str, str] = {}
+        self.aliases: dict[str, str] = {}
+        rows = self.db.execute("SELECT scid, channel_id FROM channel_scids ORDER BY channel_id, first_seen, rowid")
+        by_channel: dict[str, list[str]] = {}
+        for scid, cid in rows:
+            by_channel.setdefault(cid, []).append(scid)
+        for cid, scids in by_channel.items():
+            self.current_scid[cid] = scids[-1]
+            self.aliases.update({s: scids[-1] for s in scids[:-1]})
+
+    def canonical(self, scid: str | None) -> str | None:
+        """The short channel id in force for a channel named by any it ever had (itself when not spliced)."""
+        return None if scid is None else self.aliases.get(scid, scid)
+
+    def scid_history(self, scid: str) -> list[str]:
+        """Every short channel id of the channel `scid` names, oldest first (just [scid] when unknown)."""
+        cur = self.canonical(scid)
+        rows = [r[0] for r in self.db.execute(
+            "SELECT scid FROM channel_scids WHERE channel_id=(SELECT channel_id FROM channel_scids WHERE scid=?) "
+            "ORDER BY first_seen, rowid", (cur,))]
+        return rows or [cur]
+
+    def follow_channels(self, listed: Iterable[tuple[str, str, str]], now: int) -> dict[str, str]:
+        """Record (scid, channel_id, peer_id) as lightningd lists them now; re-key the history of every channel
+        whose short channel id changed (a splice, also one that happened while the plugin was down).
+        Returns {old scid: new scid}."""
+        listed = [(s, c, p) for s, c, p in listed if s and c]
+        renames = identity.splices(self.current_scid, {c: s for s, c, _ in listed})
+        with self.tx():
+            for old, new in renames.items():
+                self.rename_channel(old, new)
+            self.db.executemany("INSERT OR IGNORE INTO channel_scids(scid, channel_id, peer_id, first_seen) "
+                                "VALUES (?,?,?,?)", [(s, c, p, now) for s, c, p in listed])
+        for s, c, _ in listed:
+            if self.current_scid.get(c) != s:
+                self.current_scid[c] = s
+        return renames
+
+    def rename_channel(self, old: str, new: str) -> None:
+        """Re-key everything stored under `old` to `new` (one channel, spliced). A row already under `new`
+        (a forward both names were told about, the actor's own newer checkpoint) wins over the old one."""
+        with self.tx():
+            for table, column in SCID_COLUMNS:
+                self.db.execute(f"UPDATE OR IGNORE {table} SET {column}=? WHERE {column}=?", (new, old))
+                self.db.execute(f"DELETE FROM {table} WHERE {column}=?", (old,))
+            self.db.execute(   # roll-ups of one day under both names add up
+                "INSERT INTO forward_rollups SELECT day, CASE in_channel WHEN :o THEN :n ELSE in_channel END, "
+                "CASE out_channel WHEN :o THEN :n ELSE out_channel END, status, forwards, in_msat, out_msat, fee_msat "
+                "FROM forward_rollups WHERE in_channel=:o OR out_channel=:o ON CONFLICT(day, in_channel, out_channel, "
+                "status) DO UPDATE SET forwards=forwards+excluded.forwards, in_msat=in_msat+excluded.in_msat, "
+                "out_msat=out_msat+excluded.out_msat, fee_msat=fee_msat+excluded.fee_msat", {"o": old, "n": new})
+            self.db.execute("DELETE FROM forward_rollups WHERE in_channel=? OR out_channel=?", (old, old))
+            for rid, sources in self.db.execute("SELECT id, from_channels FROM rebalances WHERE from_channels LIKE ?",
+                                                (f'%"{old}"%',)).fetchall():
+                self.db.execute("UPDATE rebalances SET from_channels=? WHERE id=?",
+                                (json.dumps([new if s == old else s for s in json.loads(sources)]), rid))
+        for alias, cur in list(self.aliases.items()):
+            if cur == old:
+                self.aliases[alias] = new
+        self.aliases[old] = new
+        self.aliases.pop(new, None)
+
+    def canonical_forward(self, f: Forward) -> Forward:
+        """The forward with its channels named by the short channel ids in force (listforwards keeps the one
+        that was current when the HTLC arrived)."""
+        i, o = self.canonical(f.in_channel), self.canonical(f.out_channel)
+        return f if (i, o) == (f.in_channel, f.out_channel) else attrs.evolve(f, in_channel=i, out_channel=o)
+
     # -- forwards -------------------------------------------------------------------------------
     def insert_forward(self, f: Forward, bump_index: bool = True) -> bool:
-        """Store one final forward; True only the first time this forward is seen. `bump_index=False`
-        keeps the listforwards index where it is (a live forward arriving before hydration finished must
-        not move the index past forwards not yet read)."""
+        """Store one final forward (under the short channel ids in force); True only the first time this
+        forward is seen. `bump_index=False` keeps the listforwards index where it is (a live forward arriving
+        before hydration finished must not move the index past forwards not yet read)."""
+        f = self.canonical_forward(f)
         cur = self.db.execute(
             "INSERT OR IGNORE INTO forwards VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", _forward_row(f))
         if bump_index and f.updated_index is not None:

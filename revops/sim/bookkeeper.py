@@ -63,11 +63,13 @@ class Bookkeeper:
                                 "currency": cur, "timestamp": ts})
             a["pushed_in_msat"] += credit
             a["pushed_out_msat"] += debit
-    def funding_confirmed(self, ch: "Chan") -> None:
-        """chain_mvt channel_open, emitted when the funding transaction confirms (lockin)."""
+    def funding_confirmed(self, ch: "Chan", local_funds: int | None = None) -> None:
+        """chain_mvt channel_open, emitted when the funding transaction confirms (lockin), and when a splice
+        locks in (`local_funds`: our balance then; lightningd's channel_record_open)."""
         node = self.node
         outpoint = f"{ch.funding_txid}:{ch.funding_outnum}"
-        local_funds = ch.capacity_msat if ch.opener == "local" else 0
+        if local_funds is None:
+            local_funds = ch.capacity_msat if ch.opener == "local" else 0
         if True:
             node.emit_coin_movement("chain_mvt", {
                 "account_id": ch.channel_id, "credit_msat": local_funds, "debit_msat": 0, "timestamp": node.now,

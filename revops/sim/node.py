@@ -30,6 +30,8 @@ from . import versions
 DAY = 86400
 NORMAL = "CHANNELD_NORMAL"
 AWAITING = "CHANNELD_AWAITING_LOCKIN"
+SPLICING = "CHANNELD_AWAITING_SPLICE"   # forwards as in NORMAL (lightningd's channel_state_changed schema)
+LIVE = (NORMAL, SPLICING)
 U32 = 2**32 - 1
 U64MAX = 18446744073709551615
 
@@ -147,6 +149,8 @@ class Chan:
     last_update: int = 0
     closed_height: int | None = None
     lockin_at: float | None = None
+    splice: dict | None = None      # the splice in flight: its funding outpoint, amount and lock-in height
+    first_scid: str = ""            # the scid it opened with: its scid aliases never change
 
     @property
     def reserve(self) -> int:
@@ -327,7 +331,7 @@ class SimNode:
         cap = cap_sat * 1000
         local = local_sat * 1000
         pushed = (cap - local) if opener == "local" else local
-        ch = Chan(name=name, peer_id=peer_id, scid=scid, channel_id=self.channel_id_from(txid, outnum),
+        ch = Chan(name=name, peer_id=peer_id, scid=scid, first_scid=scid, channel_id=self.channel_id_from(txid, outnum),
                   funding_txid=txid, funding_outnum=outnum, capacity_msat=cap, to_us_msat=local, opener=opener,
                   fee_base=base, fee_ppm=ppm, htlcmin=0, htlcmax=cap - cap // 100, max_accepted_htlcs=max_htlcs,
                   opened_time=self._t - age_days * DAY, pushed_msat=pushed, min_to_us=local, max_to_us=local,
@@ -370,10 +374,10 @@ class SimNode:
         return (ANCHOR_SAT + -(-COMMIT_WEIGHT * self._commit_perkw() // 1000)) * 1000
 
     def usable(self, ch: Chan) -> bool:
-        return ch.state == NORMAL and self.peers[ch.peer_id]["connected"]
+        return ch.state in LIVE and self.peers[ch.peer_id]["connected"]
 
     def open_channels(self) -> list[Chan]:
-        return [c for c in self.channels.values() if c.state == NORMAL]
+        return [c for c in self.channels.values() if c.state in LIVE]
 
     def set_fee(self, ch: Chan, base: int | None, ppm: int | None, enforcedelay: int | None = None,
                 htlcmax: int | None = None) -> bool:
@@ -461,7 +465,9 @@ class SimNode:
         self._emit("block_added", {"block_added": {"hash": _h("block", self.seed, self.blockheight),
                                                    "height": self.blockheight}})
         for ch in list(self.channels.values()):
-            if ch.lockin_at is not None and self.blockheight >= ch.lockin_at:
+            if ch.splice is not None and self.blockheight >= ch.splice["lock_at"]:
+                self._splice_locked(ch)
+            elif ch.lockin_at is not None and self.blockheight >= ch.lockin_at:
                 ch.lockin_at = None
                 self.bkpr.funding_confirmed(ch)
                 self._set_state(ch, NORMAL, "user" if ch.opener == "local" else "remote", "Lockin complete")
@@ -493,7 +499,7 @@ class SimNode:
 
     def _ev_cong(self, c) -> None:
         ch = self.by_name[c.channel]
-        if ch.state != NORMAL:
+        if ch.state not in LIVE:
             return
         per = c.value_sat * 1000 // c.slots
         hs = []
@@ -525,7 +531,11 @@ class SimNode:
         self.connect_peer(pid)
 
     def _ev_event(self, e) -> None:
-        if e.action == "close":
+        if e.action == "splice":
+            ch = self.by_name[e.channel]
+            if ch.state == NORMAL:
+                self.splice_channel(ch.scid, e.amount_sat, e.confirms)
+        elif e.action == "close":
             ch = self.by_name[e.channel]
             if ch.state == NORMAL:
                 self.close_channel(ch.scid)
@@ -568,12 +578,12 @@ class SimNode:
                 others = [self.by_name[n] for n in s.counterparts if n in self.by_name]
             else:
                 others = [c for c in self.channels.values() if c is not fixed]
-            others = [c for c in others if c.state == NORMAL and c is not fixed]
+            others = [c for c in others if c.state in LIVE and c is not fixed]
             if s.drain_side == "out":
                 dst, src = fixed, self._pick(others, lambda c: self.receivable_msat(c) if self.usable(c) else 0)
             else:
                 src, dst = fixed, self._pick(others, lambda c: self.spendable_msat(c) if self.usable(c) else 0)
-        if src is None or dst is None or dst.state != NORMAL or src.state != NORMAL:
+        if src is None or dst is None or dst.state not in LIVE or src.state not in LIVE:
             led.payments_no_inbound += 1
             return
         base, ppm, most = self._gossip(dst, self._t)
@@ -814,6 +824,40 @@ class SimNode:
         if opener == "local":
             self.onchain_msat -= ch.capacity_msat
         return ch.scid
+
+    def splice_channel(self, scid: str, amount_sat: int, confirms: int = 6) -> None:
+        """Splice `amount_sat` into (> 0, from the on-chain wallet) or out of (< 0) a channel, as Core Lightning
+        does (lightningd/channel_control.c): NORMAL → CHANNELD_AWAITING_SPLICE once the splice is signed; the
+        channel forwards meanwhile; `confirms` blocks after the splice transaction is mined it locks in under a
+        new short channel id (same channel_id), back to NORMAL, with a chain_mvt channel_open for the new
+        funding output (docs/simulator.md)."""
+        ch = self.channels[scid]
+        if ch.state != NORMAL or ch.splice is not None:
+            raise ValueError(f"channel {scid} is in state {ch.state}: only a CHANNELD_NORMAL channel splices")
+        if ch.capacity_msat + amount_sat * 1000 < 20_000_000 or ch.to_us_msat + amount_sat * 1000 < 0 or confirms < 1:
+            raise ValueError(f"splice of {amount_sat} sat: the channel would hold less than 20000 sat, or we would "
+                             "splice out more than our side, or confirms < 1")
+        self._scid_tx += 1
+        txid = _h("splice", self.scenario.name, self._scid_tx)
+        # mined in the next block; channeld sends splice_locked at depth `confirms`
+        ch.splice = {"funding_txid": txid, "amount_sat": amount_sat, "tx": self._scid_tx,
+                     "mined_at": self.blockheight + 1, "lock_at": self.blockheight + confirms}
+        self._set_state(ch, SPLICING, "user", "Splice signatures sent")
+
+    def _splice_locked(self, ch: Chan) -> None:
+        sp, ch.splice = ch.splice, None
+        old = ch.scid
+        del self.channels[old]
+        ch.scid = f"{sp['mined_at']}x{sp['tx']}x0"
+        self.channels[ch.scid] = ch
+        amount = sp["amount_sat"] * 1000
+        ch.capacity_msat += amount
+        ch.set_to_us(ch.to_us_msat + amount)
+        ch.htlcmax = ch.capacity_msat - ch.capacity_msat // 100
+        ch.funding_txid, ch.funding_outnum = sp["funding_txid"], 0
+        self.onchain_msat -= amount
+        self.bkpr.funding_confirmed(ch, ch.to_us_msat)
+        self._set_state(ch, NORMAL, "unknown", "Lockin complete")
 
     def close_channel(self, scid: str) -> None:
         ch = self.channels[scid]
@@ -1062,7 +1106,7 @@ def _peer_chan_json(node: SimNode, ch: Chan, perkw: int, commit_fee_msat: int) -
     d["last_tx_fee_msat"] = commit_fee_msat
     d["lost_state"] = False
     d["feerate"] = {"perkw": perkw, "perkb": perkw * 4}
-    if ch.state in (NORMAL, AWAITING, "CHANNELD_SHUTTING_DOWN") and conn:
+    if ch.state in (*LIVE, AWAITING, "CHANNELD_SHUTTING_DOWN") and conn:
         d["owner"] = "channeld"
     elif ch.state.startswith("CLOSINGD") and conn:
         d["owner"] = "closingd"
@@ -1079,9 +1123,15 @@ def _peer_chan_json(node: SimNode, ch: Chan, perkw: int, commit_fee_msat: int) -
     d["private"] = False
     d["opener"] = ch.opener
     if ch.state != AWAITING:
-        local_alias, remote_alias = _aliases(ch.scid)
+        local_alias, remote_alias = _aliases(ch.first_scid or ch.scid)
         d["alias"] = {"local": local_alias, "remote": remote_alias}
     d["features"] = ["option_static_remotekey", "option_anchors"]
+    if ch.splice is not None:
+        sp = ch.splice
+        d["inflight"] = [{"funding_txid": sp["funding_txid"], "funding_outnum": 0, "feerate": f"{perkw}perkw",
+                          "total_funding_msat": ch.capacity_msat + sp["amount_sat"] * 1000,
+                          "splice_amount": sp["amount_sat"], "our_funding_msat": ch.to_us_msat + sp["amount_sat"] * 1000,
+                          "scratch_txid": _h("scratch", sp["funding_txid"], ch.to_us_msat)}]
     d["funding"] = {"local_funds_msat": cap if ch.opener == "local" else 0,
                     "remote_funds_msat": 0 if ch.opener == "local" else cap,
                     "pushed_msat": ch.pushed_msat, "withheld": False}
@@ -1130,8 +1180,8 @@ def _h_getinfo(node: SimNode, p: dict) -> dict:
         "id": node.id, "alias": node.scenario.node.alias, "color": node.scenario.node.color,
         "num_peers": sum(1 for x in node.peers.values() if x["connected"]),
         "num_pending_channels": sum(1 for c in chans if c.state == AWAITING),
-        "num_active_channels": sum(1 for c in chans if c.state == NORMAL),
-        "num_inactive_channels": sum(1 for c in chans if c.state not in (NORMAL, AWAITING)),
+        "num_active_channels": sum(1 for c in chans if c.state in LIVE),
+        "num_inactive_channels": sum(1 for c in chans if c.state not in (*LIVE, AWAITING)),
         "address": [], "binding": [{"type": "ipv4", "address": "127.0.0.1", "port": 9735}],
         "version": "v25.12.1", "blockheight": node.blockheight, "network": node.scenario.node.network,
         "fees_collected_msat": node.ledger.fees_earned_msat,
@@ -1251,7 +1301,7 @@ def _h_listchannels(node: SimNode, p: dict) -> dict:
     def keep(src: str, dst: str, scid: str) -> bool:   # filter before building each entry
         return all({"source": src, "destination": dst, "short_channel_id": scid}[k] == v for k, v in filters)
 
-    listed = [c for c in node.channels.values() if c.state in (NORMAL, "CHANNELD_SHUTTING_DOWN")]
+    listed = [c for c in node.channels.values() if c.state in (*LIVE, "CHANNELD_SHUTTING_DOWN")]
     out = [_chan_dir(node, c, from_us) for c, from_us in _our_directions(node, listed, filters)]
     peers = sorted({c.peer_id for c in listed})
     end = p.get("source", p.get("destination"))
@@ -1290,7 +1340,7 @@ def _competitor_dir(node: SimNode, comp: Competitor, peer_id: str, ppm: int, to_
 
 def _h_listnodes(node: SimNode, p: dict) -> dict:
     ids = [node.id] + [pid for pid in node.peers
-                       if any(c.peer_id == pid and c.state == NORMAL for c in node.channels.values())]
+                       if any(c.peer_id == pid and c.state in LIVE for c in node.channels.values())]
     out = []
     for nid in ids:
         if "id" in p and p["id"] != nid:
@@ -1323,7 +1373,7 @@ def _h_feerates(node: SimNode, p: dict) -> dict:
 
 def _h_setchannel(node: SimNode, p: dict) -> dict:
     ident = p["id"]
-    ok_states = (NORMAL, AWAITING)
+    ok_states = (*LIVE, AWAITING)
     if ident == "all":
         targets = [c for c in node.channels.values() if c.state in ok_states]
     elif ident in node.channels:

@@ -155,14 +155,16 @@ class PluginsSpec:
 @attrs.frozen
 class EventSpec:
     at_day: float
-    action: str  # "open" | "close"
-    channel: str  # name (close: existing channel name; open: name of the new channel)
+    action: str  # "open" | "close" | "splice"
+    channel: str  # name (close, splice: existing channel name; open: name of the new channel)
     peer_id: str | None
     capacity_sat: int
     local_sat: int
     opener: str
     fee_base_msat: int
     fee_ppm: int
+    amount_sat: int = 0   # splice: sats spliced in (> 0) or out (< 0)
+    confirms: int = 6     # splice: blocks until it locks in under a new short channel id
 
 
 @attrs.frozen
@@ -507,9 +509,14 @@ def parse_scenario(data: dict, name: str = "scenario") -> Scenario:
 
     events = []
     for t in _tables(root, "events"):
-        action = t.str("action", choices=("open", "close"))
+        action = t.str("action", choices=("open", "close", "splice"))
         ch = t.str("channel")
-        if action == "close":
+        if action == "splice":
+            chan_ref(ch, f"{t.where}.channel")
+            events.append(EventSpec(at_day=t.num("at_day", lo=0.0), action=action, channel=ch, peer_id=None,
+                                    capacity_sat=0, local_sat=0, opener="local", fee_base_msat=1000, fee_ppm=10,
+                                    amount_sat=t.int("amount_sat"), confirms=t.int("confirms", 6, lo=1, hi=1000)))
+        elif action == "close":
             chan_ref(ch, f"{t.where}.channel")
             events.append(EventSpec(at_day=t.num("at_day", lo=0.0), action=action, channel=ch, peer_id=None,
                                     capacity_sat=0, local_sat=0, opener="local", fee_base_msat=1000, fee_ppm=10))
