@@ -1132,6 +1132,9 @@ def _peer_chan_json(node: SimNode, ch: Chan, perkw: int, commit_fee_msat: int) -
                           "total_funding_msat": ch.capacity_msat + sp["amount_sat"] * 1000,
                           "splice_amount": sp["amount_sat"], "our_funding_msat": ch.to_us_msat + sp["amount_sat"] * 1000,
                           "scratch_txid": _h("scratch", sp["funding_txid"], ch.to_us_msat)}]
+        # required with `inflight` (the schema); lightningd's feerates of the splice negotiation, the next one +25%
+        d["initial_feerate"] = d["last_feerate"] = f"{perkw}perkw"
+        d["next_feerate"] = f"{perkw * 5 // 4}perkw"
     d["funding"] = {"local_funds_msat": cap if ch.opener == "local" else 0,
                     "remote_funds_msat": 0 if ch.opener == "local" else cap,
                     "pushed_msat": ch.pushed_msat, "withheld": False}

@@ -1,0 +1,218 @@
+"""Channels that splice keep their history (issue 15): a channel's identity is its channel_id, its short channel
+id an alias a splice changes (Core Lightning v26.04+). Real SQLite files, the simulated node's splice, the
+plugin in-process; the whole path through the stand-in lightningd is in test_standin_splice.py."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from revops import identity, simulate
+from revops.model import Forward
+from revops.sim import node as simnode
+from revops.sim.scenario import ScenarioError, loads_scenario
+from revops.sim.schemas import validate_notification, validate_response
+from revops.store import MIGRATIONS, SCHEMA_VERSION, Store
+
+DAY = 86400
+SMALL = (Path(simnode.__file__).parent / "scenarios" / "small.toml").read_text()
+OLD, NEW, CID, PEER = "103x2x0", "211x1x1", "ab" * 32, "02" + "11" * 32
+
+
+def splice_scenario(channel: str = "acinq", at_day: float = 1.0, amount_sat: int = 2_000_000,
+                    confirms: int = 3) -> str:
+    return SMALL + f"""
+[[events]]
+at_day = {at_day}
+action = "splice"
+channel = "{channel}"
+amount_sat = {amount_sat}
+confirms = {confirms}
+"""
+
+
+def test_splices_are_channels_listed_under_another_scid():
+    assert identity.splices({CID: OLD, "cd" * 32: "5x5x5"}, {CID: NEW, "cd" * 32: "5x5x5", "ef" * 32: "9x9x9"}) \
+        == {OLD: NEW}
+    assert identity.splices({CID: OLD}, {}) == {}, "a channel no longer listed closed; it did not splice"
+
+
+# --- the store ---------------------------------------------------------------------------------
+def fwd(in_channel: str, htlc: int, out_channel: str, fee: int, t: float) -> Forward:
+    return Forward(in_channel=in_channel, in_htlc_id=htlc, out_channel=out_channel, in_msat=100_000 + fee,
+                   out_msat=100_000, fee_msat=fee, status="settled", received_time=t, resolved_time=t + 1)
+
+
+def old_database(path: str) -> None:
+    """A database as the code before channel identities wrote it: every migration before channel_scids, and
+    one channel's history (forwards both ways, a roll-up, its actor, decisions, a policy, a rebalance and a
+    reservation) under its first short channel id."""
+    before = next(i for i, m in enumerate(MIGRATIONS) if "channel_scids" in m)
+    db = sqlite3.connect(path)
+    for i in range(before):
+        db.executescript(MIGRATIONS[i])
+    db.execute(f"PRAGMA user_version={before}")
+    db.executemany("INSERT INTO forwards VALUES (?,?,?,?,?,?,?,?,?,?,NULL,NULL)", [
+        (OLD, 1, "9x9x9", 101_000, 100_000, 1000, "settled", 1000.0, 1001.0, 1),
+        ("9x9x9", 7, OLD, 100_500, 100_000, 500, "settled", 2000.0, 2001.0, 2)])
+    db.execute("INSERT INTO forward_rollups VALUES (0, '9x9x9', ?, 'settled', 3, 300000, 299000, 1000)", (OLD,))
+    db.execute("INSERT INTO channel_actors VALUES (?, ?, ?, 1, NULL)", (OLD, PEER, json.dumps({"version": 1})))
+    db.execute("INSERT INTO fee_decisions(scid, at, old_fee_ppm, new_fee_ppm, branch, reason, inputs_json, "
+               "broadcast, outcome) VALUES (?, 10, 100, 120, 'search', 'r', '{}', 1, 'applied')", (OLD,))
+    db.execute("INSERT INTO policies(peer_id, channel_id, strategy, rebalance_mode, fee_ppm_target, tags_json, "
+               "updated_at) VALUES (?, ?, 'static', 'enabled', 321, '[]', 1)", (PEER, OLD))
+    db.execute("INSERT INTO rebalances VALUES ('r1', ?, ?, 50000, 100, 40, 50000000, 'done', 'auto', 'ev', 5, 6)",
+               (OLD, json.dumps(["9x9x9"])))
+    db.execute("INSERT INTO rebalances VALUES ('r2', '9x9x9', ?, 50000, 100, 40, 50000000, 'done', 'auto', 'ev', 7, 8)",
+               (json.dumps([OLD, "8x8x8"]),))
+    db.execute("INSERT INTO budget_reservations(id, scid, reserved_msat, spent_msat, status, created_at) "
+               "VALUES ('r1', ?, 100, 40, 'settled', 5)", (OLD,))
+    db.commit()
+    db.close()
+
+
+def history(store: Store, scid: str) -> dict:
+    q = store.db.execute
+    return {"fees_out": store.channel_earnings(scid, 0)[0],
+            "in": q("SELECT COUNT(*) FROM forwards WHERE in_channel=?", (scid,)).fetchone()[0],
+            "rollup": q("SELECT SUM(fee_msat) FROM forward_rollups WHERE out_channel=?", (scid,)).fetchone()[0],
+            "actor": q("SELECT COUNT(*) FROM channel_actors WHERE scid=?", (scid,)).fetchone()[0],
+            "decisions": len(store.decisions(scid)),
+            "policy": [r[0] for r in q("SELECT fee_ppm_target FROM policies WHERE channel_id=?", (scid,))],
+            "rebalanced_into": q("SELECT COUNT(*) FROM rebalances WHERE to_channel=?", (scid,)).fetchone()[0],
+            "source_of": q("SELECT COUNT(*) FROM rebalances WHERE from_channels LIKE ?", (f'%"{scid}"%',)).fetchone()[0],
+            "reserved": q("SELECT COUNT(*) FROM budget_reservations WHERE scid=?", (scid,)).fetchone()[0]}
+
+
+def test_an_old_database_migrates_and_its_channels_history_follows_a_splice(tmp_path):
+    path = str(tmp_path / "revenue_ops.db")
+    old_database(path)
+    store = Store(path)
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    before = history(store, OLD)
+    assert before["fees_out"] == 500 and before["actor"] == before["decisions"] == 1
+    assert store.follow_channels([(OLD, CID, PEER)], 100) == {}, "the first listing only records identities"
+    assert store.follow_channels([(NEW, CID, PEER)], 200) == {OLD: NEW}
+    after = history(store, NEW)
+    assert after == before, "every table keyed by the short channel id follows the channel"
+    assert not any(history(store, OLD)[k] for k in ("fees_out", "in", "rollup", "actor", "decisions",
+                                                    "rebalanced_into", "source_of", "reserved"))
+    assert history(store, OLD)["policy"] == []
+    store.close()
+    again = Store(path)    # the alias map comes back from the file
+    assert again.canonical(OLD) == NEW and again.scid_history(OLD) == [OLD, NEW]
+    assert not again.insert_forward(fwd("9x9x9", 7, OLD, 500, 2000.0)), \
+        "listforwards keeps the old scid: the same forward read again is not counted twice"
+    assert again.insert_forward(fwd(OLD, 2, "9x9x9", 700, 3000.0)), "a forward told late under the old scid"
+    assert again.db.execute("SELECT COUNT(*) FROM forwards WHERE in_channel=?", (NEW,)).fetchone()[0] == 2
+    again.close()
+
+
+def test_a_splice_while_the_plugin_is_down_is_followed_at_the_next_start(tmp_path):
+    path = str(tmp_path / "revenue_ops.db")
+    store = Store(path)
+    store.follow_channels([(OLD, CID, PEER)], 100)
+    store.insert_forward(fwd("9x9x9", 1, OLD, 900, 1000.0))
+    store.close()
+    store = Store(path)    # the next start lists the channel under its new scid
+    assert store.follow_channels([(NEW, CID, PEER), ("9x9x9", "cd" * 32, PEER)], 300) == {OLD: NEW}
+    assert store.channel_earnings(NEW, 0) == (900, 1)
+    store.close()
+
+
+def test_a_second_splice_moves_every_earlier_alias_and_rollups_of_one_day_add_up(tmp_path):
+    store = Store(str(tmp_path / "db.sqlite"))
+    third = "300x1x0"
+    store.follow_channels([(OLD, CID, PEER)], 1)
+    for scid in (OLD, NEW):
+        store.db.execute("INSERT INTO forward_rollups VALUES (0, '9x9x9', ?, 'settled', 1, 1000, 900, 100)", (scid,))
+    store.follow_channels([(NEW, CID, PEER)], 2)
+    store.follow_channels([(third, CID, PEER)], 3)
+    assert store.canonical(OLD) == store.canonical(NEW) == third and store.scid_history(NEW) == [OLD, NEW, third]
+    assert tuple(store.db.execute("SELECT forwards, fee_msat FROM forward_rollups WHERE out_channel=?",
+                                  (third,)).fetchone()) == (2, 200)
+    store.close()
+
+
+# --- the simulated node's splice ----------------------------------------------------------------
+def test_the_simulated_node_splices_as_core_lightning_does():
+    sc = loads_scenario(splice_scenario(confirms=3))
+    node = simnode.SimNode(sc, seed=3)
+    seen: list[tuple[str, dict]] = []
+    node.subscribe(lambda topic, params: seen.append((topic, params)))
+    ch = node.by_name["acinq"]
+    old, cid, cap, ours = ch.scid, ch.channel_id, ch.capacity_msat, ch.to_us_msat
+    node.run_days(0.999)
+    forwards_before = len(node.forwards)
+    node.run_days(1.001)
+    assert ch.state == simnode.SPLICING and ch.scid == old
+    listed = node.call("listpeerchannels", {"short_channel_id": old})
+    validate_response("listpeerchannels", listed)
+    assert listed["channels"][0]["inflight"][0]["splice_amount"] == 2_000_000
+    node.run_days(1.3)
+    assert any(old in (f["in_channel"], f.get("out_channel")) for f in node.forwards[forwards_before:]), \
+        "a splicing channel keeps forwarding"
+    node.run_days(2.0)
+    assert ch.state == simnode.NORMAL and ch.scid != old and ch.channel_id == cid
+    assert ch.capacity_msat == cap + 2_000_000_000 and ch.to_us_msat >= 0 and ours >= 0
+    assert old not in node.channels and node.channels[ch.scid] is ch
+    assert any(f["in_channel"] == old or f.get("out_channel") == old for f in node.call("listforwards")["forwards"]), \
+        "listforwards keeps the scid that was current"
+    changes = [p["channel_state_changed"] for t, p in seen if t == "channel_state_changed"
+               and p["channel_state_changed"]["channel_id"] == cid]
+    assert [(c["old_state"], c["new_state"], c["short_channel_id"], c["cause"]) for c in changes] == [
+        ("CHANNELD_NORMAL", "CHANNELD_AWAITING_SPLICE", old, "user"),
+        ("CHANNELD_AWAITING_SPLICE", "CHANNELD_NORMAL", ch.scid, "unknown")]
+    opens = [p["coin_movement"] for t, p in seen if t == "coin_movement"
+             and p["coin_movement"].get("primary_tag") == "channel_open" and p["coin_movement"]["account_id"] == cid]
+    assert len(opens) == 1 and opens[0]["utxo_txid"] == ch.funding_txid and opens[0]["output_msat"] == ch.capacity_msat
+    for topic, params in seen:
+        if topic in ("channel_state_changed", "coin_movement"):
+            validate_notification(topic, params)
+    validate_response("listpeerchannels", node.call("listpeerchannels"))
+
+
+def test_a_splice_event_names_a_channel_and_an_amount():
+    with pytest.raises(ScenarioError, match="unknown channel name"):
+        loads_scenario(splice_scenario(channel="nobody"))
+    with pytest.raises(ScenarioError, match="confirms"):
+        loads_scenario(splice_scenario(confirms=0))
+
+
+# --- the plugin in-process ----------------------------------------------------------------------
+def scid_to_channel(sim) -> dict[str, str]:
+    """Every scid any channel ever had → its channel_id (the node's truth)."""
+    return {r["scid"]: r["channel_id"] for r in sim.store.db.execute("SELECT scid, channel_id FROM channel_scids")}
+
+
+def test_in_process_the_spliced_channel_keeps_its_actor_history_and_reports():
+    sim = simulate.start(loads_scenario(splice_scenario()), seed=3)
+    try:
+        ch = sim.node.by_name["acinq"]
+        old = ch.scid
+        sim.advance(int(1.01 * DAY))
+        assert ch.state == simnode.SPLICING
+        assert old in {c["scid"] for c in sim.rpc("revenue-status")["channels"]}, "a splicing channel keeps its actor"
+        decided = {d["id"] for d in sim.rpc("revenue-fee-debug", {"channel_id": old, "limit": 1000})["decisions"]}
+        sim.advance(DAY)
+        new = ch.scid
+        assert new != old
+        st = sim.rpc("revenue-status")["channels"]
+        assert new in {c["scid"] for c in st} and old not in {c["scid"] for c in st}
+        assert sum(c["restarts"] for c in st) == 0
+        after = sim.rpc("revenue-fee-debug", {"channel_id": new, "limit": 1000})["decisions"]
+        assert decided and decided < {d["id"] for d in after} and all(d["scid"] == new for d in after)
+        assert sim.rpc("revenue-fee-debug", {"channel_id": old, "limit": 1000})["decisions"] == after, \
+            "the old short channel id still names the channel"
+        settled = sim.node.call("listforwards", {"status": "settled"})["forwards"]
+        mine = sum(f["fee_msat"] for f in settled if f["out_channel"] in (old, new))
+        assert mine > 0 and any(f["out_channel"] == old for f in settled)
+        rows = [r for rs in sim.rpc("revenue-profitability")["channels_by_class"].values() for r in rs]
+        assert {r["channel_id"]: r["revenue_msat"] for r in rows}[new] == mine
+        assert sum(r["revenue_msat"] for r in rows) == sum(f["fee_msat"] for f in settled) \
+            == sim.rpc("revenue-report", {"report_type": "summary"})["gross_revenue_msat"]
+        assert scid_to_channel(sim)[old] == scid_to_channel(sim)[new] == ch.channel_id
+    finally:
+        sim.close()
