@@ -123,9 +123,10 @@ class ChannelActor(SupervisedActor):
         elif isinstance(msg, ChannelUpdate):
             spliced = msg.view.scid != self.view.scid
             self.view = msg.view
-            if spliced:    # the coordinator re-keyed this actor: its checkpoint goes under the new scid at once
-                self.name = f"channel {msg.view.scid}"
-                self.persist()
+            if spliced:    # the coordinator re-keyed this actor: its checkpoint goes under the new scid at once,
+                self.name = f"channel {msg.view.scid}"     # and a forward told under the new one before the
+                self.persist()                             # re-keying is counted from the store
+                self.send(self.runtime, RebuildFigures(msg.view.scid, self.state.hill.window_start, self.myAddress))
         elif isinstance(msg, PolicyUpdate):
             self.policy = msg.policy
         elif isinstance(msg, FeeCycle):

@@ -91,6 +91,7 @@ class CoordinatorActor(SupervisedActor):
         self.executor: Any = None
         self.executor_ready = False
         self.jobs_active: dict[str, dict] = {}    # dest scid → job summary (from the executor)
+        self.spliced: dict[str, str] = {}         # old scid → new (a job started before a splice keeps the old)
         self.rb_cycle: dict[str, Any] = {}        # inputs gathered for the running rebalance cycle
         self.next_job_poll_at = 0                 # running sling jobs are polled at least this often
         self.rb_pending: dict[int, dict] = {}     # req_id → what a reservation / manual request is for
@@ -166,7 +167,7 @@ class CoordinatorActor(SupervisedActor):
                 self.send(self.children[msg.scid], msg)
             else:
                 self.send(self.runtime, RpcFailure(msg.req_id, f"Invalid parameter 'channel_id': no channel actor for "
-                                                               f"{msg.scid} (not in CHANNELD_NORMAL)", -32602))
+                                                               f"{msg.scid} (neither CHANNELD_NORMAL nor splicing)", -32602))
         elif isinstance(msg, Crash):
             if msg.scid is None:
                 raise RuntimeError(msg.text)
@@ -249,9 +250,9 @@ class CoordinatorActor(SupervisedActor):
         if directory != self.directory:
             self.directory = directory
             self.send(self.runtime, directory)   # the runtime re-keys the store first (revops/store.py)
-        spliced = identity.splices({v.channel_id: s for s, v in self.views.items() if v.channel_id},
+        renames = identity.splices({v.channel_id: s for s, v in self.views.items() if v.channel_id},
                                    {c: s for s, c in directory.channel_ids.items()})
-        for old, new in spliced.items():
+        for old, new in renames.items():
             self.rename_channel(old, new)
         normal = {c.scid: c for c in channels if c.is_active and c.scid}
         for scid in [s for s in self.children if s not in normal]:
@@ -283,6 +284,11 @@ class CoordinatorActor(SupervisedActor):
             self.costs[new] = self.costs.pop(old)
         if old in self.drained:
             self.drained[new] = self.drained.pop(old)
+        self.spliced = {o: (new if n == old else n) for o, n in self.spliced.items()} | {old: new}
+
+    def busy_channels(self) -> set[str]:
+        """Channels a job of ours runs on, under the short channel id it was started with and the one now."""
+        return set(self.jobs_active) | {self.spliced.get(s, s) for s in self.jobs_active}
 
     # -- time -----------------------------------------------------------------------------------
     def on_tick(self, now: int) -> None:
@@ -536,7 +542,7 @@ class CoordinatorActor(SupervisedActor):
         self.last_budget = {"daily_budget_msat": budget.daily_budget_msat, "spent_24h_msat": budget.spent_24h_msat,
                             "reserved_msat": budget.reserved_msat, "remaining_msat": budget.remaining_msat,
                             "channel_spend_30d_msat": dict(budget.channel_spend_30d_msat)}
-        ours = set(self.jobs_active)
+        ours = self.busy_channels()
         settings = cyc["rb_jobsettings"].result if isinstance(cyc["rb_jobsettings"].result, dict) else {}
         unavailable = {s.replace(":", "x") for s, js in settings.items()
                        if s.replace(":", "x") not in ours and isinstance(js, dict) and js.get("sat_direction") == "pull"}
@@ -626,7 +632,7 @@ class CoordinatorActor(SupervisedActor):
             refuse("our sling jobs are still being reconciled; try again shortly")
             return
         for field, scid in (("from_channel", msg.from_channel), ("to_channel", msg.to_channel)):
-            if scid not in self.views:
+            if scid not in self.views or not self.views[scid].is_normal:
                 refuse(f"Invalid parameter '{field}': {scid} is not a channel in CHANNELD_NORMAL", -32602)
                 return
         src, dst = self.views[msg.from_channel], self.views[msg.to_channel]
@@ -634,8 +640,9 @@ class CoordinatorActor(SupervisedActor):
             refuse("Invalid parameter 'from_channel': same peer as to_channel (liquidity would go in a circle)",
                    -32602)
             return
-        if dst.scid in self.jobs_active or src.scid in self.jobs_active:
-            refuse(f"a job of ours already runs on {dst.scid if dst.scid in self.jobs_active else src.scid}")
+        busy = self.busy_channels()
+        if dst.scid in busy or src.scid in busy:
+            refuse(f"a job of ours already runs on {dst.scid if dst.scid in busy else src.scid}")
             return
         if len(self.jobs_active) >= self.config.max_concurrent_jobs:
             refuse(f"{len(self.jobs_active)} jobs of ours running (max_concurrent_jobs {self.config.max_concurrent_jobs})")

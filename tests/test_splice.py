@@ -195,6 +195,11 @@ def test_in_process_the_spliced_channel_keeps_its_actor_history_and_reports():
         sim.advance(int(1.01 * DAY))
         assert ch.state == simnode.SPLICING
         assert old in {c["scid"] for c in sim.rpc("revenue-status")["channels"]}, "a splicing channel keeps its actor"
+        other = sim.node.by_name["exchange"].scid
+        with pytest.raises(Exception, match="is not a channel in CHANNELD_NORMAL"):
+            sim.rpc("revenue-rebalance", {"from_channel": other, "to_channel": old, "amount_sats": 100_000})
+        debug = sim.rpc("revenue-rebalance-debug")
+        assert old not in {c["dest_scid"] for c in debug["candidates"]}, "no new job while it splices"
         decided = {d["id"] for d in sim.rpc("revenue-fee-debug", {"channel_id": old, "limit": 1000})["decisions"]}
         sim.advance(DAY)
         new = ch.scid
