@@ -13,18 +13,10 @@ import time
 from revops.sim.lightningd import StandinLightningd
 
 from tests.plugin_under_test import PLUGIN
+from tests.test_plugin_standin import wait_for
 from tests.test_splice import splice_scenario
 
 DAY = 86400
-
-
-def wait_for(fn, timeout=30.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while not (value := fn()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {fn}")
-        time.sleep(interval)
-    return value
 
 
 def advance(ld, seconds, step=3 * 3600, settle=0.3):
