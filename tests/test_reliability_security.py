@@ -27,6 +27,9 @@ PLUGIN = str(ROOT / "cl-revenue-ops.py")
 SQL_ALLOWED = {
     ("revops/store.py", "stmt"): "a statement of the MIGRATIONS constant",
     ("revops/store.py", "f'PRAGMA user_version={target + 1}'"): "an int from range(len(MIGRATIONS))",
+    ("revops/store.py", "f'UPDATE OR IGNORE {table} SET {column}=? WHERE {column}=?'"):
+        "table and column names from the SCID_COLUMNS constant; the values are parameters",
+    ("revops/store.py", "f'DELETE FROM {table} WHERE {column}=?'"): "the same SCID_COLUMNS names",
 }
 HOSTILE = 'a"b\\c\nd}{=,\x00é'
 

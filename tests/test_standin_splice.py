@@ -70,6 +70,7 @@ def test_a_spliced_channel_is_one_channel_in_every_report(tmp_path):
         assert policy["channel_id"] == new and policy["fee_min_ppm"] == 50
         assert not any(f"channel {old} left" in line for line in ld.log_lines())
         assert any(f"channel {old} is now {new}" in line for line in ld.log_lines())
+        assert ld.rpc.call("revenue-status")["counters"]["channels_spliced"] == 1
 
         settled = ld.rpc.call("listforwards", {"status": "settled"})["forwards"]
         total = sum(f["fee_msat"] for f in settled)
