@@ -14,6 +14,7 @@ from revops.model import Forward
 from revops.sim import node as simnode
 from revops.sim.scenario import ScenarioError, loads_scenario
 from revops.sim.schemas import validate_notification, validate_response
+from revops.sim.versions import VERSIONS as CLN_VERSIONS
 from revops.store import MIGRATIONS, SCHEMA_VERSION, Store
 
 DAY = 86400
@@ -137,9 +138,10 @@ def test_a_second_splice_moves_every_earlier_alias_and_rollups_of_one_day_add_up
 
 
 # --- the simulated node's splice ----------------------------------------------------------------
-def test_the_simulated_node_splices_as_core_lightning_does():
+@pytest.mark.parametrize("version", CLN_VERSIONS)
+def test_the_simulated_node_splices_as_core_lightning_does(version):
     sc = loads_scenario(splice_scenario(confirms=3))
-    node = simnode.SimNode(sc, seed=3)
+    node = simnode.SimNode(sc, seed=3, cln_version=version)
     seen: list[tuple[str, dict]] = []
     node.subscribe(lambda topic, params: seen.append((topic, params)))
     ch = node.by_name["acinq"]
@@ -149,7 +151,7 @@ def test_the_simulated_node_splices_as_core_lightning_does():
     node.run_days(1.001)
     assert ch.state == simnode.SPLICING and ch.scid == old
     listed = node.call("listpeerchannels", {"short_channel_id": old})
-    validate_response("listpeerchannels", listed)
+    validate_response("listpeerchannels", listed, version)
     assert listed["channels"][0]["inflight"][0]["splice_amount"] == 2_000_000
     node.run_days(1.3)
     assert any(old in (f["in_channel"], f.get("out_channel")) for f in node.forwards[forwards_before:]), \
@@ -170,8 +172,8 @@ def test_the_simulated_node_splices_as_core_lightning_does():
     assert len(opens) == 1 and opens[0]["utxo_txid"] == ch.funding_txid and opens[0]["output_msat"] == ch.capacity_msat
     for topic, params in seen:
         if topic in ("channel_state_changed", "coin_movement"):
-            validate_notification(topic, params)
-    validate_response("listpeerchannels", node.call("listpeerchannels"))
+            validate_notification(topic, params, version)
+    validate_response("listpeerchannels", node.call("listpeerchannels"), version)
 
 
 def test_a_splice_event_names_a_channel_and_an_amount():

@@ -1,6 +1,6 @@
 """A channel splices under the real plugin, started by the stand-in lightningd as lightningd starts it (issue 15).
 
-The simulated node splices a busy channel of `small` (`wallet_lsp`, one of its two best earners; a scheduled `[[events]]` splice: NORMAL →
+The stand-in answers as Core Lightning v26.06.6 (splicing on by default since v26.04). The simulated node splices a busy channel of `small` (`wallet_lsp`, one of its two best earners; a scheduled `[[events]]` splice: NORMAL →
 CHANNELD_AWAITING_SPLICE, six blocks later a new short channel id and 2,000,000 sat more capacity, back to
 NORMAL). Before and after are one channel in every report, its actor is never retired, a policy set by the old
 short channel id still applies, and the totals agree to the msat with the node's listforwards.
@@ -11,6 +11,7 @@ import os
 import time
 
 from revops.sim.lightningd import StandinLightningd
+from revops.sim.versions import V26
 
 from tests.plugin_under_test import PLUGIN
 from tests.test_plugin_standin import wait_for
@@ -36,7 +37,7 @@ def test_a_spliced_channel_is_one_channel_in_every_report(tmp_path):
     scenario = tmp_path / "small-splice.toml"
     scenario.write_text(splice_scenario(channel="wallet_lsp", at_day=1.0, amount_sat=2_000_000, confirms=6))
     with StandinLightningd(str(scenario), lightning_dir=str(tmp_path), seed=3, speed=0, plugins=[PLUGIN],
-                           log_stderr=False) as ld:
+                           log_stderr=False, cln_version=V26) as ld:     # splicing on by default
         wait_for(lambda: ld.rpc.call("revenue-status")["status"] == "running")
         with ld.locked_node() as node:
             ch = node.by_name["wallet_lsp"]
