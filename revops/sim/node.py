@@ -851,9 +851,12 @@ class SimNode:
         ch.scid = f"{sp['mined_at']}x{sp['tx']}x0"
         self.channels[ch.scid] = ch
         amount = sp["amount_sat"] * 1000
+        default = self._default_htlcmax(ch)
         ch.capacity_msat += amount
         ch.set_to_us(ch.to_us_msat + amount)
-        ch.htlcmax = ch.capacity_msat - ch.capacity_msat // 100
+        # a maximum left at its default follows the capacity; one set lower (setchannel) stays, within it
+        ch.htlcmax = self._default_htlcmax(ch) if ch.htlcmax == default else min(ch.htlcmax,
+                                                                                   self._default_htlcmax(ch))
         ch.funding_txid, ch.funding_outnum = sp["funding_txid"], 0
         self.onchain_msat -= amount
         self.bkpr.funding_confirmed(ch, ch.to_us_msat)
