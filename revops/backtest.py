@@ -39,6 +39,8 @@ WARN_DAYS = 14.0                # below this, or with fewer arrivals, or few ide
 WARN_ARRIVALS_TOTAL = 300
 SEEDS_DEFAULT = 5
 SEEDS_MAX = 20
+BUDGET_S = 900.0                # wall seconds of replay; seeds not started by then are skipped
+BUDGET_GRACE_S = 120.0          # past budget + this, the worker is killed and the answer is "expired"
 POLICIES = ("current", "ours", "best_static")
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 # best_static: the analytic optimum per channel, then uniform scalings and per-channel refinement rounds
@@ -409,15 +411,63 @@ def backtest(h: History, seeds: int = SEEDS_DEFAULT, days: float | None = None, 
         results["current"].append(run_static(with_fees(sc, current), seed, days))
         results["ours"].append(run_ours(sc, seed, days, options))
         results["best_static"].append(run_static(with_fees(sc, {n: (0, p) for n, p in best_ppm.items()}), seed, days))
-    policies = {}
-    for p, rs in results.items():
-        policies[p] = {k: mean_ci([r[k] / 1000 for r in rs]) for k in
-                       ("net_profit_msat", "fees_earned_msat", "rebalance_cost_msat")}
-        policies[p] = {k.replace("_msat", "_sat"): v for k, v in policies[p].items()}
-    cur = [r["net_profit_msat"] for r in results["current"]]
-    uplift = [o["net_profit_msat"] / c - 1 for o, c in zip(
-        (r for r in results["ours"]), cur) if c > 0]
-    return {"history": b, "replay_days": days, "seeds_asked": seeds, "seeds_run": len(results["ours"]),
+    policies = {p: {k[:-5] + "_sat": _rounded(mean_ci([r[k] / 1000 for r in rs]))
+                    for k in ("net_profit_msat", "fees_earned_msat", "rebalance_cost_msat")}
+                for p, rs in results.items()}
+    ratios = {}
+    for p in ("ours", "best_static"):
+        xs = [a["net_profit_msat"] / c["net_profit_msat"] for a, c in zip(results[p], results["current"])
+              if c["net_profit_msat"] > 0]
+        ratios[f"{p}_over_current"] = _rounded(mean_ci(xs), 3) if xs else None
+    return {"history": b, "replay_days": round(days, 2), "seeds_asked": seeds, "seeds_run": len(results["ours"]),
             "seconds": round(clock() - started, 1), "best_static_runs_per_seed": runs_per_seed,
-            "policies": policies, "ours_over_current": mean_ci(uplift) if uplift else None,
-            "best_static_ppm": best_ppm, "market": market_report(est)}
+            "policies": policies, **ratios, "best_static_ppm": best_ppm, "market": market_report(est)}
+
+
+def _rounded(ci: dict, digits: int = 0) -> dict:
+    return {k: (round(v, digits) if isinstance(v, float) else v) for k, v in ci.items()}
+
+
+# --------------------------------------------------------------------------- the worker process
+def answer(h: History, seeds: int, days: float | None, budget_s: float) -> dict:
+    """`backtest` as the RPC returns it: status ok, or refused with the reason and the history it had."""
+    try:
+        return {"status": "ok", **backtest(h, seeds=seeds, days=days, deadline=time.monotonic() + budget_s)}
+    except BacktestRefused as e:
+        return {"status": "refused", "reason": str(e), "history": basis(h, estimate(h))}
+
+
+def run_worker(h: History, seeds: int, days: float | None, budget_s: float) -> dict:
+    """Run `answer` in a child process (the CPU-bound replay stays off the plugin's loop and GIL); a child
+    still running BUDGET_GRACE_S after its budget is killed and the answer says it expired."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "revops.backtest", "--seeds", str(seeds), "--budget", str(budget_s)]
+    if days is not None:
+        cmd += ["--days", str(days)]
+    try:
+        done = subprocess.run(cmd, input=h.to_json(), capture_output=True, text=True, timeout=budget_s + BUDGET_GRACE_S)
+    except subprocess.TimeoutExpired:
+        return {"status": "expired", "reason": f"the replay did not finish within {budget_s + BUDGET_GRACE_S:g} s"}
+    if done.returncode != 0:
+        return {"status": "failed", "reason": (done.stderr.strip().splitlines() or ["no output"])[-1]}
+    return json.loads(done.stdout)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The worker: a History as JSON on stdin, the answer as JSON on stdout."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(description="backtest worker (revenue-backtest runs it)")
+    ap.add_argument("--seeds", type=int, default=SEEDS_DEFAULT)
+    ap.add_argument("--days", type=float, default=None)
+    ap.add_argument("--budget", type=float, default=BUDGET_S)
+    a = ap.parse_args(argv)
+    json.dump(answer(History.from_json(sys.stdin.read()), a.seeds, a.days, a.budget), sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -4,6 +4,7 @@
   revops demo [--days N] [--log-level L]
   revops node SCENARIO --lightning-dir DIR [--plugin FILE ...] [--speed X]
   revops report --rpc-file PATH [--days N] [--decisions N]
+  revops backtest --rpc-file PATH [--days N] [--seeds K] [--replay-days N] [--json]
 
 Arguments are checked before anything runs; a bad one, a bad scenario file or Ctrl-C ends with one line.
 """
@@ -131,6 +132,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return show(args.rpc_file, days=args.days, decisions=args.decisions, console=Console())
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from revops.backtest_show import show
+    return show(args.rpc_file, {"days": args.days, "seeds": args.seeds, "replay_days": args.replay_days},
+                as_json=args.json, console=Console())
+
+
 def parser() -> Parser:
     ap = Parser(prog="revops", description="cl-revenue-ops tools: simulated node, runs, and a node's report.")
     sub = ap.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -163,6 +170,16 @@ def parser() -> Parser:
     rep.add_argument("--rpc-file", required=True, help="lightningd's RPC socket, e.g. ~/.lightning/bitcoin/lightning-rpc")
     rep.add_argument("--days", type=number(1, integer=True), default=30, help="P&L window, days")
     rep.add_argument("--decisions", type=number(1, integer=True), default=15, help="recent fee decisions shown")
+    bt = sub.add_parser("backtest", help="replay the node's history: current fees, ours, best static, side by side",
+                        description="Ask a node running cl-revenue-ops for its backtest (revenue-backtest): the market "
+                                    "estimated from its stored history, replayed under its current fees, this plugin "
+                                    "and the best static fee per channel. See docs/backtest.md.")
+    bt.add_argument("--rpc-file", required=True, help="lightningd's RPC socket, e.g. ~/.lightning/bitcoin/lightning-rpc")
+    bt.add_argument("--days", type=number(1, integer=True), default=30, help="days of stored history to use")
+    bt.add_argument("--seeds", type=number(1, integer=True), default=5, help="demand seeds of the replay")
+    bt.add_argument("--replay-days", type=number(1, integer=True), default=None,
+                    help="length of each replay (default: the history's)")
+    bt.add_argument("--json", action="store_true", help="print the RPC's JSON answer instead of the tables")
     return ap
 
 
@@ -177,7 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv[:1] == ["node"]:
             return cmd_node(argv[1:])
         args = parser().parse_args(argv)
-        return {"simulate": cmd_simulate, "demo": cmd_demo, "report": cmd_report}[args.command](args)
+        return {"simulate": cmd_simulate, "demo": cmd_demo, "report": cmd_report,
+                "backtest": cmd_backtest}[args.command](args)
     except ScenarioError as e:
         print(f"revops {argv[0]}: {e}", file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ from actors.messages import (ConfigChanged, HiveMembership, ManualFee, ManualReb
 from revops import config as cfgmod
 from revops import hive
 from revops import policy as policy_rules
-from revops import reports_rpc
+from revops import backtest_rpc, reports_rpc
 from revops.model import Policy, RebalanceMode, Strategy
 from revops.params import BOOL_TEXT, MAX_SHOWN, shown, to_bool, to_int
 
@@ -541,5 +541,5 @@ METHODS: tuple[MethodSpec, ...] = (
     MethodSpec("revenue-remanage", ("peer_id",), "Hand a peer's fees back to clboss (sets its policy passive).",
                revenue_remanage),
 )
-METHODS += tuple(MethodSpec(*m) for m in reports_rpc.METHODS)
+METHODS += tuple(MethodSpec(*m) for m in reports_rpc.METHODS + backtest_rpc.METHODS)
 BY_NAME = {m.name: m for m in METHODS}

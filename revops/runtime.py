@@ -545,6 +545,16 @@ class Runtime:
             self.post(Continue(lambda: then(answers)))
         self._submit_job(job)
 
+    def run_job(self, fn: Callable[[], Any], then: Callable[[Any, Exception | None], None]) -> None:
+        """Run a long computation `fn` in the io pool (never on the loop), then `then(result, error)` on the loop."""
+        def job() -> None:
+            try:
+                result, error = fn(), None
+            except Exception as e:  # noqa: BLE001 - handed to `then`, which answers the caller
+                result, error = None, e
+            self.post(Continue(lambda: then(result, error)))
+        self._submit_job(job)
+
     def _io_job(self, req: IoRequest) -> None:
         """Every IoRequest gets its IoResult, whatever happens (an actor waiting on it must never hang)."""
         result, error, seconds = None, {"code": None, "message": "io job ended without an answer"}, 0.0
