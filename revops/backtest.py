@@ -346,36 +346,42 @@ def mean_ci(xs: Sequence[float]) -> dict:
 
 
 # --------------------------------------------------------------------------- the answer
-def basis(h: History, est: demand.MarketEstimate) -> dict:
-    """How much history the answer rests on, and the warnings (or the refusal) that follow from it."""
-    enough = [c for c in est.channels if c.arrivals >= demand.MIN_ARRIVALS]
-    ident = [c for c in est.channels if c.identified]
-    out = {"days": round(h.days, 2), "forwards": len(h.arrivals),
-           "settled": sum(1 for a in h.arrivals if a.status == "settled"),
-           "failed": sum(1 for a in h.arrivals if a.status == "failed"),
-           "local_failed": sum(1 for a in h.arrivals if a.status == "local_failed"),
-           "fee_insufficient": sum(c.fee_insufficient for c in est.channels),
-           "channels": len(h.channels), "channels_with_enough_data": len(enough),
-           "channels_tolerance_identified": len(ident), "fee_changes": len(h.fee_changes),
-           "rebalances": len(h.rebalances)}
+def basis(h: History, est: demand.MarketEstimate | None = None) -> dict:
+    """How much history the answer rests on, and the warnings that follow from it (the per-channel counts
+    and identification need the estimate; without one only the totals are given)."""
+    out: dict[str, Any] = {
+        "days": round(h.days, 2), "forwards": len(h.arrivals),
+        "settled": sum(1 for a in h.arrivals if a.status == "settled"),
+        "failed": sum(1 for a in h.arrivals if a.status == "failed"),
+        "local_failed": sum(1 for a in h.arrivals if a.status == "local_failed"),
+        "fee_insufficient": sum(1 for a in h.arrivals if a.failcode == demand.FEE_INSUFFICIENT),
+        "channels": len(h.channels), "fee_changes": len(h.fee_changes), "rebalances": len(h.rebalances)}
     warnings = []
     if h.days < WARN_DAYS:
         warnings.append(f"only {h.days:.1f} days of history (≥ {WARN_DAYS:g} advised): a weekly cycle is not covered")
     if len(h.arrivals) < WARN_ARRIVALS_TOTAL:
         warnings.append(f"only {len(h.arrivals)} forwards (≥ {WARN_ARRIVALS_TOTAL} advised): rates are rough")
-    if len(ident) < max(1, len(enough) // 2):
-        warnings.append(f"fee tolerance identified by the data on {len(ident)} of {len(enough)} channels with enough "
-                        "forwards; elsewhere it rests on the gossip prior (a channel needs forwards at ≥ 2 fee levels)")
+    if est is not None:
+        enough = [c for c in est.channels if c.arrivals >= demand.MIN_ARRIVALS]
+        ident = [c for c in est.channels if c.identified]
+        out["channels_with_enough_data"] = len(enough)
+        out["channels_tolerance_identified"] = len(ident)
+        if len(ident) < max(1, len(enough) // 2):
+            warnings.append(f"fee tolerance identified by the data on {len(ident)} of {len(enough)} channels with "
+                            "enough forwards; elsewhere it rests on the gossip prior (a channel needs forwards at "
+                            "≥ 2 fee levels)")
     if not any(c.anchor_ppm for c in h.channels):
         warnings.append("no gossip anchor for any peer: unidentified tolerances fall back to 2 × the median fee")
     out["warnings"] = warnings
     return out
 
 
-def check_enough(b: dict) -> None:
-    if b["days"] < MIN_DAYS or b["forwards"] < MIN_ARRIVALS_TOTAL:
-        raise BacktestRefused(f"too little history: {b['days']:g} days and {b['forwards']} forwards stored; the "
-                              f"backtest needs ≥ {MIN_DAYS:g} days and ≥ {MIN_ARRIVALS_TOTAL} forwards")
+def refusal(h: History) -> str | None:
+    """Why there is too little history for an answer (None: enough). Cheap: no estimate needed."""
+    if h.days < MIN_DAYS or len(h.arrivals) < MIN_ARRIVALS_TOTAL:
+        return (f"too little history: {h.days:.2f} days and {len(h.arrivals)} forwards stored; the backtest needs "
+                f"≥ {MIN_DAYS:g} days and ≥ {MIN_ARRIVALS_TOTAL} forwards")
+    return None
 
 
 def market_report(est: demand.MarketEstimate) -> dict:
@@ -392,9 +398,11 @@ def backtest(h: History, seeds: int = SEEDS_DEFAULT, days: float | None = None, 
              options: Mapping[str, Any] | None = None, clock: Callable[[], float] = time.monotonic) -> dict:
     """The whole answer as a JSON-able dict. Refuses (BacktestRefused) on too little history. `deadline`
     (a `clock` value): seeds not started by then are skipped and the answer says so (`seeds_run`)."""
+    why = refusal(h)
+    if why is not None:
+        raise BacktestRefused(why)
     est = estimate(h)
     b = basis(h, est)
-    check_enough(b)
     days = days or h.days
     sc = scenario_of(h, est, days)
     seed_list = list(range(1, seeds + 1))
@@ -434,7 +442,7 @@ def answer(h: History, seeds: int, days: float | None, budget_s: float) -> dict:
     try:
         return {"status": "ok", **backtest(h, seeds=seeds, days=days, deadline=time.monotonic() + budget_s)}
     except BacktestRefused as e:
-        return {"status": "refused", "reason": str(e), "history": basis(h, estimate(h))}
+        return {"status": "refused", "reason": str(e), "history": basis(h)}
 
 
 def run_worker(h: History, seeds: int, days: float | None, budget_s: float) -> dict:

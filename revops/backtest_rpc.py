@@ -50,6 +50,10 @@ def revenue_backtest(rt: "Runtime", params: dict, respond: Respond) -> None:
         surveys = {p: result for p, (result, error) in zip(peers, answers) if error is None}
         channels = bt.channels_from(chans, surveys, rt.node_id)
         history = bt.history_from_store(rt.store, channels, rt.now, days)
+        why = bt.refusal(history)
+        if why is not None:        # answered at once: no worker for a history too short to use
+            respond({"status": "refused", "reason": why, "history": bt.basis(history)}, None)
+            return
         rt.run_job(lambda: bt.run_worker(history, seeds, replay, bt.BUDGET_S),
                    lambda result, error: respond(result, None if error is None else RpcException(
                        f"backtest failed: {type(error).__name__}: {error}", -32000)))

@@ -25,11 +25,13 @@ def render(answer: dict, console: Console) -> None:
         console.print(f"[red]{answer['status']}:[/] {answer['reason']}", highlight=False)
         return
     h = answer["history"]
-    console.print(f"History: {h['days']:g} days, {h['forwards']:,} forwards ({h['settled']:,} settled, {h['failed']:,} "
-                  f"failed, {h['local_failed']:,} local failures, {h['fee_insufficient']:,} fee-insufficient), "
-                  f"{h['channels_with_enough_data']} of {h['channels']} channels with enough data, tolerance "
-                  f"identified on {h['channels_tolerance_identified']}, {h['fee_changes']:,} fee changes, "
-                  f"{h['rebalances']:,} rebalances.", highlight=False)
+    text = (f"History: {h['days']:g} days, {h['forwards']:,} forwards ({h['settled']:,} settled, {h['failed']:,} "
+            f"failed, {h['local_failed']:,} local failures, {h['fee_insufficient']:,} fee-insufficient), "
+            f"{h['channels']} channels")
+    if "channels_with_enough_data" in h:
+        text += (f", {h['channels_with_enough_data']} with enough data, tolerance identified on "
+                 f"{h['channels_tolerance_identified']}")
+    console.print(text + f"; {h['fee_changes']:,} fee changes, {h['rebalances']:,} rebalances.", highlight=False)
     for w in h["warnings"]:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     if answer["status"] != "ok":
