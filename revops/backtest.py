@@ -357,7 +357,7 @@ def basis(h: History, est: demand.MarketEstimate | None = None) -> dict:
         "fee_insufficient": sum(1 for a in h.arrivals if a.failcode == demand.FEE_INSUFFICIENT),
         "channels": len(h.channels), "fee_changes": len(h.fee_changes), "rebalances": len(h.rebalances)}
     warnings = []
-    if h.days < WARN_DAYS:
+    if round(h.days) < WARN_DAYS:
         warnings.append(f"only {h.days:.1f} days of history (≥ {WARN_DAYS:g} advised): a weekly cycle is not covered")
     if len(h.arrivals) < WARN_ARRIVALS_TOTAL:
         warnings.append(f"only {len(h.arrivals)} forwards (≥ {WARN_ARRIVALS_TOTAL} advised): rates are rough")
