@@ -76,6 +76,42 @@ def net_sat(sc: Scenario, fees: dict[str, tuple[int, int]], seeds: list[int], da
     return [bt.run_static(bt.with_fees(sc, fees), s, days)["net_profit_msat"] / 1000 for s in seeds]
 
 
+def markdown(doc: dict) -> str:
+    """The figures of docs/benchmarks.md from one result file."""
+    s, m = doc["summary"], doc["market"]
+    lines = [f"History under `{doc['history_controller']}`, {len(doc['rows'])} histories (seeds "
+             f"{', '.join(str(r['history_seed']) for r in doc['rows'])}), each backtest on {doc['seeds']} demand seeds; "
+             f"truth on held-out seeds {doc['truth_seeds'][0]}–{doc['truth_seeds'][-1]}; {doc['cpu_s']:.0f} CPU s "
+             f"(load average {doc['loadavg'][0]:.1f} at the end).", "",
+             "| policy | mean error | mean \\|error\\| | max \\|error\\| | truth inside the backtest's 95 % interval |",
+             "|---|---|---|---|---|"]
+    for p, v in s.items():
+        lines.append(f"| {p} | {v['mean_error']:+.1%} | {v['mean_abs_error']:.1%} | {v['max_abs_error']:.1%} | "
+                     f"{v['covered']} of {v['n']} |")
+    lines += ["", "| history seed | " + " | ".join(f"{p}: predicted / true, sat" for p in s)
+              + " | ours / current: predicted / true | best policy: predicted / true |", "|---|" + "---|" * (len(s) + 2)]
+    agree = 0
+    for r in doc["rows"]:
+        pol = r["policies"]
+        pred = {p: pol[p]["predicted"]["mean"] for p in s}
+        true = {p: pol[p]["true"] for p in s}
+        best_pred, best_true = max(pred, key=pred.get), max(true, key=true.get)
+        agree += best_pred == best_true
+        lines.append(f"| {r['history_seed']} | " + " | ".join(
+            f"{pred[p]:,.0f} / {true[p]:,.0f} ({pol[p]['error']:+.0%})" for p in s)
+            + f" | {pred['ours'] / pred['current']:.2f} / {true['ours'] / true['current']:.2f} | "
+            f"{best_pred} / {best_true} |")
+    lines += ["", f"The backtest named the truly best of the three policies in {agree} of {len(doc['rows'])} histories."]
+    fmt = (lambda x: "–" if x is None else f"{x:.2f}")
+    lines += ["", f"Market (channels with ≥ {bt.demand.MIN_ARRIVALS} forwards, all histories): median |log error| of "
+              f"the demand rate {fmt(m['rate_median_abs_log_error'])} (mean log error "
+              f"{fmt(m['rate_mean_log_error'])}); of the rate that passes 100 / 300 / 1000 ppm "
+              f"{fmt(m['above_100_median_abs_log_error'])} / {fmt(m['above_300_median_abs_log_error'])} / "
+              f"{fmt(m['above_1000_median_abs_log_error'])}; σ estimated {min(m['sigma_est'])}–{max(m['sigma_est'])} "
+              "(each stream's true σ is 0.5; a channel mixes streams of different medians)."]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenario", default=str(HERE / "scenarios" / "backtest.toml"))
@@ -85,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--truth-seeds", type=int, default=10)
     ap.add_argument("--days", type=float, default=None)
     ap.add_argument("--out", default=str(HERE / "results" / "backtest.json"))
+    ap.add_argument("--markdown", metavar="JSON", help="only print the Markdown of an earlier result file")
     a = ap.parse_args(argv)
+    if a.markdown:
+        print(markdown(json.loads(Path(a.markdown).read_text())))
+        return 0
     sc = load_scenario(a.scenario)
     days = a.days or sc.duration_days
     t0, c0 = time.monotonic(), cpu()
@@ -137,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1, default=str))
+    out.with_suffix(".md").write_text(markdown(doc) + "\n")
     print(json.dumps({"summary": summary, "market": market, "cpu_s": doc["cpu_s"]}, indent=1))
     return 0
 

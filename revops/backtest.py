@@ -14,6 +14,7 @@ docs/backtest.md explains the method and its assumptions; docs/benchmarks.md how
 """
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
@@ -160,8 +161,8 @@ def estimate(h: History) -> demand.MarketEstimate:
         before = [f for f in h.fee_changes if f.scid == c.scid]
         initial = before[0].old_ppm if before else c.fee_ppm
         epochs[c.scid] = demand.fee_epochs(changes, initial, h.start, h.end)
-    return demand.estimate(h.arrivals, epochs, {c.scid: c.fee_base_msat for c in h.channels},
-                           {c.scid: c.anchor_ppm for c in h.channels}, inbound_availability(h))
+    return demand.estimate(reach_weights(h), epochs, {c.scid: c.fee_base_msat for c in h.channels},
+                           {c.scid: c.anchor_ppm for c in h.channels})
 
 
 def start_balances(h: History) -> dict[str, int]:
@@ -185,30 +186,24 @@ def start_balances(h: History) -> dict[str, int]:
     return {c.scid: min(c.capacity_msat, max(0, bal[c.scid])) for c in h.channels}
 
 
-def inbound_availability(h: History) -> dict[str, float]:
-    """Per channel, the share of the history during which it could have received a typical payment: the
-    time-weighted fraction with receivable (capacity − local − 1 % reserve) ≥ the amount, averaged over the
-    deciles of the amounts seen. A payment whose incoming channel cannot receive it never reaches us and
-    leaves no trace, so the rates seen through a channel are divided by this (revops/demand.py)."""
-    amounts = sorted(a.amount_msat for a in h.arrivals if a.amount_msat)
-    if not amounts:
-        return {c.scid: 1.0 for c in h.channels}
-    deciles = [amounts[min(len(amounts) - 1, int(len(amounts) * (i + 0.5) / 10))] for i in range(10)]
+def reach_weights(h: History) -> tuple[demand.Arrival, ...]:
+    """The arrivals, each weighted by 1 / the share of the history during which its incoming channel could have
+    received its amount (receivable = capacity − local − 1 % reserve, from the balances rebuilt in order from
+    the start balances; at most 1 / demand.MIN_REACH). A payment whose incoming channel could not receive it
+    never reached us and left no trace: each one seen stands for the ones lost (inverse-probability weighting)."""
     bal = start_balances(h)
     cap = {c.scid: c.capacity_msat for c in h.channels}
     moves = [(t, src, in_msat) for src, _d, in_msat, _o, t in h.settled_in]
     moves += [(t, dst, -out_msat) for _s, dst, _i, out_msat, t in h.settled_in]
     moves += [(r.at, r.to_channel, r.moved_msat) for r in h.rebalances if r.moved_msat > 0]
     moves.sort()
-    ok = {s: [0.0] * len(deciles) for s in bal}
+    spans: dict[str, dict[int, float]] = {s: {} for s in bal}   # channel -> receivable msat -> seconds
     last = h.start
 
     def accrue(until: float) -> None:
         for s, b in bal.items():
             room = cap[s] - b - cap[s] // 100
-            for i, q in enumerate(deciles):
-                if room >= q:
-                    ok[s][i] += until - last
+            spans[s][room] = spans[s].get(room, 0.0) + (until - last)
     for t, scid, delta in moves:
         if scid in bal and t > last:
             accrue(t)
@@ -217,7 +212,23 @@ def inbound_availability(h: History) -> dict[str, float]:
             bal[scid] = min(cap[scid], max(0, bal[scid] + delta))
     accrue(h.end)
     span = max(h.end - h.start, 1.0)
-    return {s: statistics.fmean(x / span for x in v) for s, v in ok.items()}
+    table = {}
+    for s, by_room in spans.items():
+        rooms = sorted(by_room)
+        tail, acc = [0.0] * len(rooms), 0.0
+        for i in range(len(rooms) - 1, -1, -1):
+            acc += by_room[rooms[i]]
+            tail[i] = acc / span
+        table[s] = (rooms, tail)
+
+    def reach(scid: str, amount: int | None) -> float:
+        if scid not in table or not amount:
+            return 1.0
+        rooms, tail = table[scid]
+        i = bisect.bisect_left(rooms, amount)
+        return tail[i] if i < len(rooms) else 0.0
+    return tuple(attrs.evolve(a, weight=1.0 / max(demand.MIN_REACH, reach(a.in_channel, a.amount_msat)))
+                 for a in h.arrivals)
 
 
 def rebalance_market(h: History) -> dict:

@@ -35,7 +35,7 @@ ANCHOR_TAU = 0.7            # sd of μ_c around ln(anchor): gossip is a noisy re
 FALLBACK_TAU = 1.0          # sd around the node's median anchor (or 2 × its median fee) when the peer has none
 LEVEL_STEP = 1.2            # fee levels count as distinct when they differ by this factor
 MIN_ARRIVALS = 10           # a channel needs this many arrivals for its own rate and tolerance
-MIN_INBOUND = 0.2           # the inbound correction divides a rate by at most 1 / this
+MIN_REACH = 0.2             # an arrival stands for at most 1 / this payments (see Arrival.weight)
 
 
 @attrs.frozen
@@ -47,6 +47,9 @@ class Arrival:
     amount_msat: int | None      # out_msat, or in_msat for a local failure (no out amount is recorded)
     status: str                  # settled | failed | local_failed
     failcode: int | None = None
+    # 1 / the chance that a payment like this one could reach us at all: a payment whose incoming channel had
+    # too little inbound liquidity never became an HTLC here (inverse-probability weight, ≥ 1)
+    weight: float = 1.0
 
 
 @attrs.frozen
@@ -121,9 +124,10 @@ def _levels(epochs: Iterable[Epoch]) -> int:
 @attrs.frozen
 class _Data:
     """One channel's sufficient statistics: exposure and arrivals per believed fee level, and retry evidence."""
-    exposure: tuple[tuple[float, float, int], ...]     # (threshold ppm, seconds, arrivals)
+    exposure: tuple[tuple[float, float, float], ...]   # (threshold ppm, seconds, weighted arrivals)
     retries: tuple[tuple[float, float, bool], ...]      # (believed, actual threshold ppm, retried?)
     arrivals: int
+    weighted: float           # the arrivals' total weight: the payments they stand for
     levels: int
     fee_insufficient: int
 
@@ -142,7 +146,7 @@ def _channel_data(epochs: Sequence[Epoch], arrivals: Sequence[Arrival], base_msa
 
     by_fee: dict[float, list] = {}
     for e in epochs:
-        b = by_fee.setdefault(_threshold(e.believed_ppm, base_msat, amount_msat), [0.0, 0])
+        b = by_fee.setdefault(_threshold(e.believed_ppm, base_msat, amount_msat), [0.0, 0.0])
         b[0] += e.end - e.start
     failures = [a for a in arrivals if a.status == "local_failed" and a.failcode == FEE_INSUFFICIENT]
     retried, retries = set(), []
@@ -159,16 +163,16 @@ def _channel_data(epochs: Sequence[Epoch], arrivals: Sequence[Arrival], base_msa
         if e is not None and e.actual_ppm > e.believed_ppm:
             retries.append((_threshold(e.believed_ppm, base_msat, amount_msat),
                             _threshold(e.actual_ppm, base_msat, amount_msat), retry is not None))
-    n = 0
+    n, w = 0, 0.0
     for a in arrivals:
         if id(a) in retried:
             continue      # the same payment as its fee-insufficient failure, counted once
         e = epoch_at(a.at)
         if e is None:
             continue
-        by_fee[_threshold(e.believed_ppm, base_msat, amount_msat)][1] += 1
-        n += 1
-    return _Data(tuple((f, t, k) for f, (t, k) in sorted(by_fee.items())), tuple(retries), n, _levels(epochs),
+        by_fee[_threshold(e.believed_ppm, base_msat, amount_msat)][1] += a.weight
+        n, w = n + 1, w + a.weight
+    return _Data(tuple((f, t, k) for f, (t, k) in sorted(by_fee.items())), tuple(retries), n, w, _levels(epochs),
                  len(failures))
 
 
@@ -182,10 +186,10 @@ def _loglik(d: _Data, mu: float, sigma: float) -> float:
                 return -math.inf
             ll += k * math.log(s)
         expo += seconds * s
-    if d.arrivals:
+    if d.weighted:
         if expo <= 0.0:
             return -math.inf
-        ll -= d.arrivals * math.log(expo)
+        ll -= d.weighted * math.log(expo)
     for fb, fa, ok in d.retries:
         sb = survival(fb, mu, sigma)
         p = survival(fa, mu, sigma) / sb if sb > 0 else 0.0
@@ -200,25 +204,26 @@ def _interval(xs: Sequence[float], lp: Sequence[float]) -> tuple[float, float]:
     return min(inside), max(inside)
 
 
-def _lognormal_fit(amounts: Sequence[int]) -> tuple[float, float]:
-    logs = [math.log(a / 1000) for a in amounts if a >= 1000]
-    if not logs:
+def _lognormal_fit(amounts: Sequence[tuple[int, float]]) -> tuple[float, float]:
+    """(median sat, σ) of weighted amounts (msat, weight)."""
+    pts = [(math.log(a / 1000), w) for a, w in amounts if a >= 1000]
+    if not pts:
         return 60_000.0, 1.0
-    med = math.exp(statistics.fmean(logs))
-    return med, statistics.pstdev(logs) if len(logs) > 1 else 1.0
+    total = sum(w for _, w in pts)
+    mean = sum(x * w for x, w in pts) / total
+    sd = math.sqrt(sum(w * (x - mean) ** 2 for x, w in pts) / total) if len(pts) > 1 else 1.0
+    return math.exp(mean), sd
 
 
 def estimate(arrivals: Iterable[Arrival], epochs: Mapping[str, Sequence[Epoch]], base_msat: Mapping[str, int],
-             anchors: Mapping[str, float | None], inbound: Mapping[str, float] | None = None) -> MarketEstimate:
-    """The market behind `arrivals`. `epochs`: each channel's fee epochs over the observed window (the channels
-    to estimate); `anchors`: each channel's gossip anchor ppm (None: unknown); `inbound`: per incoming channel,
-    the share of the window it could receive a payment (payments it could not receive never reached us: the
-    rate from it is divided by that share, at most by 1 / MIN_INBOUND; None: always)."""
+             anchors: Mapping[str, float | None]) -> MarketEstimate:
+    """The market behind `arrivals` (each counted with its weight). `epochs`: each channel's fee epochs over the
+    observed window (the channels to estimate); `anchors`: each channel's gossip anchor ppm (None: unknown)."""
     per: dict[str, list[Arrival]] = {scid: [] for scid in epochs}
     for a in arrivals:
         if a.out_channel in per:
             per[a.out_channel].append(a)
-    amount = {scid: _lognormal_fit([a.amount_msat for a in xs if a.amount_msat]) for scid, xs in per.items()}
+    amount = {scid: _lognormal_fit([(a.amount_msat, a.weight) for a in xs if a.amount_msat]) for scid, xs in per.items()}
     data = {scid: _channel_data(epochs[scid], per[scid], base_msat.get(scid, 0), amount[scid][0] * 1000)
             for scid in per}
     known = [a for a in anchors.values() if a]
@@ -247,13 +252,12 @@ def estimate(arrivals: Iterable[Arrival], epochs: Mapping[str, Sequence[Epoch]],
         mu = MU_GRID[max(range(len(MU_GRID)), key=lp.__getitem__)]
         lo, hi = _interval(MU_GRID, lp)
         expo = sum(sec * survival(fee, mu, sigma) for fee, sec, _ in d.exposure)
-        rate = d.arrivals / expo * 3600 if expo > 0 else 0.0
-        counts: dict[str, int] = {}
+        rate = d.weighted / expo * 3600 if expo > 0 else 0.0
+        counts: dict[str, float] = {}
         for a in per[scid]:
-            counts[a.in_channel] = counts.get(a.in_channel, 0) + 1
+            counts[a.in_channel] = counts.get(a.in_channel, 0.0) + a.weight
         total = sum(counts.values())
-        sources = sorted(((k, rate * v / total / max(MIN_INBOUND, (inbound or {}).get(k, 1.0)))
-                          for k, v in counts.items()), key=lambda kv: -kv[1])
+        sources = sorted(((k, rate * v / total) for k, v in counts.items()), key=lambda kv: -kv[1])
         out.append(ChannelDemand(
             scid=scid, arrivals=d.arrivals, rate_per_hour=sum(r for _, r in sources), tolerance_ppm=math.exp(mu),
             tolerance_ppm_lo=math.exp(lo), tolerance_ppm_hi=math.exp(hi), fee_levels=d.levels,

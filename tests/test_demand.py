@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import random
 
+import attrs
 import pytest
 
 from revops import demand
@@ -57,12 +58,13 @@ def test_one_fee_level_leaves_the_tolerance_to_the_prior():
     assert a.rate_per_hour == pytest.approx(6.0, rel=0.2)        # at a fee far below tolerance, the rate is seen
 
 
-def test_unseen_inbound_time_raises_the_rate():
+def test_payments_that_could_not_reach_us_are_counted_through_the_weights():
     rng = random.Random(3)
     arr, ep = synthetic(rng, "a", 6.0, 400.0, 0.5, [100, 500], 7.0)
     full = demand.estimate(arr, {"a": ep}, {"a": 0}, {"a": 400.0}).channel("a")
-    half = demand.estimate(arr, {"a": ep}, {"a": 0}, {"a": 400.0}, inbound={"in1": 0.5}).channel("a")
-    assert half.rate_per_hour == pytest.approx(2 * full.rate_per_hour)
+    half = demand.estimate([attrs.evolve(a, weight=2.0) for a in arr], {"a": ep}, {"a": 0}, {"a": 400.0}).channel("a")
+    assert half.rate_per_hour == pytest.approx(2 * full.rate_per_hour, rel=0.1)   # the prior weighs less
+    assert half.tolerance_ppm == pytest.approx(full.tolerance_ppm, rel=0.06)
     assert dict(half.sources) == {"in1": pytest.approx(half.rate_per_hour)}
 
 
