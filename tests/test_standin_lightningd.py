@@ -257,7 +257,11 @@ def test_forward_event_pair_delivered_exactly(tmp_path):
         assert wait_until(lambda: len([e for e in ld.rpc.call("tp-state")["events"]
                                        if e["topic"] == "forward_event"]) == 2)
         got = [e["kwargs"] for e in ld.rpc.call("tp-state")["events"] if e["topic"] == "forward_event"]
-        assert got == fixture("pyln-handler-kwargs-forward_event.json")[:2]
+        want = fixture("pyln-handler-kwargs-forward_event.json")[:2]
+        # pyln-client 25.12.1 (the capture's) adds a duplicate `payload` key; the oldest one CI runs (.ci/run) does
+        # not: the handler's `forward_event` is the same, and `payload`, when there, is the same object
+        assert [g["forward_event"] for g in got] == [w["forward_event"] for w in want]
+        assert all(set(g) <= set(w) and g.get("payload", w["payload"]) == w["payload"] for g, w in zip(got, want))
         # a block at T0+600? not yet; at 600 s yes
         assert not to_plugin(trace, "block_added")
         ld.rpc.call("dev-sim-advance", {"seconds": 400})
