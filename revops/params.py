@@ -18,7 +18,7 @@ _INT = re.compile(r"[+-]?[0-9]{1,20}", re.ASCII)
 _FLOAT = re.compile(r"[+-]?(?:[0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})(?:[eE][+-]?[0-9]{1,3})?", re.ASCII)
 TRUE_WORDS = ("true", "yes")
 FALSE_WORDS = ("false", "no")
-BOOL_TEXT = "true or false (also yes or no)"
+BOOL_TEXT = "true, false, yes or no (any case)"
 
 
 def shown(value: Any) -> str:
@@ -61,7 +61,7 @@ def to_bool(value: Any) -> bool:
     """JSON true/false, or one of the words lightningd accepts for a plugin bool option (since v25.05)."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in TRUE_WORDS + FALSE_WORDS:
+    if isinstance(value, str) and value.isascii() and value.lower() in TRUE_WORDS + FALSE_WORDS:
         return value.lower() in TRUE_WORDS
     raise ValueError("not a boolean")
 

@@ -233,9 +233,9 @@ def test_bool_spellings(raw: object, expected: bool) -> None:
     assert C.coerce("dry_run", raw) is expected
 
 
-@pytest.mark.parametrize("raw", ["on", "OFF", "1", "0", 1, 0, "y", ""])
+@pytest.mark.parametrize("raw", ["on", "OFF", "1", "0", 1, 0, "y", "", "ｔｒｕｅ"])
 def test_bool_spellings_lightningd_refuses_are_refused(raw: object) -> None:
-    with pytest.raises(C.ConfigError, match="true or false"):
+    with pytest.raises(C.ConfigError, match="true, false, yes or no"):
         C.coerce("dry_run", raw)
 
 
@@ -442,7 +442,7 @@ def test_bool_options_say_exactly_what_lightningd_accepts() -> None:
     from revops.plugin_main import plugin_options
     helps = {o["name"]: o["description"] for o in plugin_options(lambda *a: None)}
     for opt in (o for o in C.OPTIONS if o.type is bool):
-        assert helps[opt.name].endswith("(true or false (also yes or no))")
+        assert helps[opt.name].endswith("(true, false, yes or no (any case))")
     assert "`true`, `false`, `yes` or `no`" in DOCS.read_text()
 
 

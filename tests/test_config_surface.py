@@ -39,7 +39,7 @@ def test_setconfig_and_revenue_config_are_the_same_value_and_survive_a_restart(t
         ld.rpc.call("setconfig", {"config": "revenue-ops-price-anchor", "val": "no"})
         assert get(ld, "price_anchor") is False
         assert persisted(ld) == {"revenue-ops-max-fee-ppm": "3000", "revenue-ops-min-fee-ppm": "50",
-                                 "revenue-ops-price-anchor": "false"}
+                                 "revenue-ops-price-anchor": "no"}      # lightningd keeps the text given
         # refused by the plugin (cross-field rule) or by lightningd (not a bool it takes): nothing changes
         for name, val, field in (("revenue-ops-min-fee-ppm", 4000, "min_fee_ppm"),
                                  ("revenue-ops-dry-run", "1", None), ("revenue-ops-prometheus-port", 9900, None)):
@@ -65,7 +65,7 @@ def test_in_process_the_simulated_lightningd_keeps_setconfig_values_across_a_plu
     db = str(tmp_path / "revenue_ops.db")
     sim = simulate.start(load_scenario("tiny"), node=node, db_path=db)
     sim.rpc("revenue-config", {"action": "set", "key": "max_fee_ppm", "value": 2500})
-    assert node.setconfig_values == {"revenue-ops-max-fee-ppm": 2500}
+    assert node.setconfig_values == {"revenue-ops-max-fee-ppm": "2500"}    # the text, as in config.setconfig
     sim.close()
     again = simulate.start(load_scenario("tiny"), node=node, db_path=db)
     assert again.runtime.config.max_fee_ppm == 2500 and again.runtime.config.version == 1

@@ -33,6 +33,7 @@ from pyln.client import LightningRpc, RpcError
 
 from revops.params import Parser, number
 from revops.sim.jsonrpc import JsonParseError, JsonStreamDecoder, encode
+from revops.sim.plugin_opts import json_text, option_value
 from revops.sim.versions import DEFAULT_VERSION, VERSIONS, check_version
 
 NETWORK = "regtest"
@@ -117,47 +118,22 @@ class _PluginOpt:
         if self.type == "flag":
             d = None  # lightningd ignores a flag's default
         if d is not None:
-            v = _opt_value(self.type, _as_opt_string(d))
-            if v is None:
-                raise _PluginKilled(f"default {json.dumps(d)} is not a valid {self.type}")
-            self.default = v
+            try:
+                self.default = option_value(self.type, json_text(d))
+            except ValueError as e:
+                raise _PluginKilled(f"Invalid default '{json_text(d)}': {e}") from None
 
     def set(self, raw: str) -> Optional[str]:
-        v = _opt_value(self.type, raw)
-        if v is None:
-            return f"{raw} does not parse as type {self.type}"
+        """Take the option's text as lightningd does; lightningd's error message (naming no option) if refused."""
+        try:
+            v = option_value(self.type, raw)
+        except ValueError as e:
+            return str(e)
         if self.multi:
             self.values.append(v)
         else:
             self.values = [v]
         return None
-
-
-def _as_opt_string(v: Any) -> str:
-    """The text lightningd sees for a JSON value given as an option."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return v
-    return json.dumps(v)
-
-
-def _opt_value(typ: str, raw: str) -> Any:
-    """lightningd's plugin_opt_value(): None when raw does not parse as typ."""
-    if typ == "int":
-        try:
-            return int(raw, 0)
-        except ValueError:
-            return None
-    if typ == "bool":   # v25.05 dropped 0/1 for plugin bool options
-        if raw in ("true", "True", "yes"):
-            return True
-        if raw in ("false", "False", "no"):
-            return False
-        return None
-    if typ == "flag":
-        return True
-    return raw
 
 
 class Plugin:
@@ -701,7 +677,7 @@ class StandinLightningd:
                 for o in p.options:
                     if o.name == name:
                         for v in (value if isinstance(value, (list, tuple)) else [value]):
-                            err = o.set(_as_opt_string(v))
+                            err = o.set(json_text(v))
                             if err:
                                 raise StandinError(f"--{name}={v}: {err}")
         inits = []
@@ -768,14 +744,19 @@ class StandinLightningd:
         # what setconfig persisted (lightningd's config includes config.setconfig), then `plugin start` options
         persisted = self._persisted_setconfig()
         for opt in p.options:
-            if opt.name in persisted and opt.set(persisted[opt.name]):
-                raise _PluginKilled(f"{SETCONFIG_FILE}: {opt.name}={persisted[opt.name]} does not parse as {opt.type}")
+            err = opt.set(persisted[opt.name]) if opt.name in persisted else None
+            if err:
+                line = list(persisted).index(opt.name) + 2
+                where = f"Config file {self.setconfig_path} line {line}: {opt.name}={persisted[opt.name]}: {err}"
+                if self._startup:     # lightningd parses its config files at start, and exits on a bad line
+                    raise StandinError(where)
+                raise _PluginKilled(where)
         for k, v in p.start_options.items():
             opt = next((o for o in p.options if o.name == k), None)
             if opt is None:
                 raise _PluginKilled(f'unknown parameter "{k}"')
             for one in (v if isinstance(v, list) else [v]):
-                err = opt.set(_as_opt_string(one))
+                err = opt.set(json_text(one))
                 if err:
                     raise _PluginKilled(err)
         p.state = "needs_init"
@@ -794,8 +775,9 @@ class StandinLightningd:
             return {}
         return dict(line.split("=", 1) for line in lines)
 
-    def _plugin_setconfig(self, p: Plugin, opt: _PluginOpt, name: str, value: Any) -> None:
-        """lightningd's half of setconfig for a plugin option: the plugin's own `setconfig` may refuse it."""
+    def _plugin_setconfig(self, p: Plugin, opt: _PluginOpt, name: str, value: str) -> None:
+        """lightningd's half of setconfig for a plugin option: the text, unparsed, to the plugin's own
+        `setconfig`, which may refuse it."""
         if not p.active:
             raise RpcError("setconfig", {"config": name}, {"code": JSONRPC2_INVALID_PARAMS,
                                                             "message": f"Unknown config option {name}"})
@@ -806,18 +788,19 @@ class StandinLightningd:
         error = (pend.response or _terminated_error(None)).get("error")
         if error is not None:
             raise RpcError("setconfig", {"config": name, "val": value}, error)
-        opt.values = [value]
+        if opt.set(value):       # a plugin took a word lightningd does not: what `init` would get is the text
+            opt.values = [value]
 
     def _rpc_setconfig(self, params: Any) -> Any:
-        """The simulated node parses and hands the value to the plugin; here it is written to config.setconfig
-        (one `name=value` line per option, as lightningd keeps it), unless transient."""
+        """The simulated node hands the value to the plugin; here its text is written to config.setconfig
+        (one `name=text` line per option, as lightningd keeps it), unless transient."""
         with self.lock:
             result = self._node.call("setconfig", params)
         if result["config"]["source"].endswith("transient"):
             return result
         values = self._persisted_setconfig()
         name = result["config"]["config"]
-        values[name] = _as_opt_string(next(v for k, v in result["config"].items() if k.startswith("value_")))
+        values[name] = self._node.setconfig_values[name]
         with open(self.setconfig_path, "w", encoding="utf-8") as f:
             f.write("# Created and update by setconfig, but you can edit this manually when node is stopped.\n")
             f.writelines(f"{k}={v}\n" for k, v in values.items())

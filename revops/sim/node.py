@@ -24,6 +24,7 @@ from .bookkeeper import Bookkeeper
 from .clboss import Clboss
 from .competitors import Competitor, Competitors
 from .scenario import Scenario
+from .plugin_opts import json_text, option_value
 from .sling import Sling
 from . import versions
 
@@ -170,20 +171,6 @@ class DynamicOption:
 
     type: str                                  # the manifest's type: "int", "bool" or "string"
     on_change: Callable[[str, Any], None]      # raises RpcException / RpcError to refuse the value
-
-
-def setconfig_value(typ: str, val: Any) -> Any:
-    """lightningd's parse of a setconfig `val` for a plugin option of type `typ`; None if it does not parse.
-    Booleans: true/false/yes/no only (lightningd v25.05 dropped 0/1)."""
-    if typ == "int":
-        if isinstance(val, int) and not isinstance(val, bool):
-            return val
-        return int(val) if isinstance(val, str) and val.lstrip("-").isascii() and val.lstrip("-").isdigit() else None
-    if typ == "bool":
-        if isinstance(val, bool):
-            return val
-        return {"true": True, "yes": True, "false": False, "no": False}.get(val) if isinstance(val, str) else None
-    return val if isinstance(val, str) else (None if val is None else json.dumps(val))
 
 
 def setconfig_result(name: str, value: Any, source: str, plugin: str | None = None) -> dict:
@@ -1487,24 +1474,29 @@ def _h_plugin(node: SimNode, p: dict) -> dict:
 
 
 def _h_setconfig(node: SimNode, p: dict) -> dict:
-    """A dynamic plugin option: parsed by type, handed to the plugin (which may refuse it), then remembered
-    (lightningd writes it to its config file, config.setconfig) unless transient."""
+    """lightningd's setconfig of a plugin option: it does not parse the value, it hands the text to the plugin
+    (which may refuse it), answers with the value as it reads it, and keeps `name=text` (config.setconfig,
+    parsed again at the next start: revops/sim/plugin_opts.py) unless transient."""
     name = p["config"]
     opt = node.dynamic_options.get(name)
     if opt is None:
         raise _BadParam(f"Unknown config option {name}")
-    value = setconfig_value(opt.type, p.get("val"))
-    if value is None:
-        raise _BadParam(f"{p.get('val')!r} does not parse as type {opt.type}")
+    if p.get("val") is None:
+        raise _BadParam(f"{name} requires a value")
+    text = json_text(p["val"])
     try:
-        opt.on_change(name, value)
+        opt.on_change(name, text)
     except RpcError:
         raise
     except Exception as e:  # noqa: BLE001 - the plugin's refusal, answered as lightningd does
         raise node.rpc_error("setconfig", p, getattr(e, "code", -32602), getattr(e, "message", str(e))) from None
+    try:
+        value = option_value(opt.type, text)
+    except ValueError:   # a plugin took a word lightningd does not: it shows false, and will not start with it
+        value = False if opt.type == "bool" else text
     if p.get("transient"):
         return setconfig_result(name, value, "setconfig transient")
-    node.setconfig_values[name] = value
+    node.setconfig_values[name] = text
     line = list(node.setconfig_values).index(name) + 1
     return setconfig_result(name, value, f"{node.lightning_dir or '.'}/config.setconfig:{line}")
 
