@@ -14,6 +14,7 @@ from revops.fees import decide
 from revops.sim.node import SimNode
 from revops.sim.scenario import load_scenario, loads_scenario
 from revops.sim.schemas import validate_response
+from revops.sim.versions import VERSIONS
 from tests.test_fees import CFG, H, chan, obs, state
 
 US, PEER = "02" + "1" * 64, "03" + "2" * 64
@@ -86,11 +87,12 @@ def test_congestion_comes_before_the_anchor_and_the_option_turns_it_off() -> Non
 # ------------------------------------------------------------------------------------ simulator
 
 @pytest.mark.needs("shared")
-def test_sim_shows_competitors_toward_each_peer_around_the_market_price() -> None:
-    node = SimNode(load_scenario("small"), seed=2)
+@pytest.mark.parametrize("version", VERSIONS)
+def test_sim_shows_competitors_toward_each_peer_around_the_market_price(version: str) -> None:
+    node = SimNode(load_scenario("small"), seed=2, cln_version=version)
     ch = node.by_name["acinq"]
     answer = node.call("listchannels", {"destination": ch.peer_id})
-    validate_response("listchannels", answer)
+    validate_response("listchannels", answer, version)
     others = [c for c in answer["channels"] if c["source"] != node.id]
     assert 3 <= len(others) <= 12 and all(c["destination"] == ch.peer_id for c in others)
     market = statistics.median(s.market_ppm for s in node.streams if s.dst == "acinq")
