@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 import cattrs
+import cattrs.gen
 
 from revops import identity
 
@@ -128,6 +129,17 @@ class FeeDecision:
 
 converter = cattrs.Converter()
 converter.register_unstructure_hook(enum.Enum, lambda e: e.value)
+_JSON_SCALARS = frozenset({int, float, str, bool, type(None)})
+
+
+def _inputs_dict(inputs: dict[str, Any]) -> dict[str, Any]:
+    """A decision's inputs, mostly numbers: scalars as they are, anything else through the converter —
+    what converter.unstructure gives, without its dispatch per value (a sixth of a fee cycle at 5,000)."""
+    return {k: v if type(v) in _JSON_SCALARS else converter.unstructure(v) for k, v in inputs.items()}
+
+
+converter.register_unstructure_hook(FeeDecision, cattrs.gen.make_dict_unstructure_fn(
+    FeeDecision, converter, inputs=cattrs.gen.override(unstruct_hook=_inputs_dict)))
 
 
 def to_dict(obj: Any) -> Any:
