@@ -118,6 +118,10 @@ def out_of_process(sc: Scenario, n: int, burst_hours: float) -> dict:
                 st = ld.rpc.call("revenue-status")
                 return st["status"] == "running" and len(st["channels"]) == n
 
+            # revenue-status fans out to every actor and answers ~0.5 kB per channel: asked in a loop from
+            # process start, the polls' own CPU would be counted as start-up; ask once the runtime says it
+            # started the actors
+            ld.wait_for_log("cl-revenue-ops started:", timeout=600)
             _wait(live, 600, 0.1)
             actors_live = time.monotonic() - t0
             pid = ld.plugin_pid(PLUGIN_NAME)

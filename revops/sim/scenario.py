@@ -548,7 +548,7 @@ def parse_scenario(data: dict, name: str = "scenario") -> Scenario:
 def _generate(t: _T) -> tuple[list[dict], list[dict]]:
     """Deterministically build channel and demand tables from ``[generate]``."""
     seed = t.int("seed", 1)
-    n = t.int("channels", lo=2, hi=5000)
+    n = t.int("channels", lo=2, hi=10_000)
     pairs = t.int("demand_pairs", n * 2, lo=0)
     cap_min = t.int("capacity_sat_min", 1_000_000, lo=20000)
     cap_max = t.int("capacity_sat_max", 20_000_000, lo=cap_min)
