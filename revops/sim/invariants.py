@@ -47,7 +47,7 @@ def check_all(sim: Any, rpc: Any, budget_sats_max: int | None = None,
     `manual`: (time, destination) of revenue-rebalance requests, to which the channel cap does not apply;
     `strategies`: (time, peer, strategy) of every policy change, for the hive exemption at the time;
     `dry_spans`: [from, to) indexes of `rpc.delivered` during which dry-run was on."""
-    return (check_forwards(sim) + check_budget(sim, budget_sats_max, manual, strategies) + check_fee_bounds(sim)
+    return (check_forwards(sim) + check_history(sim) + check_budget(sim, budget_sats_max, manual, strategies) + check_fee_bounds(sim)
             + check_update_rate(sim, rpc) + check_passive(sim, rpc) + check_registry(sim, rpc)
             + check_dry_run(rpc, dry_spans))
 
@@ -71,7 +71,8 @@ def check_dry_run(rpc: Any, spans: Any) -> list[str]:
 
 def check_forwards(sim: Any) -> list[str]:
     node_rows = [f for f in sim.node.call("listforwards", {})["forwards"] if f["status"] in FINAL]
-    node_keys = {(f["in_channel"], f["in_htlc_id"]): f["status"] for f in node_rows}
+    canonical = sim.store.canonical      # listforwards keeps the scid of before a splice; the store the one now
+    node_keys = {(canonical(f["in_channel"]), f["in_htlc_id"]): f["status"] for f in node_rows}
     store_keys = {(r[0], r[1]): r[2] for r in sim.store.db.execute(
         "SELECT in_channel, in_htlc_id, status FROM forwards")}
     problems = []
@@ -91,6 +92,22 @@ def check_forwards(sim: Any) -> list[str]:
         fees = sim.store.channel_earnings(c["scid"], start, until)[0]
         if c["window_fees_msat"] != fees:
             problems.append(f"{c['scid']}: actor window revenue {c['window_fees_msat']} msat != store {fees} msat")
+    return problems
+
+
+def check_history(sim: Any) -> list[str]:
+    """A spliced channel's fees are the sum over every short channel id it had (listforwards keeps each
+    forward's), all stored under the one it has now."""
+    fees: dict[str, int] = {}
+    for f in sim.node.call("listforwards", {"status": "settled"})["forwards"]:
+        fees[f["out_channel"]] = fees.get(f["out_channel"], 0) + f["fee_msat"]
+    problems = []
+    for ch in sim.node.channels.values():
+        truth = sum(fees.get(s, 0) for s in (*ch.past_scids, ch.scid))
+        stored = sim.store.channel_earnings(ch.scid, 0)[0]
+        if ch.past_scids and stored != truth:
+            problems.append(f"{ch.scid} (was {', '.join(ch.past_scids)}): {stored} msat of fees stored under it, "
+                            f"{truth} msat earned under all its short channel ids")
     return problems
 
 
@@ -115,6 +132,7 @@ def check_budget(sim: Any, budget_sats_max: int | None = None,
     cfg = sim.runtime.config
     rows = sim.runtime.ledger.reservations()
     hive = _hive_at(sim, strategies)
+    manual_now = {(t, sim.store.canonical(scid)) for t, scid in manual}   # asked for before a splice
     problems = []
     for r in rows:
         t = r["created_at"]
@@ -133,7 +151,7 @@ def check_budget(sim: Any, budget_sats_max: int | None = None,
             problems.append(f"budget: at {t} spent {spent} + reserved {live} msat > daily budget {budget} msat")
         if r["status"] == "settled" and r["spent_msat"] > r["reserved_msat"]:
             problems.append(f"reservation {r['id']} booked {r['spent_msat']} > reserved {r['reserved_msat']} msat")
-        if hive(t, r["scid"]) or (t, r["scid"]) in manual:     # exempt from the channel cap only (seed 4118)
+        if hive(t, r["scid"]) or (t, r["scid"]) in manual_now:   # exempt from the channel cap only (seed 4118)
             continue
         earned = sim.store.db.execute(
             "SELECT COALESCE(SUM(fee_msat), 0) FROM forwards WHERE status='settled' AND out_channel=? "
@@ -189,10 +207,12 @@ def check_fee_bounds(sim: Any) -> list[str]:
     return problems
 
 
-def _setchannels(rpc: Any) -> list[tuple[int, str]]:
-    """(time, scid) of every setchannel that reached the node (answered or not): the ground truth.
-    A retried call in the same cycle is one update (the repeats set the same fee: no-ops on the node)."""
-    return sorted({(t, params["id"]) for t, method, params in rpc.delivered if method == "setchannel"})
+def _setchannels(sim: Any, rpc: Any) -> list[tuple[int, str]]:
+    """(time, scid) of every setchannel that reached the node (answered or not): the ground truth, each under
+    the channel's short channel id now (a splice changes it). A retried call in the same cycle is one update
+    (the repeats set the same fee: no-ops on the node)."""
+    return sorted({(t, sim.store.canonical(params["id"])) for t, method, params in rpc.delivered
+                   if method == "setchannel"})
 
 
 def check_update_rate(sim: Any, rpc: Any) -> list[str]:
@@ -201,7 +221,7 @@ def check_update_rate(sim: Any, rpc: Any) -> list[str]:
         "SELECT scid, at, branch FROM fee_decisions WHERE broadcast=1 AND outcome IN ('applied', 'failed')")}
     problems = []
     by_scid: dict[str, list[int]] = {}
-    for t, scid in _setchannels(rpc):
+    for t, scid in _setchannels(sim, rpc):
         by_scid.setdefault(scid, []).append(t)
     for scid, times in by_scid.items():
         counted: list[int] = []
@@ -231,7 +251,7 @@ def check_passive(sim: Any, rpc: Any) -> list[str]:
         for ch in sim.node.channels.values():
             if ch.peer_id != p["peer_id"] or (p["channel_id"] and ch.scid != p["channel_id"]):
                 continue
-            touched = [t for t, scid in _setchannels(rpc) if scid == ch.scid and t > p["updated_at"]]
+            touched = [t for t, scid in _setchannels(sim, rpc) if scid == ch.scid and t > p["updated_at"]]
             if p["strategy"] == "passive" and touched:
                 problems.append(f"passive {ch.scid}: fee changed at {touched}")
             used = [at for dest, sources, at in rebalances

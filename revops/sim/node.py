@@ -152,6 +152,7 @@ class Chan:
     lockin_at: float | None = None
     splice: dict | None = None      # the splice in flight: its funding outpoint, amount and lock-in height
     first_scid: str = ""            # the scid it opened with: its scid aliases never change
+    past_scids: list = attrs.field(factory=list)   # the short channel ids it had before each splice
 
     @property
     def reserve(self) -> int:
@@ -835,6 +836,7 @@ class SimNode:
         sp, ch.splice = ch.splice, None
         old = ch.scid
         del self.channels[old]
+        ch.past_scids.append(old)
         ch.scid = f"{sp['mined_at']}x{sp['tx']}x0"
         self.channels[ch.scid] = ch
         amount = sp["amount_sat"] * 1000

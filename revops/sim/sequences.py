@@ -11,7 +11,8 @@ writes), the plugin is killed and started again on the same database, a manual r
 channel opens or closes, sling's jobs get stuck, dry-run is switched on or off at runtime (nothing
 state-changing may reach the node while it is on), an actor crashes mid-cycle (a channel actor, the
 coordinator, or a channel actor that stops answering), a channel actor's stored state is corrupted and the
-plugin restarted (its init must quarantine it). Fee intervals are shortened so the daily update limit is
+plugin restarted (its init must quarantine it); with `splices=True` also a channel splices (in or out, locking
+in 1-6 blocks later under a new short channel id). Fee intervals are shortened so the daily update limit is
 actually reached.
 """
 from __future__ import annotations
@@ -56,8 +57,11 @@ class Outcome:
     problems: list[str]
 
 
-def run_sequence(seed: int, events: int = 12, scenario: Scenario | None = None, db_dir: str | None = None) -> Outcome:
+def run_sequence(seed: int, events: int = 12, scenario: Scenario | None = None, db_dir: str | None = None,
+                 splices: bool = False) -> Outcome:
+    """`splices`: channels also splice (an event kind of its own; off, a seed runs as it always did)."""
     rng = random.Random(seed)
+    kinds = EVENTS + ("splice",) * 2 if splices else EVENTS
     scenario = scenario or load_scenario("tiny")
     node = SimNode(scenario, seed=seed)
     node.advance_to(node.now + rng.randrange(0, 36 * HOUR, 300))
@@ -74,7 +78,7 @@ def run_sequence(seed: int, events: int = 12, scenario: Scenario | None = None, 
     problems: list[str] = []
     try:
         for _ in range(events):
-            kind = rng.choice(EVENTS)
+            kind = rng.choice(kinds)
             done[kind] = done.get(kind, 0) + 1
             before = len(rpc.delivered)
             if kind in ("restart", "corrupt"):   # kill -9: the old runtime is abandoned, not stopped
@@ -140,11 +144,18 @@ def _event(kind: str, sim: Any, rpc: FaultyRpc, rng: random.Random, budgets: lis
         _rpc(sim, "revenue-rebalance", {"from_channel": src, "to_channel": dst,
                                         "amount_sats": rng.choice((10_000, 200_000, 5_000_000))})
     elif kind == "channel":
-        closable = [c.scid for c in node.open_channels()]
+        closable = [c.scid for c in node.open_channels() if c.state == "CHANNELD_NORMAL"]   # not mid-splice
         if rng.random() < 0.5 and len(closable) > 3:
             node.close_channel(rng.choice(closable))
         else:
             node.open_channel(capacity_sat=rng.choice((1_000_000, 5_000_000)), local_sat=rng.choice((0, 500_000)))
+    elif kind == "splice":             # in, or out of what we hold; locks in 1-6 blocks later
+        normal = [c for c in node.open_channels() if c.state == "CHANNELD_NORMAL"]
+        if normal:
+            ch = rng.choice(normal)
+            amount = rng.choice((1_000_000, -(ch.to_us_msat // 2000)))
+            if ch.capacity_msat + amount * 1000 >= 20_000_000:
+                node.splice_channel(ch.scid, amount, confirms=rng.choice((1, 3, 6)))
     elif kind == "stuck":
         stick_sling_jobs(node)
     elif kind == "crash":               # on the loop, inside a message, as a real crash happens
