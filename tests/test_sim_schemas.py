@@ -219,6 +219,7 @@ def test_listpeerchannels_by_channel_id_only_on_v26(run):
     ch = node.call("listpeerchannels")["channels"][2]
     if node.cln_version == V26:
         assert node.call("listpeerchannels", {"channel_id": ch["channel_id"]})["channels"] == [ch]
+        assert node.call("listpeerchannels", [None, None, ch["channel_id"]])["channels"] == [ch]
         with pytest.raises(RpcError) as e:
             node.call("listpeerchannels", {"channel_id": ch["channel_id"], "id": ch["peer_id"]})
         assert e.value.error["code"] == -32602
@@ -226,6 +227,9 @@ def test_listpeerchannels_by_channel_id_only_on_v26(run):
         with pytest.raises(RpcError) as e:
             node.call("listpeerchannels", {"channel_id": ch["channel_id"]})
         assert e.value.error["code"] == -32602 and e.value.error["message"].startswith("unknown parameter: channel_id")
+        with pytest.raises(RpcError) as e:
+            node.call("listpeerchannels", [None, None, ch["channel_id"]])
+        assert e.value.error["message"] == "too many parameters: got 3, expected 2"
 
 
 @pytest.mark.needs("shared")

@@ -31,6 +31,8 @@ def call(version: str, node: Any, method: str, params: Any, dispatch: Callable[[
     if version == V25:
         return dispatch(node, method, params)
     channel_id = None
+    if method == "listpeerchannels" and isinstance(params, list) and len(params) == 3:   # id, scid, channel_id
+        params = {k: v for k, v in zip(("id", "short_channel_id", "channel_id"), params) if v is not None}
     if method == "listpeerchannels" and isinstance(params, dict) and params.get("channel_id") is not None:
         params = dict(params)
         channel_id = params.pop("channel_id")
