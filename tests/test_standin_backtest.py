@@ -17,7 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "revops.cli", *args], capture_output=True, text=True, env=env,
                           timeout=300)
 
@@ -68,3 +68,8 @@ def test_refuses_with_too_little_history_then_answers(node):
     assert shown.returncode == 0, shown.stderr
     again = json.loads(shown.stdout)
     assert again["status"] == "ok" and again["history"]["forwards"] >= h["forwards"]
+    table = cli("backtest", "--rpc-file", node.rpc_path, "--days", "4", "--seeds", "1", "--replay-days", "1")
+    assert table.returncode == 0, table.stderr
+    for text in ("your current fees (static)", "cl-revenue-ops", "best static fee per channel", "Estimated market",
+                 f"{again['history']['forwards']:,} forwards"):
+        assert text in table.stdout, (text, table.stdout)
