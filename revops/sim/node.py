@@ -598,11 +598,16 @@ class SimNode:
         elif ok == "htlcmax" and splittable and dst.htlcmax >= dst.htlcmin:
             # a lowered htlc_maximum_msat not yet in the sender's gossip: it learns the update from the
             # error and retries once with a part that fits, like a fee raise above
-            part = dst.htlcmax
-            ptol = self._part_tolerance(s, tol, amount, part)
-            cur = cln_fee(dst.fee_base, dst.fee_ppm, part)
-            if cur <= ptol and self.receivable_msat(src) >= part + cur:
-                self._forward(src, dst, part, part + cur, self._t + 0.5)
+            self._retry_part(s, src, dst, tol, amount, dst.htlcmax)
+        elif ok == "liquidity" and self.scenario.market.mpp_split_on_failure:
+            # opt-in (docs/simulator.md): an MPP sender splits after a failure and retries half through us
+            self._retry_part(s, src, dst, tol, amount, amount // 2)
+
+    def _retry_part(self, s: mk.Stream, src: Chan, dst: Chan, tol: int, amount: int, part: int) -> None:
+        """The sender's one retry through us with a part of the payment, at our current fee, if it pays."""
+        cur = cln_fee(dst.fee_base, dst.fee_ppm, part)
+        if cur <= self._part_tolerance(s, tol, amount, part) and self.receivable_msat(src) >= part + cur:
+            self._forward(src, dst, part, part + cur, self._t + 0.5)
 
     @staticmethod
     def _default_htlcmax(ch: Chan) -> int:

@@ -50,6 +50,7 @@ class MarketSpec:
     settle_delay_ms: int = 1500
     block_interval_s: int = 600
     htlc_force_close_rate: float = 2e-5        # per forwarded HTLC: stuck, resolved on chain (docs/simulator.md)
+    mpp_split_on_failure: bool = False         # a liquidity failure is retried once with half (docs/simulator.md)
     onchain_demand_elasticity: float = 0.1     # payment rate ∝ (feerate / baseline)^this during spikes
     onchain_tolerance_elasticity: float = 0.1  # fee tolerance ∝ (feerate / baseline)^this during spikes
 
@@ -346,6 +347,7 @@ def parse_scenario(data: dict, name: str = "scenario") -> Scenario:
         settle_delay_ms=mt.int("settle_delay_ms", 1500, lo=0, hi=60000),
         block_interval_s=mt.int("block_interval_s", 600, lo=1),
         htlc_force_close_rate=mt.num("htlc_force_close_rate", 2e-5, lo=0.0, hi=1.0),
+        mpp_split_on_failure=mt.bool("mpp_split_on_failure", False),
         onchain_demand_elasticity=mt.num("onchain_demand_elasticity", 0.1, lo=0.0, hi=2.0),
         onchain_tolerance_elasticity=mt.num("onchain_tolerance_elasticity", 0.1, lo=0.0, hi=2.0),
     )
