@@ -128,3 +128,21 @@ def test_a_cached_grid_run_reproduces_to_the_msat() -> None:
     run = economic.run_baseline(sc, 0, economic.make_baseline("clboss", 0), want[-1]["days"])
     assert run["net_profit_msat"] == want[-1]["net_profit_msat"]
     assert run["failed_liquidity"] == want[-1]["failed_liquidity"]
+
+
+def test_opt_in_split_on_failure_retries_half_after_a_liquidity_failure_for_every_limit() -> None:
+    """[market] mpp_split_on_failure (off by default): the sensitivity check of docs/benchmarks.md."""
+    for split in (False, True):
+        text = SCENARIO.format(amount=1_500_000, rate=2.0).replace(
+            "local_sat = 2_000_000", "local_sat = 1_000_000").replace(
+            "htlc_force_close_rate = 0.0", f"htlc_force_close_rate = 0.0\nmpp_split_on_failure = {str(split).lower()}")
+        node = SimNode(loads_scenario(text, name="split"), seed=3)
+        events: list[dict] = []
+        node.subscribe(lambda t, p: events.append(p["forward_event"]) if t == "forward_event" else None)
+        node.advance_to(node.now + 3 * 3600)
+        settled = [e for e in events if e["status"] == "settled"]
+        assert node.ledger.forwards_failed_liquidity > 0
+        if split:
+            assert settled and all(e["out_msat"] == 750_000_000 for e in settled)
+        else:
+            assert not settled
