@@ -18,7 +18,7 @@ from actors.messages import (BlockAdded, ChannelDirectory, ChannelInit, ChannelR
                              ChannelStatusQuery, ChannelUpdate, ConfigChanged, FeeCycle, ForwardSettled,
                              HealthChanged, IoRequest, IoResult, PeerConnection, PersistFeerate,
                              PoliciesChanged, PolicyUpdate, Retire, RpcReply, Start, StatusRequest, Tick,
-                             WaitExpired)
+                             WaitExpired, ExperimentChanged)
 from actors.messages import (ChannelEconReply, EconQuery, ExecutorInit, JobEnded, JobsChanged, LedgerFigures,
                              LedgerQuery, ManualRebalance, PollJobs, RebalanceDebugRequest, RebalanceOutcome,
                              ReserveBudget, ReserveResult, RpcFailure, StartJob)
@@ -31,7 +31,7 @@ from revops import rebalance as rb
 from revops import anchor, fees, hive as hive_rules, identity, policy as policy_rules
 from revops.waits import Wait, Waits
 from revops.costs import ChannelCosts, bookkeeper_costs
-from revops.model import ChannelView, FlowClass, Policy, Strategy
+from revops.model import ChannelView, FlowClass, Policy, RebalanceMode, Strategy
 from revops.node import parse_channel, sat_per_vb
 
 FIRST_CYCLE_DELAY = 60
@@ -105,6 +105,7 @@ class CoordinatorActor(SupervisedActor):
         self.anchors: dict[str, int] = {}         # peer → going rate (ppm) from gossip (revops/anchor.py)
         self.refill_ppm: dict[str, int] = {}      # peer → what routing into it costs (last rebalance cycle)
         self.surveyed: dict[str, int] = {}        # peer → when its anchor was last asked for
+        self.experiment: Any = None               # revops.experiment.Experiment, the latest (maybe over)
 
     def answer_degraded(self, msg: Any, sender: Any) -> None:
         if isinstance(msg, (StatusRequest, ManualFee, ManualRebalance, RebalanceDebugRequest)):
@@ -147,6 +148,8 @@ class CoordinatorActor(SupervisedActor):
             self.tell_clboss(msg)
         elif isinstance(msg, PoliciesChanged):
             self.set_policies(msg.policies)
+        elif isinstance(msg, ExperimentChanged):
+            self.experiment = msg.experiment
         elif isinstance(msg, HealthChanged):
             self.health = msg.health
             if self.executor is not None:
@@ -201,6 +204,7 @@ class CoordinatorActor(SupervisedActor):
         self.state.feerate_samples = list(msg.feerate_samples)
         self.restored, self.restore_buckets, self.routed_out = msg.actor_states, msg.buckets, msg.routed_out
         self.policies = {(p.peer_id, p.channel_id): p for p in msg.policies}
+        self.experiment = msg.experiment
         self.clboss = self.createActor(ClbossActor)
         self.send(self.clboss, ClbossInit(self.config, self.runtime, msg.clboss_owned, msg.now))
         self.sync_channels(msg.channels, msg.now)
@@ -406,8 +410,11 @@ class CoordinatorActor(SupervisedActor):
                                      open_cost_msat=costs.open_cost_msat if costs else None,
                                      figures_at=cycle["ledger_at"], anchor_ppm=self.anchor_ppm(scid),
                                      refill_ppm=self.refill_ppm.get(self.views[scid].peer_id) if scid in self.views
-                                     else None))
+                                     else None, control_ppm=self.control_ppm(scid, now)))
         self.checkpoint = copy.deepcopy(self.state)
+
+    def control_ppm(self, scid: str, now: int) -> int | None:
+        return None if self.experiment is None else self.experiment.control_ppm(scid, now)
 
     def anchor_ppm(self, scid: str) -> int | None:
         return self.anchors.get(self.views[scid].peer_id) if scid in self.views else None
@@ -553,8 +560,11 @@ class CoordinatorActor(SupervisedActor):
             if not view.is_normal or not view.scid or view.scid in cyc["silent"] or "degraded" in data:
                 continue   # an actor that did not answer, or cannot run, is neither source nor destination
             history.setdefault(view.peer_id, []).extend(figures.history_ppm.get(view.scid, []))
+            policy = self.effective_policy(view)
+            if self.control_ppm(view.scid, now) is not None:   # the control arm is left alone: no rebalancing
+                policy = attrs.evolve(policy, rebalance_mode=RebalanceMode.DISABLED)
             econs.append(rb.ChannelEcon(
-                view=view, flow=FlowClass(data.get("flow", "unknown")), policy=self.effective_policy(view),
+                view=view, flow=FlowClass(data.get("flow", "unknown")), policy=policy,
                 fee_ppm=view.fee_ppm, out_sats_3d=data.get("out_sats_3d", 0),
                 out_sats_window=data.get("out_sats_window", 0),
                 earned_30d_msat=figures.earned_30d.get(view.scid, 0),

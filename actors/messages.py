@@ -28,6 +28,7 @@ class Start:
     feerate_samples: tuple[tuple[int, float], ...]
     sling_jobs: tuple = ()                 # ((JobRecord, extra), ...) our sling job registry
     clboss_owned: dict = attrs.field(factory=dict)   # peer → when we added its clboss lnfee tag
+    experiment: Any = None                 # the latest revops.experiment.Experiment (None = never one)
 
 
 @attrs.frozen
@@ -74,6 +75,12 @@ class PoliciesChanged:
 @attrs.frozen
 class HealthChanged:
     health: dict[str, dict]
+
+
+@attrs.frozen
+class ExperimentChanged:
+    """An experiment started or stopped (revenue-experiment): the coordinator applies its arms."""
+    experiment: Any
 
 
 @attrs.frozen
@@ -129,6 +136,7 @@ class FeeCycle:
     figures_at: int | None = None            # when the 30-day figures were read from the store
     anchor_ppm: int | None = None            # going rate toward the channel's peer (revops/anchor.py)
     refill_ppm: int | None = None            # cost of routing into the peer, the rebalancer's estimate
+    control_ppm: int | None = None           # the live experiment's control arm holds this fee (None = managed)
 
 
 @attrs.frozen

@@ -222,6 +222,7 @@ class FeeObservation:
     is_zombie: bool = False
     anchor_ppm: int | None = None  # the going rate toward this peer from gossip; None = unknown
     refill_ppm: int | None = None  # what refilling this channel costs (the rebalancer's inbound estimate)
+    control_ppm: int | None = None  # the live experiment's control arm holds this fee (revops/experiment.py)
 
 
 @attrs.frozen
@@ -288,6 +289,8 @@ def decide(state: HillClimbState, obs: FeeObservation, cfg: FeeConfig) -> tuple[
         return _finish(state, obs, _policy_plan(state, obs, cfg), cfg)
     bounds = fee_bounds(obs, cfg)
     plan, s = _congestion_plan(state, obs, bounds, cfg), state
+    if plan is None and obs.control_ppm is not None:
+        plan = _control_plan(state, obs, bounds, cfg)
     if plan is None and cfg.price_anchor and not state.anchored and obs.anchor_ppm is not None:
         s = attrs.evolve(state, anchored=True)   # a held move keeps `state`, so the check comes again
         plan = _anchor_plan(s, obs, bounds, cfg)
@@ -329,6 +332,18 @@ def _congestion_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBoun
                  inputs={"slot_use": use})
 
 
+def _control_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig) -> _Plan:
+    """The experiment's control arm keeps the fee it had at the start, within the operator's bounds; only the
+    emergencies still move it: congestion (checked before), scarcity, a policy pin (decided before)."""
+    fee = _clamp(obs.control_ppm, bounds.eff_min, bounds.eff_max)
+    target, scarcity = _publish(fee, obs, attrs.evolve(bounds, floor=bounds.eff_min, ceiling=bounds.eff_max), cfg)
+    reason = f"control: the experiment's control arm keeps {fee} ppm"
+    if target > fee:
+        reason += (f"; scarcity still applies: local {obs.channel.local_ratio:.0%} < {cfg.scarcity_threshold:.0%} "
+                   f"x{scarcity:.2f} -> {target} ppm")
+    return _Plan(target, "control", reason, state, inputs={"control_ppm": fee, "scarcity": scarcity})
+
+
 def _anchor_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig) -> _Plan | None:
     """Once per channel: a climb fee far below the going rate toward the peer starts at the going rate."""
     start = anchored_start(state.climb_fee_ppm, obs.anchor_ppm)
@@ -360,7 +375,7 @@ def _external_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds
 
 
 # an emergency's or a pin's window says nothing about what the market pays at the search's fee
-_NOT_EVIDENCE = ("congestion", "static", "hive")
+_NOT_EVIDENCE = ("congestion", "static", "hive", "control")
 
 
 def _search_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig) -> _Plan:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyln.client import RpcException
 
-from revops import finance, reports
+from revops import experiment_rpc, finance, reports
 from revops import policy as policy_rules
 from revops.params import shown, to_int
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from revops.runtime import Runtime
 
 Respond = Callable[[Any, Exception | None], None]
-REPORT_TYPES = ("summary", "peer", "hive", "policies")
+REPORT_TYPES = ("summary", "peer", "hive", "policies", "uplift")
 SUMMARY_DAYS = 30
 MAX_WINDOW_DAYS = 3650
 
@@ -88,6 +88,9 @@ def revenue_report(rt: "Runtime", params: dict, respond: Respond) -> None:
     if kind == "peer" and "peer_id" not in params:
         raise policy_rules.PolicyError("peer_id", "required for report_type=peer")
     peer = policy_rules.validate_peer_id(params["peer_id"]) if "peer_id" in params else None
+    if kind == "uplift":
+        respond(experiment_rpc.uplift_report(rt), None)
+        return
     stored = rt.store.load_policies()
     if kind == "policies":
         respond(reports.policies_report(stored), None)
@@ -139,7 +142,7 @@ def revenue_profitability(rt: "Runtime", params: dict, respond: Respond) -> None
 METHODS: tuple[tuple[str, tuple[str, ...], str, Callable[["Runtime", dict, Respond], None]], ...] = (
     ("revenue-report", ("report_type", "peer_id"),
      "P&L reports: summary (net worth, revenue, costs, margin, return on capacity, earners, bleeders) | "
-     "peer <peer_id> | hive | policies.", revenue_report),
+     "peer <peer_id> | hive | policies | uplift (the live experiment's effect, revenue-experiment).", revenue_report),
     ("revenue-dashboard", ("window_days",),
      "Financial health over a window (default 30 days): TLV, net profit, margin, ROC, bleeders, daily trend.",
      revenue_dashboard),

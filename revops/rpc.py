@@ -17,7 +17,7 @@ from actors.messages import (ConfigChanged, HiveMembership, ManualFee, ManualReb
 from revops import config as cfgmod
 from revops import hive
 from revops import policy as policy_rules
-from revops import backtest_rpc, reports_rpc
+from revops import backtest_rpc, experiment_rpc, reports_rpc
 from revops.model import Policy, RebalanceMode, Strategy
 from revops.params import BOOL_TEXT, MAX_SHOWN, shown, to_bool, to_int
 
@@ -81,6 +81,7 @@ def revenue_status(rt: "Runtime", params: dict, respond: Respond) -> None:
             "health": rt.health,
             "clboss": rt.clboss_report,
             "counters": rt.counters,
+            "experiment": experiment_rpc.status_line(rt),
             "actor_loop": {"queue_depth": rt.inbox.qsize(), "last_message_seconds": round(rt.loop_lag_seconds, 6)},
             **(result or {"channels": [], "coordinator": None}),
         }, None)
@@ -541,5 +542,5 @@ METHODS: tuple[MethodSpec, ...] = (
     MethodSpec("revenue-remanage", ("peer_id",), "Hand a peer's fees back to clboss (sets its policy passive).",
                revenue_remanage),
 )
-METHODS += tuple(MethodSpec(*m) for m in reports_rpc.METHODS + backtest_rpc.METHODS)
+METHODS += tuple(MethodSpec(*m) for m in reports_rpc.METHODS + backtest_rpc.METHODS + experiment_rpc.METHODS)
 BY_NAME = {m.name: m for m in METHODS}

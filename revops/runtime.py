@@ -630,13 +630,14 @@ class Runtime:
                 continue       # it will not structure: the actor quarantines it and starts fresh
             state["window_fees_msat"], state["window_forwards"] = self.store.channel_earnings(scid, window_start)
         routed = finance.routed_out_channels(self.store)
-        from revops import rpc  # the RPC layer imports the runtime's types; import late to avoid a cycle
+        from revops import experiment_rpc, rpc  # the RPC layer imports the runtime's types; import late
         self.tell(Start(now=now, config=self.config, node_id=b.node_id, channels=b.channels, actor_states=states,
                          buckets=self.store.daily_buckets(None, now, self.config.flow_window_days),
                          routed_out=routed, policies=rpc.load_policies(self.store), health=self.health,
                          feerate_samples=tuple((r[0], r[1]) for r in self.store.db.execute(
                              "SELECT at, sat_per_vb FROM feerate_samples ORDER BY at")),
-                         sling_jobs=tuple(self.ledger.load_jobs()), clboss_owned=self.clboss_owned()))
+                         sling_jobs=tuple(self.ledger.load_jobs()), clboss_owned=self.clboss_owned(),
+                         experiment=experiment_rpc.load(self.store)))
         if b.blockheight:
             self.tell(BlockAdded(b.blockheight, now))
         self.started = True

@@ -92,6 +92,10 @@ MIGRATIONS: tuple[str, ...] = (
         scid TEXT PRIMARY KEY, channel_id TEXT NOT NULL, peer_id TEXT NOT NULL, first_seen INTEGER NOT NULL);
     CREATE INDEX channel_scids_channel ON channel_scids(channel_id, first_seen);
     """,
+    # the live experiment (revops/experiment.py): its assignment and state, one row per experiment
+    """
+    CREATE TABLE experiments (id INTEGER PRIMARY KEY, data_json TEXT NOT NULL, created_at INTEGER NOT NULL);
+    """,
 )
 
 # (table, column) pairs keyed by a short channel id: a splice re-keys them (Store.rename_channel). The sling
@@ -437,3 +441,32 @@ class Store:
         with self.tx():
             self.db.execute("INSERT OR REPLACE INTO feerate_samples(at, sat_per_vb) VALUES (?,?)", (at, sat_per_vb))
             self.db.execute("DELETE FROM feerate_samples WHERE at < ?", (at - 2 * 86400,))
+
+    # -- the live experiment ----------------------------------------------------------------------
+    def new_experiment_id(self) -> int:
+        return int(self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM experiments").fetchone()[0])
+
+    def save_experiment(self, exp_id: int, data: Mapping[str, Any], now: int) -> None:
+        self.db.execute("INSERT INTO experiments(id, data_json, created_at) VALUES (?,?,?) ON CONFLICT(id) "
+                        "DO UPDATE SET data_json=excluded.data_json", (exp_id, json.dumps(data, sort_keys=True), now))
+
+    def latest_experiment(self) -> dict | None:
+        row = self.db.execute("SELECT data_json FROM experiments ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def daily_fees_and_spend(self, since: int, until: int) -> tuple[list[tuple[str, int, int]], list[tuple[str, int, int]]]:
+        """Per channel and whole day since `since` (day 0 = its first 24 h): fees earned as the outgoing
+        channel, and rebalance spend settled into it as the destination (msat)."""
+        fees = [tuple(r) for r in self.db.execute(
+            "SELECT out_channel, CAST((received_time - ?) / 86400 AS INTEGER), SUM(fee_msat) FROM forwards "
+            "WHERE status='settled' AND received_time >= ? AND received_time < ? GROUP BY 1, 2",
+            (since, since, until))]
+        spend = [tuple(r) for r in self.db.execute(
+            "SELECT scid, CAST((settled_at - ?) / 86400 AS INTEGER), SUM(spent_msat) FROM budget_reservations "
+            "WHERE status!='active' AND settled_at >= ? AND settled_at < ? GROUP BY 1, 2", (since, since, until))]
+        return fees, spend
+
+    def closed_channels(self) -> dict[str, int]:
+        """scid → when its actor was retired (the channel left CHANNELD_NORMAL)."""
+        return {r[0]: r[1] for r in self.db.execute(
+            "SELECT scid, closed_at FROM channel_actors WHERE closed_at IS NOT NULL")}
