@@ -29,9 +29,9 @@ FRACTION_RANGE = (0.1, 0.9)
 MAX_DAYS = 90
 DEFAULT_DAYS = 28
 DEFAULT_DESIGN = "switchback"
-DEFAULT_PERIOD_DAYS = 7
+DEFAULT_PERIOD_DAYS = 3
 LOOKBACK_DAYS = 30           # past earnings that define the strata
-PARAMS = ("action", "fraction", "days", "design", "period_days")
+PARAMS = ("action", "fraction", "days", "design", "period_days", "seed")
 
 
 def load(store: Any) -> ex.Experiment | None:
@@ -75,7 +75,7 @@ def revenue_experiment(rt: "Runtime", params: dict, respond: Respond) -> None:
     if action != "start":
         extra = sorted(set(params) - {"action"})
         if extra:
-            raise _error(extra[0], f"only 'revenue-experiment start' takes it; {action} takes no other parameter")
+            raise _error(extra[0], f"only 'revenue-experiment start' uses it; give {action} nothing but the action")
     exp = load(rt.store)
     if action == "status":
         respond(_status(exp, rt.now, detail=True), None)
@@ -123,11 +123,13 @@ def _start(rt: "Runtime", params: dict, exp: ex.Experiment | None, respond: Resp
         raise _error("design", f"must be one of: {', '.join(ex.DESIGNS)} (got {shown(design)})")
     if design == "split":
         if "period_days" in params:
-            raise _error("period_days", "only design=switchback switches arms; split takes no period_days")
+            raise _error("period_days", "only design=switchback switches arms; design=split has no period")
         period = 0
     else:
         period = _int_param(params, "period_days", 1, max(1, days // 2), min(DEFAULT_PERIOD_DAYS, days // 2),
                             "how many days a channel stays in one arm before switching (at most half of days)")
+    seed = _int_param(params, "seed", 0, 2 ** 31 - 1, -1, "the assignment's random seed (default: the "
+                      "experiment's number)") if "seed" in params else None
     if not rt.started:
         raise RpcException("cl-revenue-ops is still loading channels", -32000)
     if exp is not None and exp.active(rt.now):
@@ -140,13 +142,14 @@ def _start(rt: "Runtime", params: dict, exp: ex.Experiment | None, respond: Resp
             respond(None, RpcException(f"listpeerchannels failed: {error['message']}", -32000))
             return
         try:
-            respond(_begin(rt, result, fraction, days, design, period), None)
+            respond(_begin(rt, result, fraction, days, design, period, seed), None)
         except RpcException as e:
             respond(None, e)
     rt.run_io([("listpeerchannels", {})], chosen)
 
 
-def _begin(rt: "Runtime", channels: dict, fraction: float, days: int, design: str, period: int) -> dict:
+def _begin(rt: "Runtime", channels: dict, fraction: float, days: int, design: str, period: int,
+           seed: int | None) -> dict:
     """Assign the channels whose fees we manage (a pinned or passive channel is in neither arm), save, tell."""
     from revops.rpc import load_policies  # the RPC layer imports this module; import late to avoid a cycle
     now = rt.now
@@ -159,14 +162,15 @@ def _begin(rt: "Runtime", channels: dict, fraction: float, days: int, design: st
     past = {scid: sum(d.values()) for scid, d in ex.daily_net(fees, spend).items()}
     candidates = [ex.Candidate(v.scid, v.capacity_msat, past.get(v.scid, 0), v.fee_ppm) for v in managed]
     exp_id = rt.store.new_experiment_id()
-    units = ex.assign(candidates, fraction, design, exp_id)
+    seed = exp_id if seed is None else seed
+    units = ex.assign(candidates, fraction, design, seed)
     arms = [u.arm for u in units.values()]
     if min(arms.count(ex.CONTROL), arms.count(ex.MANAGED)) < 2:
         raise _error("fraction", f"{len(candidates)} channels with a dynamic fee policy give "
                                  f"{arms.count(ex.CONTROL)} control and {arms.count(ex.MANAGED)} managed; each arm "
                                  "needs at least 2 (choose a fraction nearer 0.5, or more channels)")
     exp = ex.Experiment(id=exp_id, started_at=now, days=days, fraction=fraction, design=design,
-                        period_days=period, seed=exp_id, units=units)
+                        period_days=period, seed=seed, units=units)
     rt.store.save_experiment(exp_id, ex.to_json(exp), now)
     rt.tell(ExperimentChanged(exp))
     rt.log("info", f"experiment {exp_id} started: {design}, {arms.count(ex.CONTROL)} of {len(arms)} channels in "
@@ -186,7 +190,7 @@ def uplift_report(rt: "Runtime") -> dict:
     end = exp.started_at + complete * ex.DAY
     fees, spend = rt.store.daily_fees_and_spend(exp.started_at, end)
     cds = ex.channel_days(exp, rt.now, ex.daily_net(fees, spend), rt.store.closed_channels())
-    u = ex.uplift(cds, complete, seed=exp.id)
+    u = ex.uplift(cds, complete, seed=exp.seed)
     pruned = finance.pruned_before(rt.store) > exp.started_at
     return {"experiment": _status(exp, rt.now), "unit": "sat per day per BTC of capacity",
             "counted_until": end, **attrs.asdict(u),
@@ -201,6 +205,6 @@ def uplift_report(rt: "Runtime") -> dict:
 # (name, params, doc, handler): rpc.py wraps these in MethodSpec
 METHODS = (
     ("revenue-experiment", PARAMS,
-     "Live experiment: start [fraction] [days] [design] [period_days] | status | stop. A stratified random "
+     "Live experiment: start [fraction] [days] [design] [period_days] [seed] | status | stop. A stratified random "
      "share of the channels keeps its fee (control); revenue-report uplift gives the effect.", revenue_experiment),
 )
