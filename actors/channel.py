@@ -361,7 +361,7 @@ class ChannelActor(SupervisedActor):
         v, s, hill = self.view, self.state, self.state.hill
         metrics = self.flow_metrics
         return {
-            "scid": v.scid, "peer_id": v.peer_id, "opener": v.opener,
+            "scid": v.scid, "channel_id": v.channel_id, "peer_id": v.peer_id, "opener": v.opener,
             "capacity_msat": v.capacity_msat, "local_msat": v.local_msat,
             "local_ratio": round(v.local_ratio, 4), "peer_connected": v.peer_connected,
             "fee_ppm": v.fee_ppm, "fee_base_msat": v.fee_base_msat,

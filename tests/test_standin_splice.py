@@ -46,6 +46,7 @@ def test_a_spliced_channel_is_one_channel_in_every_report(tmp_path):
                                        "rebalance": "disabled", "fee_min_ppm": 50})
         advance(ld, int(0.99 * DAY))
         before = wait_for(lambda: channels(ld).get(old))
+        assert before["channel_id"] == cid
         assert before["rebalance_mode"] == "disabled"
 
         advance(ld, int(0.01 * DAY) + 120, step=600)    # the splice starts: CHANNELD_AWAITING_SPLICE
@@ -61,7 +62,7 @@ def test_a_spliced_channel_is_one_channel_in_every_report(tmp_path):
         new = listed[cid]["short_channel_id"]
         assert new != old and listed[cid]["state"] == "CHANNELD_NORMAL" and listed[cid]["total_msat"] == cap + 2 * 10**9
         after = wait_for(lambda: channels(ld).get(new))
-        assert old not in channels(ld)
+        assert old not in channels(ld) and after["channel_id"] == cid
         assert after["restarts"] == 0 and after["messages_handled"] > splicing["messages_handled"], \
             "the same actor, not a new one"
         assert after["capacity_msat"] == cap + 2 * 10**9, "the new capacity is picked up"
