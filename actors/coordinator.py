@@ -289,6 +289,8 @@ class CoordinatorActor(SupervisedActor):
         if old in self.drained:
             self.drained[new] = self.drained.pop(old)
         self.spliced = {o: (new if n == old else n) for o, n in self.spliced.items()} | {old: new}
+        if self.experiment is not None:
+            self.experiment = self.experiment.renamed(old, new)
 
     def busy_channels(self) -> set[str]:
         """Channels a job of ours runs on, under the short channel id it was started with and the one now."""

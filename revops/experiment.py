@@ -72,6 +72,12 @@ class Experiment:
     def active(self, now: int) -> bool:
         return self.started_at <= now < self.ends_at
 
+    def renamed(self, old: str, new: str) -> "Experiment":
+        """A splice gave channel `old` a new short channel id: its unit follows it (revops/identity.py)."""
+        if old not in self.units:
+            return self
+        return attrs.evolve(self, units={(new if s == old else s): u for s, u in self.units.items()})
+
     def arm(self, scid: str, now: int) -> str | None:
         """The arm of a channel at `now`; None when it is not in the experiment or the experiment is over."""
         unit = self.units.get(scid)

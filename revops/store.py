@@ -247,6 +247,13 @@ class Store:
                                                 (f'%"{old}"%',)).fetchall():
                 self.db.execute("UPDATE rebalances SET from_channels=? WHERE id=?",
                                 (json.dumps([new if s == old else s for s in json.loads(sources)]), rid))
+            for eid, text in self.db.execute("SELECT id, data_json FROM experiments WHERE data_json LIKE ?",
+                                             (f'%"{old}"%',)).fetchall():
+                data = json.loads(text)           # an experiment's units (revops/experiment.py) follow the channel
+                if old in data.get("units", {}):
+                    data["units"][new] = data["units"].pop(old)
+                    self.db.execute("UPDATE experiments SET data_json=? WHERE id=?",
+                                    (json.dumps(data, sort_keys=True), eid))
         for alias, cur in list(self.aliases.items()):
             if cur == old:
                 self.aliases[alias] = new

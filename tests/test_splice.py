@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from revops import identity, simulate
+from revops import experiment, identity, simulate
 from revops.model import Forward
 from revops.sim import node as simnode
 from revops.sim.scenario import ScenarioError, loads_scenario
@@ -33,6 +33,12 @@ channel = "{channel}"
 amount_sat = {amount_sat}
 confirms = {confirms}
 """
+
+
+def test_an_experiment_unit_follows_its_channel():
+    exp = one_unit_experiment()
+    moved = exp.renamed(OLD, NEW)
+    assert moved.control_ppm(NEW, 10) == 100 and moved.arm(OLD, 10) is None and exp.renamed("1x1x1", NEW) is exp
 
 
 def test_splices_are_channels_listed_under_another_scid():
@@ -75,6 +81,13 @@ def old_database(path: str) -> None:
     db.close()
 
 
+def one_unit_experiment() -> experiment.Experiment:
+    """A live experiment whose control arm holds OLD at 100 ppm (revops/experiment.py)."""
+    return experiment.Experiment(id=1, started_at=0, days=14, fraction=0.5, design="split", period_days=0, seed=1,
+                                 units={OLD: experiment.Unit(arm=experiment.CONTROL, control_ppm=100,
+                                                             capacity_msat=10**9, stratum="lower/none")})
+
+
 def history(store: Store, scid: str) -> dict:
     q = store.db.execute
     return {"fees_out": store.channel_earnings(scid, 0)[0],
@@ -93,6 +106,7 @@ def test_an_old_database_migrates_and_its_channels_history_follows_a_splice(tmp_
     old_database(path)
     store = Store(path)
     assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    store.save_experiment(1, experiment.to_json(one_unit_experiment()), 1)
     before = history(store, OLD)
     assert before["fees_out"] == 500 and before["actor"] == before["decisions"] == 1
     assert store.follow_channels([(OLD, CID, PEER)], 100) == {}, "the first listing only records identities"
@@ -102,6 +116,8 @@ def test_an_old_database_migrates_and_its_channels_history_follows_a_splice(tmp_
     assert not any(history(store, OLD)[k] for k in ("fees_out", "in", "rollup", "actor", "decisions",
                                                     "rebalanced_into", "source_of", "reserved"))
     assert history(store, OLD)["policy"] == []
+    units = experiment.from_json(store.latest_experiment()).units
+    assert set(units) == {NEW} and units[NEW].arm == experiment.CONTROL, "the experiment's unit follows it"
     store.close()
     again = Store(path)    # the alias map comes back from the file
     assert again.canonical(OLD) == NEW and again.scid_history(OLD) == [OLD, NEW]
