@@ -256,3 +256,19 @@ def test_start_hold_restart_and_stop_in_the_simulation(tmp_path):
     assert not any(b == "control" for b in branches(sim).values())
     assert sim.rpc("revenue-status")["experiment"]["state"] == "stopped"
     sim.close()
+
+
+def test_a_spliced_channel_keeps_its_arm_under_its_new_short_channel_id(tmp_path):
+    """A splice changes a channel's short channel id; the store re-keys its history and the stored
+    experiment with it (Store.rename_channel), so the report and a restart find the channel's arm."""
+    from revops import experiment_rpc
+    store = Store(str(tmp_path / "revenue_ops.db"))
+    e = experiment("split")
+    old = sorted(e.units)[0]
+    store.follow_channels([(s, f"cid{s}", "peer") for s in e.units], e.started_at)
+    store.save_experiment(e.id, ex.to_json(e), e.started_at)
+    store.follow_channels([("999x1x0" if s == old else s, f"cid{s}", "peer") for s in e.units], e.started_at + DAY)
+    loaded = experiment_rpc.load(store)
+    assert old not in loaded.units and loaded.units["999x1x0"] == e.units[old]
+    assert loaded.arm("999x1x0", e.started_at + DAY) == e.units[old].arm
+    store.close()

@@ -59,7 +59,7 @@ def test_experiment_rpcs_through_the_plugin(node, tmp_path):
     assert experiments_in(db) == 0, "nothing written by refused calls"
 
     started = rpc.call("revenue-experiment", ["start", 0.5, 14])         # positional, as lightning-cli sends
-    assert started["state"] == "running" and started["design"] == "split" and started["days"] == 14
+    assert started["state"] == "running" and started["design"] == "switchback" and started["days"] == 14
     assert started["channels_now"] == {"control": 3, "managed": 3}
     with pytest.raises(RpcError) as e:
         rpc.call("revenue-experiment", {"action": "start"})
