@@ -4,7 +4,8 @@ Hill climbing's identity is kept — perturb (visit a level), observe (what it e
 toward what earns more (the centre climbs when a neighbour clearly earns more) — but every visit to a level
 adds to that level's evidence, so the noise of single windows averages out instead of steering the fee.
 Levels sit on one geometric grid (fee = 1.2^level ppm), so evidence gathered around an old centre still
-counts after the centre moves. Evidence fades (half-life one week) so the search follows a moving market.
+counts after the centre moves. When the going rate moves, the evidence moves with it (it says how a fee
+relative to the going rate sells), and it fades (half-life one week) so the search follows a moving market.
 
 Each level's demand is a Gamma posterior on its forwards per hour. Its prior is the channel's pooled rate
 moved by unit price elasticity (twice the fee, half the forwards): the prior alone favours no level, so only
@@ -100,7 +101,10 @@ def record(state: LadderState, now: int, fee_ppm: int, hours: float, forwards: i
 
 
 def follow_market(state: LadderState, anchor_ppm: int | None) -> tuple[LadderState, int]:
-    """Move the centre with the going rate when it moved by a level or more; older evidence weighs half.
+    """Move the centre with the going rate when it moved by a level or more, and carry the evidence along:
+    senders weigh our fee against the going rate, so what a level earned says how a fee that far above or
+    below the going rate sells, wherever the going rate is now. The demand band moves with it; the
+    evidence weighs half, since the market that moved may also have changed its volume.
     Returns the new state and the levels moved (0 = none)."""
     if anchor_ppm is None or state.centre is None:
         return state, 0
@@ -109,8 +113,10 @@ def follow_market(state: LadderState, anchor_ppm: int | None) -> tuple[LadderSta
     shift = level_of(anchor_ppm) - level_of(state.anchor_ppm)
     if shift == 0:
         return state, 0
-    halved = {lv: Evidence(e.hours / 2, e.forwards / 2, e.fees_msat / 2) for lv, e in state.evidence.items()}
-    return attrs.evolve(state, centre=state.centre + shift, anchor_ppm=anchor_ppm, evidence=halved), shift
+    moved = {lv + shift: Evidence(e.hours / 2, e.forwards / 2, e.fees_msat / 2) for lv, e in state.evidence.items()}
+    band = fee_of(level_of(state.max_settled_ppm) + shift) if state.max_settled_ppm else 0
+    return attrs.evolve(state, centre=state.centre + shift, anchor_ppm=anchor_ppm, evidence=moved,
+                        max_settled_ppm=band), shift
 
 
 @attrs.frozen

@@ -323,7 +323,10 @@ def test_the_centre_follows_the_going_rate() -> None:
     s = attrs.evolve(s, anchored=True, ladder=attrs.evolve(s.ladder, anchor_ppm=300, max_settled_ppm=2000))
     d, new = decide(s, obs(now=12 * H, fwds=2, rate=1000.0, anchor_ppm=432), CFG)
     assert new.ladder.anchor_ppm == 432 and "going rate moved +2 levels" in d.reason
-    assert new.ladder.evidence[ladder.level_of(500)].forwards < 20      # older evidence weighs less
+    # the evidence moves with the going rate (two levels up) and weighs less; so does the demand band
+    moved = new.ladder.evidence[ladder.level_of(500) + 2]
+    assert 10 <= moved.forwards < 20 and ladder.level_of(500) not in new.ladder.evidence
+    assert new.ladder.max_settled_ppm == ladder.fee_of(ladder.level_of(2000) + 2)
 
 
 def test_an_emptying_channel_is_not_sold_below_its_refill_value() -> None:
