@@ -393,7 +393,7 @@ def _search_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, 
         lad = ladder.record(lad, obs.now, obs.channel.fee_ppm, hours, obs.forwards_out, obs.fees_earned_msat,
                             obs.channel.local_ratio)
     lad, shift = ladder.follow_market(lad, obs.anchor_ppm)
-    shadow = ladder.shadow_ppm(obs.refill_ppm, obs.channel.local_ratio)
+    shadow = ladder.shadow_ppm(obs.refill_ppm, obs.channel.local_ratio, state.climb_fee_ppm)
     rng = random.Random(f"{obs.channel.scid}:{state.window_start}")   # a held decision draws the same again
     choice = ladder.choose(lad, state.climb_fee_ppm, bounds.floor_no_vegas, bounds.ceiling, shadow,
                            obs.channel.local_ratio, rng)

@@ -12,7 +12,8 @@ moved by unit price elasticity (twice the fee, half the forwards): the prior alo
 evidence moves the fee, and silence is never read as a signal. The value of a level is what it earns net of
 the liquidity it sells: forwards × volume × (fee − shadow price), where the shadow price is what refilling
 the channel costs (the rebalancer's own inbound estimate), positive when the channel is emptier than half,
-negative when fuller.
+negative when fuller (never more than the channel's own fee: no refill that costs more than routing earns is
+ever bought).
 
 Pure functions; time and randomness arrive as arguments. docs/fees.md §4 explains one channel's story.
 """
@@ -35,7 +36,8 @@ DRAWS = 64                   # posterior draws for that probability
 SIGNAL_FORWARDS = 3.0        # fewer (decayed) forwards than this on the whole ladder: too little to search on
 FULL_SHARE = 0.9             # a silent channel this full is priced where nobody pays: its centre steps down
 MIN_RATE_PER_HOUR = 1 / 168  # prior demand when a channel has no history: one forward a week
-SHADOW_SHARE = 0.5           # at half full a sold sat is worth nothing extra; empty: its refill cost; full: minus it
+SHADOW_SHARE = 0.5           # at half full a sold sat is worth nothing extra; empty: its refill cost; full: minus
+                             # that, at most minus the fee
 
 
 @attrs.frozen
@@ -68,13 +70,15 @@ def fee_of(level: int) -> int:
     return max(1, round(RATIO ** level))
 
 
-def shadow_ppm(refill_ppm: int | None, local_ratio: float) -> int:
+def shadow_ppm(refill_ppm: int | None, local_ratio: float, fee_ppm: int) -> int:
     """What a sold sat of outbound liquidity is worth beyond its fee: +refill cost when the channel is empty
-    (it must be bought back), 0 at half full, −refill cost when full (selling it frees inbound that would
-    otherwise have to be bought). Linear in between."""
+    (it must be bought back), 0 at half full, linear in between. Selling from a full channel frees inbound
+    that would otherwise have to be bought, but only a refill the rebalancer would make: it pays no more
+    for liquidity than routing earns, so that side is worth at most the channel's own fee (−fee at full)."""
     if not refill_ppm:
         return 0
-    return round(refill_ppm * max(-1.0, 1.0 - local_ratio / SHADOW_SHARE))
+    side = 1.0 - local_ratio / SHADOW_SHARE
+    return round(refill_ppm * side) if side >= 0 else round(min(refill_ppm, fee_ppm) * max(-1.0, side))
 
 
 def decay(state: LadderState, now: int) -> LadderState:

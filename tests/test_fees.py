@@ -330,15 +330,27 @@ def test_the_centre_follows_the_going_rate() -> None:
 
 
 def test_an_emptying_channel_is_not_sold_below_its_refill_value() -> None:
-    assert ladder.shadow_ppm(1000, 0.1) == 800 and ladder.shadow_ppm(1000, 0.5) == 0
-    assert ladder.shadow_ppm(1000, 0.75) == -500 and ladder.shadow_ppm(1000, 1.0) == -1000
-    assert ladder.shadow_ppm(None, 0.0) == 0
+    assert ladder.shadow_ppm(1000, 0.1, 400) == 800 and ladder.shadow_ppm(1000, 0.5, 400) == 0
+    assert ladder.shadow_ppm(1000, 0.75, 2000) == -500 and ladder.shadow_ppm(1000, 1.0, 2000) == -1000
+    assert ladder.shadow_ppm(None, 0.0, 400) == 0
     s = rich({300: (100, 30), 420: (100, 25), 500: (100, 20), 600: (100, 15)}, centre=420)
     for now in range(12, 300, 12):
         o = obs(now=now * H, window_start=(now - 12) * H, fwds=2, rate=1000.0, channel=chan(fee=420, local=0.4),
                 refill_ppm=2000)
         d, _ = decide(s, o, CFG)
         assert d.inputs["shadow_ppm"] == 400 and d.new_fee_ppm > 400
+
+
+def test_a_full_channel_is_discounted_by_no_more_than_routing_earns() -> None:
+    """Seen on held-out field seed 10: refilling cost 300 ppm where routing earned ~100, the top channels
+    (90 % full) counted every sold sat 240 ppm above its fee and fell to 55 ppm in a 141 ppm market. No
+    rebalance that costs more than routing earns is ever made, so a full channel's discount is at most
+    its own fee."""
+    assert ladder.shadow_ppm(300, 0.9, 100) == -80 and ladder.shadow_ppm(300, 1.0, 100) == -100
+    assert ladder.shadow_ppm(300, 0.1, 100) == 240        # the empty side still counts the whole refill
+    s = rich({100: (100, 30)}, centre=100)
+    d, _ = decide(s, obs(now=12 * H, fwds=2, rate=1000.0, channel=chan(fee=100, local=0.9), refill_ppm=300), CFG)
+    assert d.inputs["shadow_ppm"] == -80
 
 
 def test_the_search_finds_the_best_fee_of_a_market_it_cannot_see() -> None:
