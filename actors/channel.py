@@ -225,7 +225,7 @@ class ChannelActor(SupervisedActor):
             fees_earned_msat=self.state.window_fees_msat, forwards_out=self.state.window_forwards,
             has_routed_out_ever=self.state.routed_out, floor_ppm=floor,
             vegas_multiplier=msg.vegas_multiplier, policy=self.policy, marginal_roi=roi, anchor_ppm=msg.anchor_ppm,
-            refill_ppm=msg.refill_ppm, control_ppm=msg.control_ppm)
+            refill_ppm=msg.refill_ppm, control_ppm=msg.control_ppm, home_ppm=msg.home_ppm)
         decision, hill = fees.decide(self.state.hill, obs, msg.config)
         decision, hill = self.valve(decision, hill, msg)
         self.state.last_decision = to_dict(decision)

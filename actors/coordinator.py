@@ -103,6 +103,7 @@ class CoordinatorActor(SupervisedActor):
         self.drained: dict[str, dict[str, float]] = {}   # source scid → {dest scid: when} (ping-pong guard)
         self.hive_signals = 0                     # HiveMembership + HivePush messages handled
         self.anchors: dict[str, int] = {}         # peer → going rate (ppm) from gossip (revops/anchor.py)
+        self.unanchored: set[str] = set()         # peers gossip shows too few other channels toward
         self.refill_ppm: dict[str, int] = {}      # peer → what routing into it costs (last rebalance cycle)
         self.surveyed: dict[str, int] = {}        # peer → when its anchor was last asked for
         self.experiment: Any = None               # revops.experiment.Experiment, the latest (maybe over)
@@ -344,6 +345,9 @@ class CoordinatorActor(SupervisedActor):
                 anchor.competitor_anchor(msg.result.get("channels", []), self.node_id, peer)
             if found is not None:
                 self.anchors[peer] = found
+                self.unanchored.discard(peer)
+            elif msg.error is None:
+                self.unanchored.add(peer)     # gossip answered: too few other channels toward this peer
             return
         if self.cycle and self.cycle["ids"].get(msg.req_id) == tag:   # a late reply of an expired cycle: no
             self.cycle[tag] = msg
@@ -412,7 +416,8 @@ class CoordinatorActor(SupervisedActor):
                                      open_cost_msat=costs.open_cost_msat if costs else None,
                                      figures_at=cycle["ledger_at"], anchor_ppm=self.anchor_ppm(scid),
                                      refill_ppm=self.refill_ppm.get(self.views[scid].peer_id) if scid in self.views
-                                     else None, control_ppm=self.control_ppm(scid, now)))
+                                     else None, control_ppm=self.control_ppm(scid, now),
+                                     home_ppm=ledger.node_ppm if self.unanchored_channel(scid) else None))
         self.checkpoint = copy.deepcopy(self.state)
 
     def control_ppm(self, scid: str, now: int) -> int | None:
@@ -420,6 +425,9 @@ class CoordinatorActor(SupervisedActor):
 
     def anchor_ppm(self, scid: str) -> int | None:
         return self.anchors.get(self.views[scid].peer_id) if scid in self.views else None
+
+    def unanchored_channel(self, scid: str) -> bool:
+        return scid in self.views and self.views[scid].peer_id in self.unanchored
 
     def update_vegas(self, now: int, reply: IoResult) -> fees.ChainCosts | None:
         """Feed one feerate sample to the Vegas Reflex; returns chain costs for the floor (None if unknown)."""

@@ -137,6 +137,7 @@ class FeeCycle:
     anchor_ppm: int | None = None            # going rate toward the channel's peer (revops/anchor.py)
     refill_ppm: int | None = None            # cost of routing into the peer, the rebalancer's estimate
     control_ppm: int | None = None           # the live experiment's control arm holds this fee (None = managed)
+    home_ppm: int | None = None              # the node's own rate, when gossip shows no going rate toward the peer
 
 
 @attrs.frozen
@@ -292,6 +293,7 @@ class LedgerFigures:
     last_success: dict[str, int]
     error: str | None = None
     drained: dict = attrs.field(factory=dict)     # source scid → {dest scid: when} (rebalances history)
+    node_ppm: int | None = None       # what the node's settled forwards paid, 30 days (ledger.node_ppm_30d)
 
 
 @attrs.frozen

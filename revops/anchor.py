@@ -4,7 +4,9 @@ A payment that leaves through our channel to peer P could have reached P through
 channel to P; those channels' fees (`listchannels destination=P`) are the going rate for our service.
 clboss prices from the same survey. We use it once per channel, to start a fee that sits far below the
 going rate (typically Core Lightning's default 10 ppm) at the going rate, instead of climbing to it in
-small steps for a week; hill climbing then searches from there on the fees actually earned.
+small steps for a week; hill climbing then searches from there on the fees actually earned. Toward a
+peer that gossip shows fewer than three other channels to, the node's own history stands in: what its
+settled forwards paid over 30 days (fees / volume); it starts the search, never moves it later.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ MIN_COMPETITORS = 3          # fewer channels toward the peer say nothing about 
 REFRESH_SECONDS = 86_400     # gossip fees move slowly; one survey per peer per day
 PEERS_PER_CYCLE = 100        # bounds the listchannels calls of one fee cycle on large nodes
 START_BELOW = 0.5            # a fee under half the going rate starts at the going rate
+HOME_MIN_FORWARDS = 10       # the node's own rate needs this many settled forwards (30 days) to stand for it
 
 
 def competitor_anchor(channels: Iterable[dict], our_id: str, peer_id: str) -> int | None:

@@ -223,6 +223,7 @@ class FeeObservation:
     anchor_ppm: int | None = None  # the going rate toward this peer from gossip; None = unknown
     refill_ppm: int | None = None  # what refilling this channel costs (the rebalancer's inbound estimate)
     control_ppm: int | None = None  # the live experiment's control arm holds this fee (revops/experiment.py)
+    home_ppm: int | None = None    # the node's own rate (30 days), when gossip shows no going rate to the peer
 
 
 @attrs.frozen
@@ -291,7 +292,7 @@ def decide(state: HillClimbState, obs: FeeObservation, cfg: FeeConfig) -> tuple[
     plan, s = _congestion_plan(state, obs, bounds, cfg), state
     if plan is None and obs.control_ppm is not None:
         plan = _control_plan(state, obs, bounds, cfg)
-    if plan is None and cfg.price_anchor and not state.anchored and obs.anchor_ppm is not None:
+    if plan is None and cfg.price_anchor and not state.anchored and (obs.anchor_ppm is not None or obs.home_ppm is not None):
         s = attrs.evolve(state, anchored=True)   # a held move keeps `state`, so the check comes again
         plan = _anchor_plan(s, obs, bounds, cfg)
     plan = plan or _external_plan(s, obs, bounds) or _search_plan(s, obs, bounds, cfg)
@@ -345,17 +346,22 @@ def _control_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds,
 
 
 def _anchor_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig) -> _Plan | None:
-    """Once per channel: a climb fee far below the going rate toward the peer starts at the going rate."""
-    start = anchored_start(state.climb_fee_ppm, obs.anchor_ppm)
+    """Once per channel: a climb fee far below the going rate toward the peer starts at the going rate (the
+    node's own rate where gossip shows none; it starts the search but is never followed)."""
+    going = obs.anchor_ppm if obs.anchor_ppm is not None else obs.home_ppm
+    start = anchored_start(state.climb_fee_ppm, going)
     if start is None:
         return None
     climb = _clamp(start, bounds.floor_no_vegas, bounds.ceiling)
     lad = attrs.evolve(state.ladder, centre=ladder.level_of(climb), anchor_ppm=obs.anchor_ppm)
     applied = attrs.evolve(state, climb_fee_ppm=climb, window_start=obs.now, ladder=lad)
-    climber = (f"anchor: other nodes charge a median {obs.anchor_ppm} ppm toward this peer, the fee "
-               f"{state.climb_fee_ppm} ppm is under half of it -> the search starts at {climb} ppm")
+    source = f"other nodes charge a median {going} ppm toward this peer" if obs.anchor_ppm is not None else \
+        f"gossip shows too few channels toward this peer; this node's forwards paid {going} ppm (30 days)"
+    climber = (f"anchor: {source}, the fee {state.climb_fee_ppm} ppm is under half of it -> the search starts "
+               f"at {climb} ppm")
     plan = _modified(climb, climb, obs, bounds, cfg, climber, applied,
-                     {"anchor_ppm": obs.anchor_ppm, "climb_fee_before_ppm": state.climb_fee_ppm})
+                     {"anchor_ppm": obs.anchor_ppm, "home_ppm": obs.home_ppm,
+                      "climb_fee_before_ppm": state.climb_fee_ppm})
     return plan if plan.branch == "vegas" else attrs.evolve(plan, branch="anchor", reason=climber + (
         "" if plan.target == climb else f", published {plan.target} ppm"))
 

@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from revops import hive
+from revops.anchor import HOME_MIN_FORWARDS
 from revops import rebalance as rb
 from revops.model import converter
 from revops.store import Store
@@ -61,6 +62,14 @@ class Ledger:
         return {r[0]: r[1] for r in self.db.execute(
             "SELECT out_channel, SUM(fee_msat) FROM forwards WHERE status='settled' AND received_time >= ? "
             "GROUP BY out_channel", (now - 30 * DAY,))}
+
+    def node_ppm_30d(self, now: int) -> int | None:
+        """The node's own going rate: fees over volume of its settled forwards in 30 days (None with fewer
+        than anchor.HOME_MIN_FORWARDS of them: too few to stand for the node)."""
+        n, fee, out = self.db.execute(
+            "SELECT COUNT(*), SUM(fee_msat), SUM(out_msat) FROM forwards WHERE status='settled' AND received_time >= ?",
+            (now - 30 * DAY,)).fetchone()
+        return int(fee * 1_000_000 // out) if n >= HOME_MIN_FORWARDS and out else None
 
     def history_ppm(self, now: int) -> dict[str, list[int]]:
         """Per destination scid: the ppm actually paid by our successful rebalances (30 days)."""

@@ -9,6 +9,9 @@ import attrs
 import pytest
 
 from revops import ladder, simulate
+from revops.ledger import Ledger
+from revops.model import Forward
+from revops.store import Store
 from revops.anchor import REFRESH_SECONDS, anchored_start, competitor_anchor, peers_due
 from revops.fees import decide
 from revops.sim.node import SimNode
@@ -74,6 +77,35 @@ def test_an_anchor_start_held_by_the_daily_budget_is_tried_again() -> None:
     d, s1 = decide(s0, obs(now=2 * H, channel=chan(fee=10), anchor_ppm=420), CFG)
     assert d.branch == "anchor" and not d.broadcast and "limit 2" in d.reason
     assert s1 == s0 and not s1.anchored
+
+
+def test_where_gossip_shows_no_going_rate_the_nodes_own_rate_starts_the_search() -> None:
+    s0 = state(climb_fee_ppm=10, last_broadcast_fee_ppm=10)
+    d, s1 = decide(s0, obs(now=2 * H, channel=chan(fee=10), home_ppm=150), CFG)
+    assert (d.branch, d.new_fee_ppm, d.broadcast) == ("anchor", 150, True)
+    assert "too few channels toward this peer" in d.reason and d.inputs["home_ppm"] == 150
+    # it starts the search but is never followed: the ladder knows no going rate to track
+    assert s1.anchored and s1.ladder.anchor_ppm is None
+    d2, s2 = decide(s1, obs(now=15 * H, fwds=3, rate=500.0, channel=chan(fee=150), home_ppm=900,
+                            window_start=2 * H), CFG)
+    assert d2.branch == "search" and "going rate moved" not in d2.reason and s2.ladder.anchor_ppm is None
+    # gossip's going rate comes first
+    d, _ = decide(s0, obs(now=2 * H, channel=chan(fee=10), anchor_ppm=420, home_ppm=150), CFG)
+    assert d.new_fee_ppm == 420 and "median 420 ppm" in d.reason
+
+
+def test_the_nodes_own_rate_is_its_fees_over_its_volume_of_30_days(tmp_path) -> None:
+    store = Store(str(tmp_path / "l.db"))
+    ledger = Ledger(store)
+    now = 40 * DAY
+
+    def fwd(i: int, t: float, out_msat: int, fee: int, status: str = "settled") -> Forward:
+        return Forward("1x1x1", i, "2x2x2", out_msat + fee, out_msat, fee, status, t)
+    store.insert_forwards([fwd(i, now - DAY, 1_000_000_000, 100_000) for i in range(9)])
+    assert ledger.node_ppm_30d(now) is None                      # 9 forwards: too few to stand for the node
+    store.insert_forwards([fwd(9, now - DAY, 3_000_000_000, 100_000), fwd(10, now - 31 * DAY, 1_000, 900),
+                               fwd(11, now - DAY, 5_000_000_000, 0, "failed")])
+    assert ledger.node_ppm_30d(now) == 83    # 1,000,000 msat of fees on 12,000,000,000 msat out; old and failed left out
 
 
 def test_congestion_comes_before_the_anchor_and_the_option_turns_it_off() -> None:
@@ -169,5 +201,23 @@ def test_plugin_moves_default_fees_to_the_going_rate_within_hours() -> None:
             going = sim.node.clboss._median_fees(ch.peer_id)[1]
             assert d["outcome"] == "applied" and d["inputs"]["anchor_ppm"] == going == d["inputs"]["climb_fee_ppm"] <= d["new_fee_ppm"]
             assert d["old_fee_ppm"] < going / 2
+    finally:
+        sim.close()
+
+
+def test_plugin_starts_a_channel_gossip_cannot_price_at_the_nodes_own_rate() -> None:
+    sim = simulate.start(load_scenario("small"), seed=5)
+    try:
+        lonely = sim.node.open_channels()[0]
+        competitors = sim.node.competitors
+        competitors._by_peer[lonely.peer_id] = competitors.of(lonely.peer_id)[:2]   # gossip shows two, too few
+        sim.node.set_fee(lonely, 1000, 10)
+        sim.advance(2 * DAY)
+        started = [d for d in sim.rpc("revenue-fee-debug", {"channel_id": lonely.scid})["decisions"]
+                   if d["branch"] == "anchor"]
+        assert len(started) == 1 and started[0]["outcome"] == "applied", started
+        d = started[0]
+        assert d["inputs"]["anchor_ppm"] is None and d["inputs"]["home_ppm"] == d["new_fee_ppm"] > 20
+        assert "this node's forwards paid" in d["reason"]
     finally:
         sim.close()
