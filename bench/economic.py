@@ -306,6 +306,16 @@ def chart(agg: dict, path: Path) -> bool:
     return True
 
 
+def run_cache(out_arg: str, fresh: bool) -> tuple[Path, Path]:
+    """The result file and the cache of its runs beside it (<out>.runs.jsonl), emptied when `fresh`."""
+    out = Path(out_arg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cache = out.with_suffix(".runs.jsonl")
+    if fresh and cache.exists():
+        cache.unlink()
+    return out, cache
+
+
 def _commit() -> str:
     import subprocess
 
@@ -325,11 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(RESULTS / "economic.json"))
     ap.add_argument("--fresh", action="store_true", help="ignore runs cached next to --out (<out>.runs.jsonl)")
     a = ap.parse_args(argv)
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cache = out.with_suffix(".runs.jsonl")
-    if a.fresh and cache.exists():
-        cache.unlink()
+    out, cache = run_cache(a.out, a.fresh)
     runs = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
     # runs of another simulator version stay in the file for the record but never mix with these
     runs = [r for r in runs if r.get("sim_version") == SIM_VERSION]

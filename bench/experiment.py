@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.economic import _commit, scenario_path
+from bench.economic import _commit, run_cache, scenario_path
 from revops import experiment as ex
 from revops import simulate
 from revops.sim.node import SIM_VERSION
@@ -154,11 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(RESULTS / "experiment.json"))
     ap.add_argument("--fresh", action="store_true", help="ignore cached runs (<out>.runs.jsonl)")
     a = ap.parse_args(argv)
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cache = out.with_suffix(".runs.jsonl")
-    if a.fresh and cache.exists():
-        cache.unlink()
+    out, cache = run_cache(a.out, a.fresh)
     path = scenario_path(a.scenario)
     name = load_scenario(path).name
     runs = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []

@@ -18,7 +18,7 @@ from revops import finance
 from revops import policy as policy_rules
 from revops.model import ChannelView, Strategy
 from revops.node import parse_channel
-from revops.params import shown, to_float, to_int
+from revops.params import int_within, shown, to_float
 
 if TYPE_CHECKING:
     from revops.runtime import Runtime
@@ -59,11 +59,8 @@ def _fraction(params: dict) -> float:
 
 def _int_param(params: dict, field: str, lo: int, hi: int, default: int, what: str) -> int:
     value = params.get(field, default)
-    try:
-        n = to_int(value)
-    except ValueError:
-        n = lo - 1
-    if not lo <= n <= hi:
+    n = int_within(value, lo, hi)
+    if n is None:
         raise _error(field, f"{what}, an integer from {lo} to {hi} (got {shown(value)})")
     return n
 

@@ -40,6 +40,15 @@ def to_int(value: Any) -> int:
     raise ValueError("not an integer")
 
 
+def int_within(value: Any, lo: int, hi: int) -> int | None:
+    """The integer `value` stands for when it lies in [lo, hi]; None otherwise (the caller names the field)."""
+    try:
+        n = to_int(value)
+    except ValueError:
+        return None
+    return n if lo <= n <= hi else None
+
+
 def to_float(value: Any) -> float:
     """A finite JSON number or a decimal string in ASCII digits."""
     if isinstance(value, bool):

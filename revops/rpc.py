@@ -19,7 +19,7 @@ from revops import hive
 from revops import policy as policy_rules
 from revops import backtest_rpc, experiment_rpc, reports_rpc
 from revops.model import Policy, RebalanceMode, Strategy
-from revops.params import BOOL_TEXT, MAX_SHOWN, shown, to_bool, to_int
+from revops.params import BOOL_TEXT, MAX_SHOWN, int_within, shown, to_bool
 
 if TYPE_CHECKING:
     from revops.runtime import Runtime, RpcCall
@@ -497,11 +497,8 @@ def _opt_scid(rt: "Runtime", params: dict, field: str) -> str | None:
 
 def _int(params: dict, field: str, lo: int, hi: int, default: int) -> int:
     value = params.get(field, default)
-    try:
-        number = to_int(value)
-    except ValueError:
-        number = lo - 1
-    if not lo <= number <= hi:
+    number = int_within(value, lo, hi)
+    if number is None:
         raise InputError(field, f"must be an integer from {lo} to {hi} (got {shown(value)})")
     return number
 

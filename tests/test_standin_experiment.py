@@ -3,15 +3,13 @@ input is refused by name with nothing written, an experiment starts, shows in re
 plugin restart, and stops."""
 from __future__ import annotations
 
-import os
 import sqlite3
 
 import pytest
 from pyln.client import RpcError
 
-from revops.sim.lightningd import StandinLightningd
 from tests.plugin_under_test import NAME, PLUGIN
-from tests.test_plugin_standin import advance, running
+from tests.test_plugin_standin import advance, node, running  # noqa: F401,F811 - the `node` fixture
 
 BAD = [
     ({"action": "begin"}, "action"),
@@ -31,15 +29,6 @@ BAD = [
 def experiments_in(db: str) -> int:
     with sqlite3.connect(db) as con:
         return con.execute("SELECT COUNT(*) FROM experiments").fetchone()[0]
-
-
-@pytest.fixture
-def node(tmp_path):
-    os.environ["REVOPS_TICK_SECONDS"] = "0.2"
-    with StandinLightningd("small", lightning_dir=str(tmp_path), seed=3, speed=0, plugins=[PLUGIN],
-                           log_stderr=False) as ld:
-        running(ld)
-        yield ld
 
 
 def test_experiment_rpcs_through_the_plugin(node, tmp_path):
