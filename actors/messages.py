@@ -293,7 +293,7 @@ class LedgerFigures:
     last_success: dict[str, int]
     error: str | None = None
     drained: dict = attrs.field(factory=dict)     # source scid → {dest scid: when} (rebalances history)
-    node_ppm: int | None = None       # what the node's settled forwards paid, 30 days (ledger.node_ppm_30d)
+    node_ppm: int | None = None       # what the node's settled forwards paid, 30 days (ledger.earnings_30d)
 
 
 @attrs.frozen

@@ -58,18 +58,17 @@ class Ledger:
             "SELECT scid, SUM(spent_msat) FROM budget_reservations WHERE status!=? AND settled_at > ? GROUP BY scid",
             (ACTIVE, now - 30 * DAY))}
 
-    def earned_30d(self, now: int) -> dict[str, int]:
-        return {r[0]: r[1] for r in self.db.execute(
-            "SELECT out_channel, SUM(fee_msat) FROM forwards WHERE status='settled' AND received_time >= ? "
-            "GROUP BY out_channel", (now - 30 * DAY,))}
-
-    def node_ppm_30d(self, now: int) -> int | None:
-        """The node's own going rate: fees over volume of its settled forwards in 30 days (None with fewer
-        than anchor.HOME_MIN_FORWARDS of them: too few to stand for the node)."""
-        n, fee, out = self.db.execute(
-            "SELECT COUNT(*), SUM(fee_msat), SUM(out_msat) FROM forwards WHERE status='settled' AND received_time >= ?",
-            (now - 30 * DAY,)).fetchone()
-        return int(fee * 1_000_000 // out) if n >= HOME_MIN_FORWARDS and out else None
+    def earnings_30d(self, now: int) -> tuple[dict[str, int], int | None]:
+        """Fees earned per outgoing channel over 30 days, and from the same settled forwards the node's own
+        going rate: fees over volume (None with fewer than anchor.HOME_MIN_FORWARDS: too few to stand for it)."""
+        earned: dict[str, int] = {}
+        count, fees, volume = 0, 0, 0
+        for scid, fee, out, n in self.db.execute(
+                "SELECT out_channel, SUM(fee_msat), SUM(out_msat), COUNT(*) FROM forwards WHERE status='settled' "
+                "AND received_time >= ? GROUP BY out_channel", (now - 30 * DAY,)):
+            earned[scid] = fee
+            count, fees, volume = count + n, fees + (fee or 0), volume + (out or 0)
+        return earned, (fees * 1_000_000 // volume if count >= HOME_MIN_FORWARDS and volume else None)
 
     def history_ppm(self, now: int) -> dict[str, list[int]]:
         """Per destination scid: the ppm actually paid by our successful rebalances (30 days)."""

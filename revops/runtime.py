@@ -734,11 +734,12 @@ class Runtime:
         from pyln.client import RpcException
         if isinstance(out, LedgerQuery):
             try:
+                earned, node_ppm = self.ledger.earnings_30d(out.now)
                 reply = LedgerFigures(out.req_id, self.ledger.budget_state(out.now, self.config),
-                                      self.ledger.earned_30d(out.now), self.ledger.settled_spend_30d(out.now),
+                                      earned, self.ledger.settled_spend_30d(out.now),
                                       self.ledger.history_ppm(out.now), self.ledger.last_success(),
                                       drained=self.ledger.drained_for(out.now, self.config.pingpong_hours),
-                                      node_ppm=self.ledger.node_ppm_30d(out.now))
+                                      node_ppm=node_ppm)
             except Exception as e:  # noqa: BLE001 - no figures, no rebalance
                 reply = LedgerFigures(out.req_id, None, {}, {}, {}, {}, error=f"{type(e).__name__}: {e}")
             self.asys.tell(out.reply_to, reply)

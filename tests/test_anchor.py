@@ -102,10 +102,10 @@ def test_the_nodes_own_rate_is_its_fees_over_its_volume_of_30_days(tmp_path) -> 
     def fwd(i: int, t: float, out_msat: int, fee: int, status: str = "settled") -> Forward:
         return Forward("1x1x1", i, "2x2x2", out_msat + fee, out_msat, fee, status, t)
     store.insert_forwards([fwd(i, now - DAY, 1_000_000_000, 100_000) for i in range(9)])
-    assert ledger.node_ppm_30d(now) is None                      # 9 forwards: too few to stand for the node
+    assert ledger.earnings_30d(now)[1] is None                      # 9 forwards: too few to stand for the node
     store.insert_forwards([fwd(9, now - DAY, 3_000_000_000, 100_000), fwd(10, now - 31 * DAY, 1_000, 900),
                                fwd(11, now - DAY, 5_000_000_000, 0, "failed")])
-    assert ledger.node_ppm_30d(now) == 83    # 1,000,000 msat of fees on 12,000,000,000 msat out; old and failed left out
+    assert ledger.earnings_30d(now)[1] == 83    # 1,000,000 msat of fees on 12,000,000,000 msat out; old and failed left out
 
 
 def test_congestion_comes_before_the_anchor_and_the_option_turns_it_off() -> None:
