@@ -7,7 +7,6 @@ None of them rebalances (clboss's rebalancers and v1.4's EV rebalancer are not p
 """
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Mapping
 from typing import Protocol

@@ -30,7 +30,7 @@ from thespian.actors import ActorExitRequest, ActorSystem
 from actors.coordinator import CoordinatorActor
 from actors.messages import (ActorRestarted, BlockAdded, ChannelDirectory, ChannelRetired, ChannelsChanged,
                              ForwardSettled, HealthChanged, IoRequest, IoResult, LogLine, PeerConnection,
-                             PersistFeerate, PersistState, PoliciesChanged, QuarantineState, RecordDecision, RpcReply,
+                             PersistFeerate, PersistState, QuarantineState, RecordDecision, RpcReply,
                              RebuildFigures, Start, StoredFigures, Tick, WaitExpired)
 from actors.messages import (LedgerFigures, LedgerQuery, ReleaseBudget, ReserveBudget, ReserveResult, RpcFailure,
                              SaveJob, SettleJob)
@@ -39,7 +39,7 @@ from revops import clboss_sync, finance
 from revops import node as nodeio
 from revops.daily import DailyJobs
 from revops.ledger import Ledger
-from revops.model import ChannelView, Forward, from_dict
+from revops.model import ChannelView, Forward
 from revops.store import Store
 from revops.waits import Waits
 
