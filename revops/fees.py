@@ -225,6 +225,11 @@ class FeeObservation:
     control_ppm: int | None = None  # the live experiment's control arm holds this fee (revops/experiment.py)
     home_ppm: int | None = None    # the node's own rate (30 days), when gossip shows no going rate to the peer
 
+    @property
+    def going_ppm(self) -> int | None:
+        """The going rate a channel starts from: gossip's, else the node's own (never followed later)."""
+        return self.anchor_ppm if self.anchor_ppm is not None else self.home_ppm
+
 
 @attrs.frozen
 class FeeBounds:
@@ -292,7 +297,7 @@ def decide(state: HillClimbState, obs: FeeObservation, cfg: FeeConfig) -> tuple[
     plan, s = _congestion_plan(state, obs, bounds, cfg), state
     if plan is None and obs.control_ppm is not None:
         plan = _control_plan(state, obs, bounds, cfg)
-    if plan is None and cfg.price_anchor and not state.anchored and (obs.anchor_ppm is not None or obs.home_ppm is not None):
+    if plan is None and cfg.price_anchor and not state.anchored and obs.going_ppm is not None:
         s = attrs.evolve(state, anchored=True)   # a held move keeps `state`, so the check comes again
         plan = _anchor_plan(s, obs, bounds, cfg)
     plan = plan or _external_plan(s, obs, bounds) or _search_plan(s, obs, bounds, cfg)
@@ -348,7 +353,7 @@ def _control_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds,
 def _anchor_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig) -> _Plan | None:
     """Once per channel: a climb fee far below the going rate toward the peer starts at the going rate (the
     node's own rate where gossip shows none; it starts the search but is never followed)."""
-    going = obs.anchor_ppm if obs.anchor_ppm is not None else obs.home_ppm
+    going = obs.going_ppm
     start = anchored_start(state.climb_fee_ppm, going)
     if start is None:
         return None
