@@ -155,6 +155,7 @@ def test_a_second_splice_moves_every_earlier_alias_and_rollups_of_one_day_add_up
 
 
 # --- the simulated node's splice ----------------------------------------------------------------
+@pytest.mark.needs("shared")
 @pytest.mark.parametrize("version", CLN_VERSIONS)
 def test_the_simulated_node_splices_as_core_lightning_does(version):
     sc = loads_scenario(splice_scenario(confirms=3))
