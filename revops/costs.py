@@ -12,23 +12,30 @@ import attrs
 
 @attrs.frozen
 class ChannelCosts:
-    open_cost_msat: int = 0          # our share of the funding transaction's fee (0 when the peer opened)
+    open_cost_msat: int = 0          # our share of the funding and splice transactions' fees (0 when the peer opened)
     rebalance_fees_msat: int = 0     # fees of circular payments that filled this channel
 
 
 def bookkeeper_costs(events: Iterable[Mapping], channels: Mapping[str, tuple[str, str]]) -> dict[str, ChannelCosts]:
     """Costs per scid. `channels`: channel_id (bookkeeper's account name) → (scid, funding_txid).
 
-    Open cost: onchain_fee credit − debit in the channel's account for the funding transaction (the same
-    txid), as bookkeeper splits a batched open. Rebalance fees: bookkeeper books the fee on the account
-    that paid (the source); the cost belongs to the channel that was filled, found by the payment id of
-    the matching credit.
+    Open cost: onchain_fee credit − debit in the channel's account for each transaction that funded it, as
+    bookkeeper splits a batched open: the open and every splice it paid for. A splice spends the old funding
+    output (chain `channel_close`, extra tag `splice`) and books a chain `channel_open` for the new one in the
+    same account (CLN tests/test_splicing.py), so the funding transactions are the current one and those of
+    every `channel_open` in the account; a close transaction's fee is not an open cost. Rebalance fees:
+    bookkeeper books the fee on the account that paid (the source); the cost belongs to the channel that was
+    filled, found by the payment id of the matching credit.
     """
     events = list(events)
+    funded = {cid: {txid} for cid, (_, txid) in channels.items()}
+    for e in events:
+        if e.get("tag") == "channel_open" and e.get("type") == "chain" and e.get("account") in funded:
+            funded[e["account"]].add(str(e.get("outpoint", "")).partition(":")[0])
     open_cost: dict[str, int] = {}
     for e in events:
         chan = channels.get(e.get("account", ""))
-        if chan and e.get("type") == "onchain_fee" and e.get("txid") == chan[1]:
+        if chan and e.get("type") == "onchain_fee" and e.get("txid") in funded[e["account"]]:
             open_cost[chan[0]] = open_cost.get(chan[0], 0) + int(e["credit_msat"]) - int(e["debit_msat"])
     paid = {e["payment_id"]: int(e.get("fees_msat", 0)) for e in events
             if e.get("is_rebalance") and e.get("payment_id") and int(e.get("debit_msat", 0)) > 0}

@@ -61,3 +61,29 @@ def test_the_fee_cycle_feeds_costs_and_return_to_every_channel_actor():
         assert econ["earned_30d_msat"] == by_scid.get(row["scid"], 0)   # as of when the figures were read
         assert econ["marginal_roi"] == round(marginal_roi(econ["earned_30d_msat"], econ["rebalance_cost_30d_msat"]), 4)
     assert json.dumps(rows)  # JSON-able as the RPC returns it
+
+
+def test_open_cost_after_a_splice_is_the_open_plus_every_splice_and_not_the_close():
+    """Bookkeeper's channel account across a splice (CLN tests/test_splicing.py): the open's channel_open and
+    onchain_fee, the old output spent by the splice (channel_close, extra tag splice), the new output's
+    channel_open and the splice's onchain_fee; later a close's onchain_fee, which is not an open cost."""
+    cid, opened, spliced, closing = "ab" * 32, "11" * 32, "22" * 32, "33" * 32
+
+    def chain(tag: str, outpoint: str, credit: int, debit: int, **kw) -> dict:
+        return {"account": cid, "type": "chain", "tag": tag, "credit_msat": credit, "debit_msat": debit,
+                "currency": "bcrt", "outpoint": outpoint, "timestamp": 1, "blockheight": 103, **kw}
+
+    def fee(txid: str, credit: int, debit: int = 0) -> dict:
+        return {"account": cid, "type": "onchain_fee", "tag": "onchain_fee", "credit_msat": credit,
+                "debit_msat": debit, "currency": "bcrt", "timestamp": 1, "txid": txid}
+    events = [chain("channel_open", f"{opened}:0", 1_000_000_000, 0), fee(opened, 166_000),
+              chain("channel_close", f"{opened}:0", 0, 1_000_000_000, txid=spliced),
+              chain("channel_open", f"{spliced}:1", 1_100_000_000, 0),
+              fee(spliced, 250_000), fee(spliced, 0, 3_000),          # bookkeeper revises a fee by a new event
+              {"account": "wallet", "type": "onchain_fee", "tag": "onchain_fee", "credit_msat": 9_999,
+               "debit_msat": 0, "currency": "bcrt", "timestamp": 1, "txid": spliced},
+              fee(closing, 700_000)]
+    costs = bookkeeper_costs(events, {cid: ("211x1x1", spliced)})
+    assert costs == {"211x1x1": ChannelCosts(open_cost_msat=166_000 + 247_000)}
+    assert bookkeeper_costs(events[:2], {cid: ("103x1x0", opened)})["103x1x0"].open_cost_msat == 166_000, \
+        "before the splice: the open alone"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from revops import experiment, identity, simulate
+from revops.costs import bookkeeper_costs
 from revops.model import Forward
 from revops.sim import node as simnode
 from revops.sim.scenario import ScenarioError, loads_scenario
@@ -24,15 +25,18 @@ OLD, NEW, CID, PEER = "103x2x0", "211x1x1", "ab" * 32, "02" + "11" * 32
 
 
 def splice_scenario(channel: str = "acinq", at_day: float = 1.0, amount_sat: int = 2_000_000,
-                    confirms: int = 3) -> str:
-    return SMALL + f"""
+                    confirms: int = 3, fee_sat: int | None = None, open_fee_sat: int | None = None) -> str:
+    """`small` with one splice; `open_fee_sat`: acinq (which we opened) paid that for its funding transaction."""
+    base = SMALL if open_fee_sat is None else SMALL.replace('name = "acinq"\n',
+                                                            f'name = "acinq"\nopen_fee_sat = {open_fee_sat}\n')
+    return base + f"""
 [[events]]
 at_day = {at_day}
 action = "splice"
 channel = "{channel}"
 amount_sat = {amount_sat}
 confirms = {confirms}
-"""
+""" + ("" if fee_sat is None else f"fee_sat = {fee_sat}\n")
 
 
 def test_an_experiment_unit_follows_its_channel():
@@ -163,11 +167,12 @@ def test_the_simulated_node_splices_as_core_lightning_does(version):
     seen: list[tuple[str, dict]] = []
     node.subscribe(lambda topic, params: seen.append((topic, params)))
     ch = node.by_name["acinq"]
-    old, cid, cap, ours = ch.scid, ch.channel_id, ch.capacity_msat, ch.to_us_msat
+    old, cid, cap, ours, funded = ch.scid, ch.channel_id, ch.capacity_msat, ch.to_us_msat, ch.funding_txid
     node.run_days(0.999)
     forwards_before = len(node.forwards)
     node.run_days(1.001)
     assert ch.state == simnode.SPLICING and ch.scid == old
+    wallet, fee = node.onchain_msat, ch.splice["fee_msat"]
     listed = node.call("listpeerchannels", {"short_channel_id": old})
     validate_response("listpeerchannels", listed, version)
     assert listed["channels"][0]["inflight"][0]["splice_amount"] == 2_000_000
@@ -188,10 +193,28 @@ def test_the_simulated_node_splices_as_core_lightning_does(version):
     opens = [p["coin_movement"] for t, p in seen if t == "coin_movement"
              and p["coin_movement"].get("primary_tag") == "channel_open" and p["coin_movement"]["account_id"] == cid]
     assert len(opens) == 1 and opens[0]["utxo_txid"] == ch.funding_txid and opens[0]["output_msat"] == ch.capacity_msat
+    closes = [p["coin_movement"] for t, p in seen if t == "coin_movement"
+              and p["coin_movement"].get("primary_tag") == "channel_close" and p["coin_movement"]["account_id"] == cid]
+    assert [(c["extra_tags"], c["utxo"], c["spending_txid"]) for c in closes] == [
+        (["splice"], f"{funded}:0", ch.funding_txid)], "the old funding output is spent by the splice"
     for topic, params in seen:
         if topic in ("channel_state_changed", "coin_movement"):
             validate_notification(topic, params, version)
     validate_response("listpeerchannels", node.call("listpeerchannels"), version)
+    # bookkeeper: the old output leaves the account, the new one enters it, the splice's fee is the channel's
+    assert fee > 0 and fee % 1000 == 0, "SPLICE_WEIGHT at the feerate when it splices, whole sats"
+    assert node.onchain_msat == wallet - 2_000_000_000 - fee, "we spliced in from the wallet and paid the fee"
+    events = node.call("bkpr-listaccountevents", {"account": cid})
+    validate_response("bkpr-listaccountevents", events, version)
+    assert [(e["type"], e["tag"], e.get("outpoint"), e.get("txid")) for e in events["events"]
+            if e["type"] != "channel"] == [
+        ("chain", "channel_open", f"{funded}:0", None), ("chain", "channel_close", f"{funded}:0", ch.funding_txid),
+        ("chain", "channel_open", f"{ch.funding_txid}:0", None), ("onchain_fee", "onchain_fee", None, ch.funding_txid)]
+    income = node.call("bkpr-listincome")
+    validate_response("bkpr-listincome", income, version)
+    assert [(e["account"], e["debit_msat"], e["txid"]) for e in income["income_events"]
+            if e["tag"] == "onchain_fee"] == [(cid, fee, ch.funding_txid)]
+    assert bookkeeper_costs(events["events"], {cid: (ch.scid, ch.funding_txid)})[ch.scid].open_cost_msat == fee
 
 
 def test_a_splice_event_names_a_channel_and_an_amount():
@@ -199,6 +222,12 @@ def test_a_splice_event_names_a_channel_and_an_amount():
         loads_scenario(splice_scenario(channel="nobody"))
     with pytest.raises(ScenarioError, match="confirms"):
         loads_scenario(splice_scenario(confirms=0))
+    with pytest.raises(ScenarioError, match="fee_sat"):
+        loads_scenario(splice_scenario(fee_sat=-1))
+    with pytest.raises(ScenarioError, match="only the opener pays"):
+        loads_scenario(SMALL.replace('name = "merchant"\n', 'name = "merchant"\nopen_fee_sat = 1\n'))
+    sc = loads_scenario(splice_scenario(fee_sat=1_234, open_fee_sat=5_000))
+    assert (sc.events[0].fee_sat, sc.channel("acinq").open_fee_sat) == (1_234, 5_000)
 
 
 # --- the plugin in-process ----------------------------------------------------------------------

@@ -98,3 +98,44 @@ def test_a_spliced_channel_is_one_channel_in_every_report(tmp_path):
         splice_at = before["last_message_at"]
         assert any(d["at"] <= splice_at for d in decisions) and all(d["scid"] == new for d in decisions), \
             "decisions made before the splice are the channel's"
+
+
+def test_a_spliced_channel_costs_its_open_and_its_splice_in_every_report(tmp_path):
+    """`acinq`, which we opened (its funding fee 5,000 sat in bookkeeper), splices in 1,000,000 sat paying 1,234
+    sat: bookkeeper books the splice fee on the channel's account under the splice txid. The channel's open cost
+    is both fees (not the splice's alone), the lifetime on-chain costs count both once, and profitability and
+    the capacity report still show one channel under its new short channel id."""
+    os.environ["REVOPS_TICK_SECONDS"] = "0.2"
+    scenario = tmp_path / "small-splice-fees.toml"
+    scenario.write_text(splice_scenario(channel="acinq", at_day=1.0, amount_sat=1_000_000, confirms=6,
+                                        fee_sat=1_234, open_fee_sat=5_000))
+    with StandinLightningd(str(scenario), lightning_dir=str(tmp_path), seed=3, speed=0, plugins=[PLUGIN],
+                           log_stderr=False, cln_version=V26) as ld:
+        wait_for(lambda: ld.rpc.call("revenue-status")["status"] == "running")
+        with ld.locked_node() as node:
+            old, cid = node.by_name["acinq"].scid, node.by_name["acinq"].channel_id
+        advance(ld, int(0.5 * DAY))                      # bookkeeper read, fee cycles run
+        economics = ld.rpc.call("revenue-analyze", {"channel_id": old})["channel"]["economics"]
+        assert economics["open_cost_msat"] == 5_000_000, "before the splice: the open alone"
+
+        advance(ld, 2 * DAY)                             # spliced, then bookkeeper read again (daily)
+        new = {c["channel_id"]: c["short_channel_id"] for c in ld.rpc.call("listpeerchannels")["channels"]}[cid]
+        assert new != old
+        fees = [e for e in ld.rpc.call("bkpr-listincome")["income_events"] if e["tag"] == "onchain_fee"]
+        assert sorted((e["account"], e["debit_msat"]) for e in fees) == [(cid, 1_234_000), (cid, 5_000_000)]
+        for scid in (old, new):                          # the old short channel id still names the channel
+            wait_for(lambda s=scid: ld.rpc.call("revenue-analyze", {"channel_id": s})["channel"]["economics"]
+                     ["open_cost_msat"] == 6_234_000)
+        history = ld.rpc.call("revenue-history")
+        assert history["lifetime_channel_onchain_costs_msat"] == 6_234_000
+        assert history["lifetime_total_costs_msat"] == history["lifetime_rebalance_costs_msat"] + 6_234_000
+
+        settled = ld.rpc.call("listforwards", {"status": "settled"})["forwards"]
+        mine = sum(f["fee_msat"] for f in settled if f["out_channel"] in (old, new))
+        rows = {r["channel_id"]: r for rs in ld.rpc.call("revenue-profitability")["channels_by_class"].values()
+                for r in rs}
+        assert old not in rows and rows[new]["revenue_msat"] == mine and rows[new]["capacity_msat"] == 11 * 10**9
+        capacity = ld.rpc.call("revenue-capacity-report")
+        named = {r["channel_id"] for r in capacity["winners"] + capacity["losers"] + capacity["recommendations"]}
+        assert old not in named
+        assert not [r for r in capacity["recommendations"] if r["channel_id"] == new and r["action"] == "close"]

@@ -41,7 +41,10 @@ class Bookkeeper:
             ["routed_out_msat", "routed_in_msat", "fees_out_msat", "fees_in_msat", "pushed_out_msat",
              "pushed_in_msat"], 0))
 
-    def channel_opened(self, ch: "Chan", initial: bool) -> None:
+    def channel_opened(self, ch: "Chan", initial: bool, open_fee_msat: int = 0) -> None:
+        """The channel account's chain channel_open and, when we opened it and paid `open_fee_msat`, its
+        onchain_fee for the funding transaction (as bookkeeper books a funding fee: the whole fee on the
+        channel account when our wallet and one channel take part; the capture's B–C open)."""
         node = self.node
         cur = node.coin_type
         ts = int(ch.opened_time)
@@ -54,6 +57,8 @@ class Bookkeeper:
         self.events.append({"account": ch.channel_id, "type": "chain", "tag": "channel_open",
                             "credit_msat": local_funds, "debit_msat": 0, "currency": cur, "outpoint": outpoint,
                             "timestamp": ts, "blockheight": open_block})
+        if open_fee_msat:
+            self.onchain_fee(ch.channel_id, ch.funding_txid, open_fee_msat, ts)
         if ch.pushed_msat:
             credit = ch.pushed_msat if ch.opener == "remote" else 0
             debit = ch.pushed_msat if ch.opener == "local" else 0
@@ -63,6 +68,41 @@ class Bookkeeper:
                                 "currency": cur, "timestamp": ts})
             a["pushed_in_msat"] += credit
             a["pushed_out_msat"] += debit
+    def onchain_fee(self, account: str, txid: str, fee_msat: int, ts: int) -> None:
+        """An on-chain fee charged to `account` for `txid`: listaccountevents books it as a credit,
+        listincome as a debit (the bkpr-listaccountevents description; the capture shows both)."""
+        cur = self.node.coin_type
+        self.events.append({"account": account, "type": "onchain_fee", "tag": "onchain_fee", "credit_msat": fee_msat,
+                            "debit_msat": 0, "currency": cur, "timestamp": ts, "txid": txid})
+        self.income.append({"account": account, "tag": "onchain_fee", "credit_msat": 0, "debit_msat": fee_msat,
+                            "currency": cur, "timestamp": ts, "txid": txid})
+
+    def spliced(self, ch: "Chan", spent: str, spent_msat: int, balance_msat: int, fee_msat: int,
+                mined_at: int) -> None:
+        """A splice we made, as bookkeeper records it (CLN tests/test_splicing.py, plugins/bkpr/onchain_fee.c):
+        the old funding output `spent` (of `spent_msat`) leaves the channel account (chain `channel_close` with the extra tag
+        `splice`, debit our balance then, `balance_msat`; the account stays open), the new one enters it
+        (`channel_open`, credit our balance now; `funding_confirmed` notifies it), and the splice
+        transaction's fee is the channel account's onchain_fee for the splice txid: our wallet and one channel
+        take part, so the wallet is skipped and the channel pays it all. `ch` is already spliced."""
+        node = self.node
+        cur, txid, ts = node.coin_type, ch.funding_txid, node.now
+        self.events.append({"account": ch.channel_id, "type": "chain", "tag": "channel_close", "credit_msat": 0,
+                            "debit_msat": balance_msat, "currency": cur, "outpoint": spent, "txid": txid,
+                            "timestamp": ts, "blockheight": mined_at})
+        self.events.append({"account": ch.channel_id, "type": "chain", "tag": "channel_open",
+                            "credit_msat": ch.to_us_msat, "debit_msat": 0, "currency": cur,
+                            "outpoint": f"{txid}:{ch.funding_outnum}", "timestamp": ts, "blockheight": mined_at})
+        if fee_msat:
+            self.onchain_fee(ch.channel_id, txid, fee_msat, ts)
+        spent_txid, spent_vout = spent.split(":")
+        node.emit_coin_movement("chain_mvt", {
+            "account_id": ch.channel_id, "credit_msat": 0, "debit_msat": balance_msat, "timestamp": ts,
+            "tags": ["channel_close", "splice"], "primary_tag": "channel_close", "extra_tags": ["splice"],
+            "utxo": spent, "txid": txid, "spending_txid": txid, "utxo_txid": spent_txid, "vout": int(spent_vout),
+            "peer_id": ch.peer_id, "output_msat": spent_msat,
+            "output_count": 2, "blockheight": mined_at})
+
     def funding_confirmed(self, ch: "Chan", local_funds: int | None = None) -> None:
         """chain_mvt channel_open, emitted when the funding transaction confirms (lockin), and when a splice
         locks in (`local_funds`: our balance then; lightningd's channel_record_open)."""

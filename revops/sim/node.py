@@ -48,6 +48,9 @@ ANCHOR_SAT = 660          # two 330-sat anchor outputs, paid by the opener
 UNILATERAL_CLOSE_WEIGHT = 1112
 HTLC_OUTPUT_WEIGHT = 172
 HTLC_TIMEOUT_WEIGHT = 663
+# A splice transaction we build: the old funding input (2-of-2 witness), one wallet input, the new funding
+# output and change, about 250 vB (docs/simulator.md "Splices"); its fee is ours.
+SPLICE_WEIGHT = 1000
 HTLC_SUCCESS_WEIGHT = 703
 DUST_LIMIT_MSAT = 546_000  # an HTLC below it is trimmed from the commitment: its value goes to the miners
 # Bumped whenever a change to the market model changes run results: bench caches key on it.
@@ -221,7 +224,8 @@ class SimNode:
         self.bkpr = Bookkeeper(self)
         for spec in sc.channels:
             self._add_channel(spec.name, spec.peer_id, spec.peer_alias, spec.capacity_sat, spec.local_sat, spec.opener,
-                              spec.age_days, spec.max_accepted_htlcs, spec.fee_base_msat, spec.fee_ppm, initial=True)
+                              spec.age_days, spec.max_accepted_htlcs, spec.fee_base_msat, spec.fee_ppm, initial=True,
+                              open_fee_msat=spec.open_fee_sat * 1000)
         self.streams = mk.demand_streams(sc)
         self.shifts_applied = 0
         self._stream_by_name = {s.name: s for s in self.streams}
@@ -313,7 +317,7 @@ class SimNode:
         return p
 
     def _add_channel(self, name, peer_id, alias, cap_sat, local_sat, opener, age_days, max_htlcs, base, ppm,
-                     initial: bool) -> Chan:
+                     initial: bool, open_fee_msat: int = 0) -> Chan:
         height = max(1, self.blockheight - int(age_days * 144)) if initial else self.blockheight + 1
         scid, txid, outnum = self._new_scid(height)
         cap = cap_sat * 1000
@@ -342,7 +346,7 @@ class SimNode:
         if not initial:
             ch.state = AWAITING
             ch.state_changes = []
-        self.bkpr.channel_opened(ch, initial)
+        self.bkpr.channel_opened(ch, initial, open_fee_msat)
         return ch
 
     def spendable_msat(self, ch: Chan) -> int:
@@ -522,7 +526,7 @@ class SimNode:
         if e.action == "splice":
             ch = self.by_name[e.channel]
             if ch.state == NORMAL:
-                self.splice_channel(ch.scid, e.amount_sat, e.confirms)
+                self.splice_channel(ch.scid, e.amount_sat, e.confirms, e.fee_sat)
         elif e.action == "close":
             ch = self.by_name[e.channel]
             if ch.state == NORMAL:
@@ -818,12 +822,13 @@ class SimNode:
             self.onchain_msat -= ch.capacity_msat
         return ch.scid
 
-    def splice_channel(self, scid: str, amount_sat: int, confirms: int = 6) -> None:
+    def splice_channel(self, scid: str, amount_sat: int, confirms: int = 6, fee_sat: int | None = None) -> None:
         """Splice `amount_sat` into (> 0, from the on-chain wallet) or out of (< 0) a channel, as Core Lightning
         does (lightningd/channel_control.c): NORMAL → CHANNELD_AWAITING_SPLICE once the splice is signed; the
         channel forwards meanwhile; `confirms` blocks after the splice transaction is mined it locks in under a
-        new short channel id (same channel_id), back to NORMAL, with a chain_mvt channel_open for the new
-        funding output (docs/simulator.md)."""
+        new short channel id (same channel_id), back to NORMAL, with the old funding output's spend and the new
+        one in bookkeeper. We pay the splice's fee (`fee_sat`, default SPLICE_WEIGHT at the current feerate) from
+        the wallet (docs/simulator.md)."""
         ch = self.channels[scid]
         if ch.state != NORMAL or ch.splice is not None:
             raise ValueError(f"channel {scid} is in state {ch.state}: only a CHANNELD_NORMAL channel splices")
@@ -833,13 +838,16 @@ class SimNode:
         self._scid_tx += 1
         txid = _h("splice", self.scenario.name, self._scid_tx)
         # mined in the next block; channeld sends splice_locked at depth `confirms`
-        ch.splice = {"funding_txid": txid, "amount_sat": amount_sat, "tx": self._scid_tx,
+        if fee_sat is None:
+            fee_sat = -(-SPLICE_WEIGHT * max(253, self._commit_perkw()) // 1000)
+        ch.splice = {"funding_txid": txid, "amount_sat": amount_sat, "tx": self._scid_tx, "fee_msat": fee_sat * 1000,
                      "mined_at": self.blockheight + 1, "lock_at": self.blockheight + confirms}
         self._set_state(ch, SPLICING, "user", "Splice signatures sent")
 
     def _splice_locked(self, ch: Chan) -> None:
         sp, ch.splice = ch.splice, None
-        old = ch.scid
+        old, spent = ch.scid, f"{ch.funding_txid}:{ch.funding_outnum}"
+        spent_msat, balance = ch.capacity_msat, ch.to_us_msat
         del self.channels[old]
         ch.past_scids.append(old)
         ch.scid = f"{sp['mined_at']}x{sp['tx']}x0"
@@ -852,7 +860,8 @@ class SimNode:
         ch.htlcmax = self._default_htlcmax(ch) if ch.htlcmax == default else min(ch.htlcmax,
                                                                                    self._default_htlcmax(ch))
         ch.funding_txid, ch.funding_outnum = sp["funding_txid"], 0
-        self.onchain_msat -= amount
+        self.onchain_msat -= amount + sp["fee_msat"]
+        self.bkpr.spliced(ch, spent, spent_msat, balance, sp["fee_msat"], sp["mined_at"])
         self.bkpr.funding_confirmed(ch, ch.to_us_msat)
         self._set_state(ch, NORMAL, "unknown", "Lockin complete")
 

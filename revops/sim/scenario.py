@@ -67,6 +67,7 @@ class ChannelSpec:
     max_accepted_htlcs: int
     fee_base_msat: int
     fee_ppm: int
+    open_fee_sat: int = 0   # the funding transaction's fee we paid (opener local): bookkeeper's onchain_fee
 
 
 @attrs.frozen
@@ -166,6 +167,7 @@ class EventSpec:
     fee_ppm: int
     amount_sat: int = 0   # splice: sats spliced in (> 0) or out (< 0)
     confirms: int = 6     # splice: blocks until it locks in under a new short channel id
+    fee_sat: int | None = None   # splice: the splice transaction's fee we pay (None: from the feerate)
 
 
 @attrs.frozen
@@ -384,7 +386,10 @@ def parse_scenario(data: dict, name: str = "scenario") -> Scenario:
             max_accepted_htlcs=t.int("max_accepted_htlcs", 483, lo=1, hi=483),
             fee_base_msat=t.int("fee_base_msat", 1000, lo=0, hi=2**32 - 1),
             fee_ppm=t.int("fee_ppm", 10, lo=0, hi=2**32 - 1),
+            open_fee_sat=t.int("open_fee_sat", 0, lo=0),
         ))
+        if channels[-1].open_fee_sat and channels[-1].opener != "local":
+            raise ScenarioError(f"{t.where}.open_fee_sat: only the opener pays the funding fee (opener = \"local\")")
         t.done()
     if not channels:
         raise ScenarioError("channels: a scenario needs at least one channel")
@@ -517,7 +522,8 @@ def parse_scenario(data: dict, name: str = "scenario") -> Scenario:
             chan_ref(ch, f"{t.where}.channel")
             events.append(EventSpec(at_day=t.num("at_day", lo=0.0), action=action, channel=ch, peer_id=None,
                                     capacity_sat=0, local_sat=0, opener="local", fee_base_msat=1000, fee_ppm=10,
-                                    amount_sat=t.int("amount_sat"), confirms=t.int("confirms", 6, lo=1, hi=1000)))
+                                    amount_sat=t.int("amount_sat"), confirms=t.int("confirms", 6, lo=1, hi=1000),
+                                    fee_sat=t.int("fee_sat", None, lo=0)))
         elif action == "close":
             chan_ref(ch, f"{t.where}.channel")
             events.append(EventSpec(at_day=t.num("at_day", lo=0.0), action=action, channel=ch, peer_id=None,
