@@ -23,6 +23,7 @@ from actors.messages import (ChannelEconReply, EconQuery, ExecutorInit, JobEnded
                              LedgerQuery, ManualRebalance, PollJobs, RebalanceDebugRequest, RebalanceOutcome,
                              ReserveBudget, ReserveResult, RpcFailure, StartJob)
 from actors.messages import HiveMembership, HivePush
+from actors.messages import JobSpliced
 from actors.messages import ClbossDesired, ClbossInit, ClbossSeen
 from actors.clboss import ClbossActor
 from actors.sling import SlingExecutorActor
@@ -292,10 +293,14 @@ class CoordinatorActor(SupervisedActor):
         self.spliced = {o: (new if n == old else n) for o, n in self.spliced.items()} | {old: new}
         if self.experiment is not None:
             self.experiment = self.experiment.renamed(old, new)
+        if self.executor is not None and any(s == old or j.get("spliced_to") == old
+                                             for s, j in self.jobs_active.items()):
+            self.send(self.executor, JobSpliced(old, new))
 
     def busy_channels(self) -> set[str]:
         """Channels a job of ours runs on, under the short channel id it was started with and the one now."""
-        return set(self.jobs_active) | {self.spliced.get(s, s) for s in self.jobs_active}
+        return set(self.jobs_active) | {self.spliced.get(s, j.get("spliced_to") or s)
+                                        for s, j in self.jobs_active.items()}
 
     # -- time -----------------------------------------------------------------------------------
     def on_tick(self, now: int) -> None:

@@ -378,6 +378,14 @@ class JobsChanged:
 
 
 @attrs.frozen
+class JobSpliced:
+    """coordinator → executor: a splice gave a job's channel a new short channel id. Sling knows the job by
+    the old one (and stops it itself, "Channel not found"): it is stopped and booked under the old one."""
+    old: str
+    new: str
+
+
+@attrs.frozen
 class JobEnded:
     """executor → coordinator: forwarded to the channel actor's failure counters."""
     scid: str

@@ -18,6 +18,7 @@ import attrs
 
 from actors.messages import (ExecutorInit, HealthChanged, IoRequest, IoResult, JobEnded, JobsChanged, LogLine, PollJobs,
                              ReleaseBudget, RpcFailure, RpcReply, SaveJob, SettleJob, StartJob)
+from actors.messages import JobSpliced
 from actors.supervision import SupervisedActor
 from revops import rebalance as rb
 from revops import sling_jobs as sj
@@ -67,7 +68,8 @@ class SlingExecutorActor(SupervisedActor):
                          "amount_sat": e["extra"].get("amount_sat", job.amount_sat if job else 0),
                          "reserved_msat": e["extra"].get("reserved_msat"),
                          "spent_msat": job.spent_msat if job else 0, "moved_msat": job.moved_msat if job else 0,
-                         "started_at": job.started_at if job else None}
+                         "started_at": job.started_at if job else None,
+                         "spliced_to": e["extra"].get("spliced_to")}
         return out
 
     def changed(self) -> None:
@@ -91,6 +93,8 @@ class SlingExecutorActor(SupervisedActor):
             self.on_io(msg)
         elif isinstance(msg, HealthChanged):
             self.sling_ok = msg.health.get("sling", {}).get("status") == "ok"
+        elif isinstance(msg, JobSpliced):
+            self.on_spliced(msg)
 
     def on_poll_jobs(self) -> None:
         """A rebalance cycle: poll running jobs, ask failed steps again, give up waiting for lost answers."""
@@ -332,9 +336,24 @@ class SlingExecutorActor(SupervisedActor):
     def step(self, scid: str, e: dict, stats: rb.SlingStats | None) -> None:
         """job_step decides CONTINUE or STOP from the stats (None: unreadable or no answer)."""
         job, action, reason = rb.job_step(e["job"], stats, e["extra"]["local_msat"], self.now, self.config)
+        if action is rb.JobAction.CONTINUE and e["extra"].get("spliced_to"):
+            job, action, reason = rb.stop_spliced(job, e["extra"]["spliced_to"], reason)
         e["job"] = job
         if action is rb.JobAction.CONTINUE:
             self.fire(scid, Event.CONTINUE)
         else:
             e["stop_reason"] = reason
             self.fire(scid, Event.STOP, reason)
+
+    # -- a splice (issue 15): the job's channel has a new short channel id ------------------------
+    def on_spliced(self, msg: JobSpliced) -> None:
+        """Sling knows the job by the short channel id it was created with and stops it once that channel is
+        gone: note the new name (saved with the row: a restart knows it too), and a running job is polled now,
+        so job_step's next answer stops it and it is booked under the old name (rb.stop_spliced)."""
+        for scid, e in list(self.jobs.items()):
+            if scid == msg.old or e["extra"].get("spliced_to") == msg.old:
+                e["extra"]["spliced_to"] = msg.new
+                self.log("info", f"{scid}: its channel spliced, now {msg.new}: stopping the job and booking it")
+                if e["phase"] is Phase.RUNNING:
+                    self.fire(scid, Event.POLL)
+        self.changed()

@@ -1092,6 +1092,15 @@ def _finish(job: JobRecord, action: JobAction, reason: str) -> tuple[JobRecord, 
     return attrs.evolve(job, status=_STATUS_OF[action]), action, reason
 
 
+def stop_spliced(job: JobRecord, new_scid: str, step_reason: str) -> tuple[JobRecord, JobAction, str]:
+    """A job job_step would go on with, whose channel a splice gave a new short channel id: sling knows the job
+    by the old one and no longer finds that channel ("Channel not found", it stops the task itself), so it is
+    stopped and booked under the old one (fail closed: a job is never carried over to another name), and the
+    channel is free under the new one (docs/rebalancing.md)."""
+    return _finish(job, JobAction.STOP_FAILED, f"channel spliced, now {new_scid}: sling knows this job by "
+                                               f"{job.scid} and stops it; stopped and booked; {step_reason}")
+
+
 @attrs.frozen
 class Settlement:
     """What to book as spent and what to give back to the daily budget when a job ends."""

@@ -247,6 +247,11 @@ class Store:
                                                 (f'%"{old}"%',)).fetchall():
                 self.db.execute("UPDATE rebalances SET from_channels=? WHERE id=?",
                                 (json.dumps([new if s == old else s for s in json.loads(sources)]), rid))
+            for scid, text in self.db.execute(   # sling knows a job by the scid it was created with: that stays
+                    "SELECT scid, job_json FROM sling_jobs WHERE scid=? OR json_extract(job_json, '$.spliced_to')=?",
+                    (old, old)).fetchall():
+                self.db.execute("UPDATE sling_jobs SET job_json=? WHERE scid=?",
+                                (json.dumps({**json.loads(text), "spliced_to": new}, sort_keys=True), scid))
             for eid, text in self.db.execute("SELECT id, data_json FROM experiments WHERE data_json LIKE ?",
                                              (f'%"{old}"%',)).fetchall():
                 data = json.loads(text)           # an experiment's units (revops/experiment.py) follow the channel

@@ -158,6 +158,22 @@ def test_a_second_splice_moves_every_earlier_alias_and_rollups_of_one_day_add_up
     store.close()
 
 
+def test_a_sling_job_keeps_the_name_sling_knows_it_by_and_notes_the_new_one_through_two_splices(tmp_path):
+    """Our sling job registry is keyed by the short channel id sling knows the job by: a splice does not re-key
+    the row (a row under the new name would be a job sling never had, booked twice), it notes the new name."""
+    store = Store(str(tmp_path / "db.sqlite"))
+    third = "300x1x0"
+    store.follow_channels([(OLD, CID, PEER)], 1)
+    store.db.execute("INSERT INTO sling_jobs VALUES (?, ?, 'running', 1, 1)",
+                     (OLD, json.dumps({"job": {"scid": OLD}, "res_id": "rb-1", "sources": ["9x9x9"]})))
+    store.follow_channels([(NEW, CID, PEER)], 2)
+    store.follow_channels([(third, CID, PEER)], 3)
+    rows = store.db.execute("SELECT scid, job_json FROM sling_jobs").fetchall()
+    assert [(r[0], json.loads(r[1])["spliced_to"], json.loads(r[1])["job"]["scid"]) for r in rows] == [
+        (OLD, third, OLD)]
+    store.close()
+
+
 # --- the simulated node's splice ----------------------------------------------------------------
 @pytest.mark.needs("shared")
 @pytest.mark.parametrize("version", CLN_VERSIONS)
@@ -268,6 +284,38 @@ def test_in_process_the_spliced_channel_keeps_its_actor_history_and_reports():
         assert sum(r["revenue_msat"] for r in rows) == sum(f["fee_msat"] for f in settled) \
             == sim.rpc("revenue-report", {"report_type": "summary"})["gross_revenue_msat"]
         assert scid_to_channel(sim)[old] == scid_to_channel(sim)[new] == ch.channel_id
+    finally:
+        sim.close()
+
+
+def test_a_sling_job_running_when_its_channel_splices_is_stopped_and_booked_under_the_old_scid():
+    """Sling knows a job by the short channel id it was created with; once the splice locks in that channel
+    is gone for sling ("Channel not found"). The job is stopped, deleted and its stats read under the old name,
+    booked to the channel (now under the new one), and the channel is free for a new job under the new one."""
+    sim = simulate.start(loads_scenario(splice_scenario(confirms=1)), seed=3)
+    try:
+        ch, src = sim.node.by_name["acinq"], sim.node.by_name["exchange"]
+        old = ch.scid
+        sim.advance(int(0.98 * DAY))
+        started = sim.rpc("revenue-rebalance", {"from_channel": src.scid, "to_channel": old, "amount_sats": 200_000})
+        assert started["status"] == "initiated"
+        sim.node.disconnect_peer(src.peer_id)          # no source: sling keeps the job, moving nothing
+        while ch.scid == old:
+            sim.advance(300)
+            assert old in sim.rpc("revenue-rebalance-debug")["active_jobs"] or ch.scid != old
+        new, locked_at = ch.scid, sim.node.now
+        sim.advance(900)                               # a few minutes, far below sling_job_timeout_seconds
+        assert sim.rpc("revenue-rebalance-debug")["active_jobs"] == {}, "the job ended"
+        row = dict(sim.store.db.execute("SELECT * FROM rebalances WHERE id=?", (started["reservation_id"],)).fetchone())
+        assert row["to_channel"] == new and row["status"] == "failed" and "channel spliced" in row["reason"]
+        assert row["finished_at"] - locked_at < 900 < sim.runtime.config.sling_job_timeout_seconds
+        assert sim.store.db.execute("SELECT status, scid FROM budget_reservations WHERE id=?",
+                                    (started["reservation_id"],)).fetchone()[:] == ("settled", new)
+        assert old not in sim.node.sling.jobs and not sim.store.db.execute("SELECT * FROM sling_jobs").fetchall()
+        sim.node.connect_peer(src.peer_id)
+        sim.advance(60)
+        again = sim.rpc("revenue-rebalance", {"from_channel": src.scid, "to_channel": new, "amount_sats": 100_000})
+        assert again["status"] == "initiated" and again["to_channel"] == new, "the channel is free under its new name"
     finally:
         sim.close()
 
