@@ -459,9 +459,9 @@ class CoordinatorActor(SupervisedActor):
         self.last_rejections = [rb.Rejection("*", rb.Role.NODE, code, reason)]
 
     def poll_jobs(self, now: int) -> None:
-        """Our running sling jobs are polled every JOB_POLL_SECONDS (shorter than the break sling takes once a
-        job is balanced, so a job is stopped before it can pull a second chunk) and before every rebalance
-        cycle (so a finished job has ended before the cycle decides)."""
+        """Our running sling jobs are polled every JOB_POLL_SECONDS (their spend is booked and their channel
+        freed soon after sling is done with them) and before every rebalance cycle (so a finished job has
+        ended before the cycle decides)."""
         cycle_due = now >= self.state.next_rebalance_at and not self.rb_cycle
         if self.executor is None or not (cycle_due or now >= self.next_job_poll_at):
             return
@@ -481,7 +481,7 @@ class CoordinatorActor(SupervisedActor):
             self.node_stop("sling_unavailable", f"sling health is {status}: no rebalancing")
             return
         if not self.executor_ready:
-            self.node_stop("starting", "our sling jobs are still being reconciled")
+            self.node_stop("starting", "the sling executor has not loaded our job registry yet")
             return
         self.next_req += 1
         self.rb_cycle = {"at": now, "id": self.next_req, "econ": {}, "silent": set()}
@@ -522,7 +522,7 @@ class CoordinatorActor(SupervisedActor):
         elif isinstance(msg, ReserveResult):
             self.on_reserved(msg)
         elif isinstance(msg, JobsChanged):
-            self.jobs_active, self.executor_ready = dict(msg.active), msg.ready
+            self.jobs_active, self.executor_ready = dict(msg.active), True
         elif isinstance(msg, JobEnded):
             self.jobs_active.pop(msg.scid, None)
             if msg.scid in self.children:
@@ -654,7 +654,7 @@ class CoordinatorActor(SupervisedActor):
             refuse(f"sling is not available (health: {self.health.get('sling', {}).get('status', 'unknown')})")
             return
         if not self.executor_ready:
-            refuse("our sling jobs are still being reconciled; try again shortly")
+            refuse("the sling executor has not loaded our job registry yet; try again shortly")
             return
         for field, scid in (("from_channel", msg.from_channel), ("to_channel", msg.to_channel)):
             if scid not in self.views or not self.views[scid].is_normal:
@@ -693,10 +693,9 @@ class CoordinatorActor(SupervisedActor):
         fee_sats = hive_rules.push_fee_limit_sats(msg.max_fee_sats, self.config) if push else msg.max_fee_sats
         maxppm = fee_sats * rb.PPM // msg.amount_sat if fee_sats is not None else rb.DEFAULT_INBOUND_PPM
         max_fee = amount_msat * maxppm // rb.PPM
-        target = rb.one_chunk_target(dst.local_msat, dst.capacity_msat)
         c = rb.Candidate(dest_scid=dst.scid, dest_peer=dst.peer_id, source_scids=(src.scid,),
                          amount_sat=msg.amount_sat, max_fee_msat=max_fee, maxppm=maxppm, expected_fee_msat=max_fee,
-                         expected_income_msat=0, expected_profit_msat=0, sling_target=target, inbound_ppm=maxppm,
+                         expected_income_msat=0, expected_profit_msat=0, inbound_ppm=maxppm,
                          hive=push is not None,
                          reason=f"revenue-rebalance{' (hive push)' if push else ''}{' (forced)' if msg.force else ''}")
         if max_fee <= 0:
@@ -732,10 +731,7 @@ class CoordinatorActor(SupervisedActor):
                 self.hive_push(p["push"], False, why)
             self.send(self.runtime, RpcFailure(p["rpc"], f"rebalance not started: {why}"))
             return
-        # the one-chunk target from the balance now, not from the last fee cycle's view: a target set from a
-        # stale, higher balance let sling pull chunk after chunk at once (sequence seeds 23, 170, 1279)
-        local, capacity = balance
-        c = attrs.evolve(c, sling_target=rb.one_chunk_target(local, capacity))
+        local, _capacity = balance
         self.reserve(c, local, "manual", p["rpc"], None, p["now"], p["push"])
 
     def hive_push(self, msg: ManualRebalance, accepted: bool, reason: str) -> None:

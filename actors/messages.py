@@ -372,9 +372,8 @@ class PollJobs:
 
 @attrs.frozen
 class JobsChanged:
-    """executor → coordinator: the destination scids of our running jobs (and whether it is ready)."""
+    """executor → coordinator: the destination scids of our jobs (the first one: the executor is ready)."""
     active: dict[str, dict]
-    ready: bool = True
 
 
 @attrs.frozen

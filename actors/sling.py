@@ -1,11 +1,11 @@
 """SlingExecutorActor: the sling jobs this plugin creates, driven by the transition table of revops/sling_jobs.py.
 
-Start: `sling-jobsettings` (never overwrite a job that is not ours) → registry row (phase provisional) →
-`sling-job` (sent only once the row is committed) → baseline `sling-stats` → row with the baseline →
-`sling-go`. Watch: each rebalance cycle `sling-stats` → rebalance.job_step. End: `sling-stop`,
-`sling-deletejob {delete_stats: false}`, final `sling-stats`, book the real spend. A job that never went is
-deleted from sling and its reservation released. Start-up: `sling-jobsettings` + the saved phase of every
-row of OUR registry (sling_jobs.reconcile_event); the operator's jobs are never touched.
+Start: baseline `sling-stats {scid, json}` → registry row (phase provisional, with the baseline) →
+`sling-once` (sent only once the row is committed; one chunk, so sling's spend is bounded by the
+reservation whatever happens). Watch: every poll `sling-stats` → rebalance.job_step. End: `sling-stop`, final
+`sling-stats`, book the real spend. A lost `sling-once` answer: the `sling-stats {json}` summary says whether
+sling runs it (adopted) or not (stopped to be sure, then booked). Start-up: every row of OUR registry is
+stopped and booked, never resumed (sling_jobs.startup_event); the operator's jobs are never touched.
 
 The actor is a thin shell: every phase change is `sling_jobs.transition`; this module only turns answers
 into events and phases into calls. All I/O goes through IoRequests; time only from messages.
@@ -24,8 +24,7 @@ from revops import rebalance as rb
 from revops import sling_jobs as sj
 from revops.sling_jobs import Event, Phase
 
-PRECHECK = "precheck"        # the admission check before a row exists (not a phase of the table)
-RECONCILE = "jobsettings"
+BASELINE = "baseline"        # the baseline sling-stats read before a row exists (not a phase of the table)
 STATS = {"json": True}
 
 
@@ -38,11 +37,8 @@ class SlingExecutorActor(SupervisedActor):
         self.coordinator: Any = None
         self.now = 0
         self.sling_ok = False
-        self.ready = False
         self.jobs: dict[str, dict] = {}          # scid → {"job", "extra", "phase", "rpc", "req", "waiting", ...}
         self.next_req = 0
-        self.pending_reconcile: list[tuple[rb.JobRecord, dict]] = []
-        self.reconcile_req = 0
         self.finished: list[dict] = []           # last outcomes, for revenue-rebalance-debug
 
     def restore_checkpoint(self) -> None:
@@ -63,7 +59,7 @@ class SlingExecutorActor(SupervisedActor):
         out = {}
         for scid, e in self.jobs.items():
             job = e["job"]
-            phase = e["phase"].value if e["phase"] is not None else PRECHECK
+            phase = e["phase"].value if e["phase"] is not None else BASELINE
             out[scid] = {"phase": phase, "kind": e["extra"].get("kind"), "res_id": e["extra"].get("res_id"),
                          "amount_sat": e["extra"].get("amount_sat", job.amount_sat if job else 0),
                          "reserved_msat": e["extra"].get("reserved_msat"),
@@ -74,7 +70,7 @@ class SlingExecutorActor(SupervisedActor):
 
     def changed(self) -> None:
         if self.coordinator is not None:
-            self.send(self.coordinator, JobsChanged(self.active(), self.ready))
+            self.send(self.coordinator, JobsChanged(self.active()))
 
     def fail_rpc(self, rpc_req_id: int | None, why: str) -> None:
         if rpc_req_id is not None:
@@ -97,14 +93,12 @@ class SlingExecutorActor(SupervisedActor):
             self.on_spliced(msg)
 
     def on_poll_jobs(self) -> None:
-        """A rebalance cycle: poll running jobs, ask failed steps again, give up waiting for lost answers."""
-        if self.pending_reconcile and self.sling_ok and not self.reconcile_req:
-            self.ask_reconcile()
+        """A poll: read running jobs' stats, ask failed steps again, give up waiting for lost answers."""
         overdue = 2 * self.config.rebalance_interval
         for scid, e in list(self.jobs.items()):
             if e["phase"] is None:
                 if self.now - e["asked_at"] > overdue:
-                    self.abort_precheck(scid, "no answer to sling-jobsettings")
+                    self.abort_start(scid, "no answer to the baseline sling-stats")
             elif e["phase"] is Phase.RUNNING:
                 self.fire(scid, Event.POLL)
             elif not e["waiting"]:
@@ -115,51 +109,20 @@ class SlingExecutorActor(SupervisedActor):
                 else:
                     self.fire(scid, Event.LOST, f"no answer to {sj.ASKS[e['phase']]}")
 
-    # -- start-up reconcile ---------------------------------------------------------------------
+    # -- start-up: every job of our registry is stopped and booked, never resumed ------------------
     def on_init(self, msg: ExecutorInit, sender: Any) -> None:
         self.config, self.runtime, self.coordinator, self.now = msg.config, msg.runtime, sender, msg.now
         self.sling_ok = msg.sling_ok
-        self.pending_reconcile = list(msg.jobs)
-        if self.pending_reconcile and not self.sling_ok:
-            self.log("unusual", f"{len(msg.jobs)} job(s) in our registry but sling is unavailable: "
-                                "reconciled when it is back; no job starts before")
-        if self.pending_reconcile and self.sling_ok:
-            self.ask_reconcile()
-        # not ready while rows of our registry are unreconciled: a new job on their channel would replace
-        # their row (and with it the link that keeps their reservation counting)
-        self.ready = not self.pending_reconcile
-        self.changed()
-
-    def ask_reconcile(self) -> None:
-        req = self.request("sling-jobsettings", {}, RECONCILE, "*")
-        self.reconcile_req = req.req_id
-        self.send(self.runtime, req)
-
-    def on_reconcile(self, res: IoResult) -> None:
-        self.reconcile_req = 0
-        if res.error is not None or not isinstance(res.result, dict):
-            self.log("unusual", f"sling-jobsettings failed ({(res.error or {}).get('message')}): "
-                                "our registry is reconciled at the next cycle; its reservations keep counting "
-                                "and no job starts before")
-            return
-        registry, self.pending_reconcile = self.pending_reconcile, []
-        for job, extra in registry:
-            phase = Phase(extra.get("phase") or (Phase.RUNNING if job.status is rb.JobStatus.RUNNING
-                                                 else Phase.STOPPING).value)
-            self.jobs[job.scid] = {"job": job, "extra": extra, "phase": phase, "rpc": None, "req": 0,
-                                   "waiting": False, "asked_at": self.now}
-            event = sj.reconcile_event(phase, job.scid, res.result, sj.Sent(job.maxppm, job.amount_sat),
-                                       job.started_at, self.now, self.config.sling_job_timeout_seconds,
-                                       job.status is rb.JobStatus.RUNNING)
-            age = self.now - job.started_at
-            overdue = phase not in sj.NEVER_WENT and age >= self.config.sling_job_timeout_seconds
+        for job, extra in msg.jobs:
+            phase, event = sj.startup_event(extra)
+            overdue = self.now - job.started_at >= self.config.sling_job_timeout_seconds
             if overdue and job.status is rb.JobStatus.RUNNING:
-                self.jobs[job.scid]["job"] = attrs.evolve(job, status=rb.JobStatus.TIMED_OUT)
-            detail = f"overdue: started {int(age)} s ago, sling_job_timeout_seconds " \
-                     f"{self.config.sling_job_timeout_seconds}" if overdue else ""
-            self.log("info", f"reconcile {job.scid} ({phase.value}): {event.value}{f' ({detail})' if detail else ''}")
+                job = attrs.evolve(job, status=rb.JobStatus.TIMED_OUT)
+            self.jobs[job.scid] = {"job": job, "extra": dict(extra), "phase": phase, "rpc": None, "req": 0,
+                                   "waiting": False, "asked_at": self.now}
+            detail = f"started {int(self.now - job.started_at)} s ago{', overdue' if overdue else ''}"
+            self.log("info", f"start-up {job.scid} ({phase.value}): {event.value} ({detail})")
             self.fire(job.scid, event, detail)
-        self.ready = True
         self.changed()
 
     # -- start a job ----------------------------------------------------------------------------
@@ -168,30 +131,32 @@ class SlingExecutorActor(SupervisedActor):
         c = msg.candidate
         extra = {"res_id": msg.res_id, "kind": msg.kind, "sources": list(c.source_scids),
                  "amount_sat": c.amount_sat, "reserved_msat": c.max_fee_msat, "maxppm": c.maxppm,
-                 "local_msat": msg.local_msat, "created_at": msg.now}
-        if not self.sling_ok or not self.ready or c.dest_scid in self.jobs:
-            why = ("sling is not available" if not self.sling_ok else "our sling jobs are still being reconciled"
-                   if not self.ready else "a job of ours already runs on this channel")
+                 "local_msat": msg.local_msat, "created_at": msg.now, "once_msat": c.amount_sat * rb.MSAT_PER_SAT}
+        if not self.sling_ok or c.dest_scid in self.jobs:
+            why = "sling is not available" if not self.sling_ok else "a job of ours already runs on this channel"
             self.send(self.runtime, ReleaseBudget(msg.res_id, msg.now))
             self.fail_rpc(msg.rpc_req_id, why)
             return
         self.jobs[c.dest_scid] = {"job": None, "extra": extra, "phase": None, "rpc": msg.rpc_req_id,
                                   "candidate": c, "req": 0, "waiting": True, "asked_at": self.now}
         self.changed()
-        # sling-job on a scid replaces the job there: never overwrite one we did not create
-        self.send(self.runtime, self.request("sling-jobsettings", {}, PRECHECK, c.dest_scid))
+        # sling's counters are cumulative (30-day window, earlier jobs): the baseline is read before the row
+        # is written, and the row holds it before sling-once is sent (a once-job starts at once)
+        self.send(self.runtime, self.request("sling-stats", {"scid": c.dest_scid, **STATS}, BASELINE, c.dest_scid))
 
-    def on_precheck(self, scid: str, e: dict, res: IoResult) -> None:
-        if res.error is not None or not isinstance(res.result, dict):
-            self.abort_precheck(scid, f"sling-jobsettings failed: {(res.error or {}).get('message')}")
-        elif scid in {s.replace(":", "x") for s in res.result}:
-            self.abort_precheck(scid, "sling already has a job on this channel that is not ours: left alone")
-        else:     # the row (phase provisional) is committed before sling-job is sent: a lost answer is never an orphan
-            c = e["candidate"]
-            e["job"] = rb.new_job(e["extra"]["res_id"], c, rb.SlingStats(), e["extra"]["local_msat"], self.now)
-            self.enter(scid, e, Phase.PROVISIONAL, "registry row written, sending sling-job")
+    def on_baseline(self, scid: str, e: dict, res: IoResult) -> None:
+        try:
+            if res.error is not None:
+                raise ValueError(f"sling-stats failed: {res.error.get('message')}")
+            baseline = rb.parse_sling_stats(res.result)
+        except ValueError as ex:
+            self.abort_start(scid, f"no baseline, its spend could not be accounted: {ex}")
+            return
+        # the row (phase provisional, with the baseline) is committed before sling-once is sent
+        e["job"] = rb.new_job(e["extra"]["res_id"], e["candidate"], baseline, e["extra"]["local_msat"], self.now)
+        self.enter(scid, e, Phase.PROVISIONAL, "registry row written, sending sling-once")
 
-    def abort_precheck(self, scid: str, why: str) -> None:
+    def abort_start(self, scid: str, why: str) -> None:
         e = self.jobs.pop(scid)
         self.send(self.runtime, ReleaseBudget(e["extra"]["res_id"], self.now))
         self.fail_rpc(e["rpc"], why)
@@ -209,10 +174,10 @@ class SlingExecutorActor(SupervisedActor):
             return
         why = f"{why} ({detail})" if detail else why
         if phase is e["phase"] and event in (Event.ERROR, Event.LOST, Event.NOT_FOUND):
-            e["waiting"] = False       # asked again at the next cycle (RETRY)
+            e["waiting"] = False       # asked again at the next poll (RETRY)
             self.log("unusual", f"{scid}: {why}")
             return
-        if phase is Phase.STOPPING and e["job"].status is rb.JobStatus.RUNNING:
+        if phase in (Phase.STOPPING, Phase.DELETING) and e["job"].status is rb.JobStatus.RUNNING:
             e["job"] = attrs.evolve(e["job"], status=rb.JobStatus.FAILED)
         self.enter(scid, e, phase, why)
 
@@ -225,9 +190,9 @@ class SlingExecutorActor(SupervisedActor):
         if phase in sj.TERMINAL:
             self.end(scid, e, phase, why)
             return
-        if phase is Phase.RUNNING and previous is Phase.GOING:
-            self.started(scid, e)
         if phase is Phase.RUNNING:
+            if previous in (Phase.PROVISIONAL, Phase.ADOPTING):
+                self.started(scid, e)
             e["waiting"] = False
             if previous is not Phase.POLLING:
                 self.log("info", f"{scid}: {why}")
@@ -248,13 +213,13 @@ class SlingExecutorActor(SupervisedActor):
     def ask(self, scid: str, e: dict, phase: Phase) -> IoRequest:
         method = sj.ASKS[phase]
         if phase is Phase.PROVISIONAL:
-            params: Any = rb.sling_job_params(e["candidate"], self.config)
+            params: Any = rb.sling_once_params(e["candidate"], self.config)
+        elif phase is Phase.ADOPTING:
+            params = dict(STATS)                       # the summary: one row per job and once-job
         elif method == "sling-stats":
             params = {"scid": scid, **STATS}
         elif method == "sling-deletejob":
             params = {"job": scid, "delete_stats": False}
-        elif method == "sling-jobsettings":
-            params = {}
         else:
             params = {"scid": scid}
         return self.request(method, params, phase.value, scid)
@@ -265,11 +230,12 @@ class SlingExecutorActor(SupervisedActor):
             self.send(self.runtime, RpcReply(e["rpc"], {
                 "status": "initiated", "to_channel": scid, "from_channels": list(c.source_scids),
                 "amount_sats": c.amount_sat, "maxppm": c.maxppm, "reserved_msat": c.max_fee_msat,
-                "reservation_id": e["extra"]["res_id"], "sling": {"job": "created", "go": "started"}}))
+                "reservation_id": e["extra"]["res_id"], "sling": {"once": "started", "onceamount_sats": c.amount_sat}}))
             e["rpc"] = None
 
     def end(self, scid: str, e: dict, phase: Phase, why: str) -> None:
-        """A terminal phase: release (never went) or book (went), forget the row, tell the coordinator."""
+        """A terminal phase: release (never started) or book (may have spent), forget the row, tell the
+        coordinator."""
         self.jobs.pop(scid, None)
         job = e["job"]
         if phase is Phase.ABORTED:
@@ -277,11 +243,12 @@ class SlingExecutorActor(SupervisedActor):
             self.log("unusual", f"job on {scid} not started: {why}")
             success = False
         else:
-            status = "forgotten" if phase is Phase.FORGOTTEN else job.status.value
-            reason = why if phase is Phase.FORGOTTEN else e.get("stop_reason", why)
-            self.send(self.runtime, SettleJob(e["extra"]["res_id"], job, e["extra"], status, reason, self.now))
+            job = rb.final_status(job)
+            reason = e.get("stop_reason", why)
+            self.send(self.runtime, SettleJob(e["extra"]["res_id"], job, e["extra"], job.status.value, reason,
+                                              self.now))
             success = job.moved_msat > 0
-            self.finished = (self.finished + [{"scid": scid, "status": status, "spent_msat": job.spent_msat,
+            self.finished = (self.finished + [{"scid": scid, "status": job.status.value, "spent_msat": job.spent_msat,
                                                "moved_msat": job.moved_msat, "reason": reason,
                                                "at": self.now}])[-20:]
         self.send(self.runtime, SaveJob(job, e["extra"], self.now, delete=True))
@@ -290,29 +257,16 @@ class SlingExecutorActor(SupervisedActor):
 
     # -- io answers -----------------------------------------------------------------------------
     def on_io(self, res: IoResult) -> None:
-        if res.tag == RECONCILE:
-            if res.req_id == self.reconcile_req:
-                self.on_reconcile(res)
-            return
         scid = res.context
         e = self.jobs.get(scid)
         if e is None or res.req_id != e["req"]:
             return      # an answer to a question no longer asked (asked again, or the job ended)
         e["waiting"] = False
         err = res.error
-        if res.tag == PRECHECK:
-            self.on_precheck(scid, e, res)
+        if res.tag == BASELINE:
+            self.on_baseline(scid, e, res)
         elif res.tag == Phase.ADOPTING.value and err is None:
-            result = res.result if isinstance(res.result, dict) else {}
-            self.fire(scid, sj.lookup_event(scid, result, sj.Sent(e["job"].maxppm, e["job"].amount_sat)))
-        elif res.tag == Phase.CREATED.value and err is None:
-            try:
-                baseline = rb.parse_sling_stats(res.result)
-            except ValueError as ex:
-                self.fire(scid, Event.ERROR, str(ex))
-                return
-            e["job"] = attrs.evolve(e["job"], baseline=baseline, started_at=self.now, last_progress_at=self.now)
-            self.fire(scid, Event.OK)
+            self.fire(scid, sj.lookup_event(scid, res.result))
         elif res.tag == Phase.POLLING.value:
             self.on_poll(scid, e, res)
         elif res.tag == Phase.SETTLING.value and err is None:

@@ -6,7 +6,7 @@ so two reservations can never both pass a check that only one of them fits. Sett
 sling actually spent; release gives an unused reservation back.
 
 A reservation ends only with its job: while a row of the sling job registry names it (from the provisional
-row written before `sling-job` on), it counts against the budget whatever its age. Only a reservation that
+row written before `sling-once` on), it counts against the budget whatever its age. Only a reservation that
 no registry row names (a crash between the reservation and the row) stops counting after
 `reservation_timeout_hours` and is marked `expired`.
 """

@@ -25,11 +25,10 @@ SLING_DEPLETE_SAT = 2_000_000
 # One route at a time: the operator's global `sling-paralleljobs` would otherwise put several chunks in
 # flight at once, each able to spend amount x maxppm before we can see it.
 SLING_PARALLEL_JOBS = 1
-# sling takes a 600 s break once a job is balanced (at its target), after a too-expensive route and when it
-# finds no route or candidate (sling src/slings.rs `my_sleep(600)`); it polls the channel again 1 s after a
-# success. A job with a one-chunk target therefore idles >= 600 s after its chunk before it can pull a second
-# one: polling every running job more often than that lets us stop it before it repeats (docs/rebalancing.md).
-SLING_BALANCED_BREAK_S = 600
+# Every job is a `sling-once` of one chunk: sling rebalances at most `onceamount` and stops by itself, so a
+# job's spend is bounded by onceamount x maxppm <= its reservation whatever the channel does meanwhile and
+# whether or not we can reach sling (docs/rebalancing.md "The life of a sling job"). Jobs are still polled
+# every JOB_POLL_SECONDS to book their spend and free their channel soon after they are done.
 JOB_POLL_SECONDS = 300
 
 FUTILITY_FAILURES = 10            # more failures than this ...
@@ -228,7 +227,6 @@ class Candidate:
     expected_fee_msat: int
     expected_income_msat: int
     expected_profit_msat: int
-    sling_target: float
     inbound_ppm: int
     hive: bool                           # accepted under the strategic (hive) exemption
     reason: str
@@ -335,26 +333,12 @@ def _deplete_floor_sat(view: ChannelView) -> int:
 
 
 def sling_target(flow: FlowClass, cfg: RebalanceConfig) -> float:
-    """sling's target ratio for a pull job by the destination's flow class."""
+    """The local ratio at or above which a channel of this flow class is not filled (`sling-target-*`)."""
     if flow is FlowClass.SOURCE:
         return cfg.sling_target_source
     if flow is FlowClass.SINK:
         return cfg.sling_target_sink
     return cfg.sling_target_balanced
-
-
-def _job_target(dest: ChannelEcon, cfg: RebalanceConfig) -> float:
-    """The flow-class target, lowered so that one chunk ends the job."""
-    return one_chunk_target(dest.view.local_msat, dest.view.capacity_msat, sling_target(dest.flow, cfg))
-
-
-def one_chunk_target(local_msat: int, capacity_msat: int, ceiling: float = 1.0) -> float:
-    """sling's target for a job of one chunk: 0.01 % above today's balance (at most `ceiling`).
-
-    sling pulls while the channel is below its target, so one chunk lifts it past the target even when
-    forwards drain part of the chunk meanwhile; a target at "balance + chunk" made sling pull a second
-    chunk after any drain at all, spending past the reservation before the next poll stopped the job."""
-    return min(ceiling, (math.floor(local_msat / capacity_msat * 10_000) + 1) / 10_000)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -414,6 +398,11 @@ def _history_block(ch: ChannelEcon, now: float, cfg: RebalanceConfig) -> tuple[s
 def _amount_sat(ch: ChannelEcon, hive: bool, cfg: RebalanceConfig) -> tuple[int, tuple[str, str] | None]:
     """How much to move in one job, or why nothing: demand-weighted target, one chunk at most."""
     cap_sat = ch.view.capacity_msat // MSAT_PER_SAT
+    ceiling = sling_target(ch.flow, cfg)
+    if ch.view.local_msat >= ceiling * ch.view.capacity_msat:
+        option = {FlowClass.SOURCE: "source", FlowClass.SINK: "sink"}.get(ch.flow, "balanced")
+        return 0, ("at_target", f"local {ch.view.local_msat // MSAT_PER_SAT} sat is already >= "
+                                f"{ceiling:.0%} of capacity (sling-target-{option}, {ch.flow.value} channel)")
     ratio = TARGET_RATIO_SOURCE if ch.flow is FlowClass.SOURCE else TARGET_RATIO_OTHER
     target = int(cap_sat * ratio)
     if not hive:  # a strategic push fills inventory, it is not sized by demand
@@ -789,7 +778,7 @@ def _candidate(dest: ChannelEcon, peer_ratio: float, amount_sat: int, inbound: I
     return Candidate(dest_scid=dest.scid, dest_peer=dest.peer_id, source_scids=source_scids, amount_sat=amount_sat,
                      max_fee_msat=max_fee, maxppm=econ.maxppm, expected_fee_msat=econ.expected_fee_msat,
                      expected_income_msat=econ.expected_income_msat, expected_profit_msat=econ.profit_msat,
-                     sling_target=_job_target(dest, cfg), inbound_ppm=inbound.ppm, hive=hive,
+                     inbound_ppm=inbound.ppm, hive=hive,
                      reason=reason)
 
 
@@ -915,15 +904,17 @@ def _with_sources(priced: Candidate, dest: ChannelEcon, ratios: Mapping[str, flo
     return full
 
 
-def sling_job_params(candidate: Candidate, cfg: RebalanceConfig) -> dict[str, Any]:
-    """Keyword params for `sling-job`. Sources are an explicit list; no outppm (sling would add others)."""
+def sling_once_params(candidate: Candidate, cfg: RebalanceConfig) -> dict[str, Any]:
+    """Keyword params for `sling-once`: one rebalance of the whole amount (onceamount = amount), so sling's
+    spend is bounded by amount x maxppm, the reservation. Sources are an explicit list; no outppm (sling
+    would add others); no target (sling-once refuses one)."""
     return {
         "scid": candidate.dest_scid,
         "direction": "pull",
         "amount": candidate.amount_sat,
+        "onceamount": candidate.amount_sat,
         "maxppm": candidate.maxppm,
         "candidates": list(candidate.source_scids),
-        "target": candidate.sling_target,
         "maxhops": cfg.sling_max_hops,
         "depleteuptopercent": SLING_DEPLETE_PCT,
         "depleteuptoamount": SLING_DEPLETE_SAT,
@@ -1041,6 +1032,15 @@ def book_final(job: JobRecord, stats: SlingStats) -> JobRecord:
                         failed_attempts=max(job.failed_attempts, failed))
 
 
+def final_status(job: JobRecord) -> JobRecord:
+    """A job that ends running or failed is named by what sling's final counters say: succeeded when it moved
+    its amount (a once-job that finished before the poll that would have seen it, a job stopped at start-up)."""
+    if job.status not in (JobStatus.RUNNING, JobStatus.FAILED):
+        return job
+    done = job.moved_msat >= job.amount_sat * MSAT_PER_SAT
+    return attrs.evolve(job, status=JobStatus.SUCCEEDED if done else JobStatus.FAILED)
+
+
 def job_step(job: JobRecord, stats: SlingStats | None, local_msat_now: int, now: float,
              cfg: RebalanceConfig) -> tuple[JobRecord, JobAction, str]:
     """Advance a job from fresh sling-stats. Success is sling's own success count and amount.
@@ -1115,42 +1115,3 @@ def settle(reserved_msat: int, spent_msat: int) -> Settlement:
     spent = max(0, spent_msat)
     return Settlement(book_msat=spent, release_msat=max(0, reserved_msat - spent),
                       overspend_msat=max(0, spent - reserved_msat))
-
-
-class ReconcileAction(str, enum.Enum):
-    RESUME = "resume"                    # ours, still wanted, settings as we set them: sling-go
-    DELETE = "delete"                    # ours but finished or altered: sling-deletejob
-    FORGET = "forget"                    # in our registry but gone from sling: settle from stats
-
-
-def _norm_scid(scid: str) -> str:
-    return scid.replace(":", "x")
-
-
-def _settings_match(job: JobRecord, settings: Any) -> bool:
-    """The job in sling is still the one we created (nobody raised its price or amount)."""
-    if not isinstance(settings, Mapping):
-        return False
-    try:
-        return (str(settings.get("sat_direction", "")).lower() == "pull"
-                and int(settings["maxppm"]) <= job.maxppm
-                and int(settings["amount_msat"]) <= job.amount_sat * MSAT_PER_SAT)
-    except (KeyError, TypeError, ValueError):
-        return False
-
-
-def reconcile(registry_jobs: Iterable[JobRecord],
-              sling_jobsettings: Mapping[str, Any]) -> list[tuple[str, ReconcileAction]]:
-    """Start-up: decide for each job in OUR registry; jobs only in sling are the operator's and untouched."""
-    in_sling = {_norm_scid(scid): settings for scid, settings in sling_jobsettings.items()}
-    actions: list[tuple[str, ReconcileAction]] = []
-    for job in registry_jobs:
-        scid = _norm_scid(job.scid)
-        if scid not in in_sling:
-            if job.status is JobStatus.RUNNING:
-                actions.append((job.scid, ReconcileAction.FORGET))
-        elif job.status is JobStatus.RUNNING and _settings_match(job, in_sling[scid]):
-            actions.append((job.scid, ReconcileAction.RESUME))
-        else:
-            actions.append((job.scid, ReconcileAction.DELETE))
-    return actions

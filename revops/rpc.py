@@ -324,7 +324,7 @@ def revenue_analyze(rt: "Runtime", params: dict, respond: Respond) -> None:
 # --- revenue-rebalance / revenue-rebalance-debug ---------------------------------------------
 REBALANCE_HISTORY = 100     # rebalances revenue-rebalance-debug lists, newest first
 def revenue_rebalance(rt: "Runtime", params: dict, respond: Respond) -> None:
-    """Start one sling job now. Answers `initiated` only after sling-job and sling-go succeeded."""
+    """Start one sling job now. Answers `initiated` only once sling-once started it."""
     for field in ("from_channel", "to_channel", "amount_sats"):
         if params.get(field) is None:
             raise InputError(field, "required")

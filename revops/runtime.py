@@ -35,7 +35,7 @@ from actors.messages import (ActorRestarted, BlockAdded, ChannelDirectory, Chann
 from actors.messages import (LedgerFigures, LedgerQuery, ReleaseBudget, ReserveBudget, ReserveResult, RpcFailure,
                              SaveJob, SettleJob)
 from actors.messages import ClbossOwned, ClbossReport, ClbossSeen
-from revops import clboss_sync, finance
+from revops import clboss_sync, finance, sling_jobs
 from revops import node as nodeio
 from revops.daily import DailyJobs
 from revops.ledger import Ledger
@@ -149,6 +149,7 @@ class Runtime:
         self.coordinator: Any = None
         self.started = False
         self.bootstrap_due = False
+        self.registry_stops: tuple[str, ...] = ()     # jobs of our registry not yet stopped by a start-up attempt
         self.unsaved: list[Callable[[], None]] = []   # writes that failed (forwards, decisions): retried every tick
         self.stopped = threading.Event()
         self.node_id = ""
@@ -263,7 +264,8 @@ class Runtime:
     def _setup(self) -> None:
         self.asys = ActorSystem("simpleSystemBase", logDefs=False, transientUnique=True)
         self.coordinator = self.asys.createActor(CoordinatorActor)
-        self._submit_job(self._bootstrap_job, self._hydration_starts())
+        self.registry_stops = tuple(job.scid for job, _ in self.ledger.load_jobs())
+        self._submit_job(self._bootstrap_job, self._hydration_starts(), self.registry_stops)
 
     def _process(self, msg: Any) -> None:
         started = time.monotonic()
@@ -326,7 +328,7 @@ class Runtime:
             self._retry_unsaved()
         if self.bootstrap_due:
             self.bootstrap_due = False
-            self._submit_job(self._bootstrap_job, self._hydration_starts())
+            self._submit_job(self._bootstrap_job, self._hydration_starts(), self.registry_stops)
         self._tell_if_started(tick)
         if self.started:
             self._drain()                 # the actors' partial answers first, then our own deadlines
@@ -529,7 +531,8 @@ class Runtime:
             self.log("info", f"dry-run: {method} not sent")
             return None, {"code": nodeio.NOT_SENT, "message": f"dry-run: {method} not sent"}, 0.0
         try:
-            result, seconds = nodeio.call_with_retry(self._rpc(), method, params, self.rpc_attempts,
+            attempts = 1 if method in nodeio.NOT_RETRIED else self.rpc_attempts
+            result, seconds = nodeio.call_with_retry(self._rpc(), method, params, attempts,
                                                      self.rpc_backoff if self.threaded else 0)
             return result, None, seconds
         except RpcError as e:
@@ -570,8 +573,12 @@ class Runtime:
     def _hydration_starts(self) -> dict[str, int]:
         return {kind: self.store.forwards_index(kind) + 1 for kind in ("updated", "created")}
 
-    def _bootstrap_job(self, starts: dict[str, int]) -> None:
-        """Load what the actors need, off pyln's thread: node id, channels, plugins, missed forwards."""
+    def _bootstrap_job(self, starts: dict[str, int], stops: tuple[str, ...]) -> None:
+        """Load what the actors need, off pyln's thread: node id, channels, plugins, missed forwards. First,
+        the jobs of our registry are stopped: a job is never resumed at start-up, and a start-up that cannot
+        complete (lightningd not answering) must not leave them to sling unwatched (sequence seed 3004)."""
+        if stops:
+            self._stop_registry_jobs(stops)
         info, err, _ = self.call_external("getinfo", {})
         if err is not None:
             self.post(Bootstrapped("", (), {}, error=f"getinfo failed: {err['message']}"))
@@ -592,6 +599,23 @@ class Runtime:
         self.post(Bootstrapped(info["id"], views, plugins,
                                error=None if cerr is None else f"listpeerchannels failed: {cerr['message']}",
                                blockheight=int(info.get("blockheight", 0))))
+
+    def _stop_registry_jobs(self, scids: tuple[str, ...]) -> None:
+        """`sling-stop` for each job of our registry (it needs only the database and sling); those sling did
+        not confirm are asked again at the next start-up attempt. The executor books them once started."""
+        done = []
+        for scid in scids:
+            _, err, _ = self.call_external("sling-stop", {"scid": scid})
+            stopped = err is None or sling_jobs.answer_event(err) is sling_jobs.Event.NOT_FOUND
+            done += [scid] if stopped else []
+            self.log("info" if stopped else "unusual",
+                     f"start-up: sling-stop {scid} (jobs are never resumed): "
+                     f"{'stopped' if err is None else err['message']}"
+                     f"{'' if stopped else '; asked again at the next start-up attempt'}")
+        self.post(Continue(lambda: self._registry_jobs_stopped(done)))
+
+    def _registry_jobs_stopped(self, scids: list[str]) -> None:
+        self.registry_stops = tuple(s for s in self.registry_stops if s not in scids)
 
     def _hydrate(self, index: str, start: int, statuses: tuple[str, ...]) -> str | None:
         """Page through listforwards from the last index seen, posting final forwards to the loop;
@@ -614,6 +638,7 @@ class Runtime:
             self.bootstrap_due = True     # not at once: a node that is down would be hammered (and, stepped, hang)
             return
         self.node_id = b.node_id
+        self.registry_stops = ()          # from here on the sling executor stops and books them
         self.directory = ChannelDirectory({c.scid: c.peer_id for c in b.channels if c.scid},
                                           frozenset(c.peer_id for c in b.channels))
         self._set_health("lightningd", "ok", None)

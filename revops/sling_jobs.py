@@ -5,9 +5,15 @@ Every way out of every phase is written down here once, so a lost answer can onl
 says (never to an orphan job in sling, never to a reservation released while sling may still spend),
 and an event that must not happen in a phase is an error instead of a silent guess.
 
-A job's registry row (SQLite) exists from PROVISIONAL on: it is written BEFORE `sling-job` is sent, so
-whatever becomes of the answer, the job is ours and ends either adopted or deleted. The phase is saved
-with the row; at start-up `reconcile_event` turns the saved phase and what sling reports into an event.
+Every job is a `sling-once` (docs/rebalancing.md "The life of a sling job"): sling rebalances at most
+`onceamount` (here: the amount reserved for, one chunk) and stops by itself, so its spend is bounded by
+onceamount x maxppm <= the reservation whatever the channel does and whether or not we can reach sling.
+A once-job is not persisted by sling (gone after a sling restart), is not listed by `sling-jobsettings`,
+and is seen in the `sling-stats {json: true}` summary (a row for its scid while sling keeps its task).
+
+A job's registry row (SQLite) exists from PROVISIONAL on: it is written, with the baseline of sling's
+counters, BEFORE `sling-once` is sent, so whatever becomes of the answer the job is ours and ends booked
+from sling's counters. At start-up a job is never resumed: it is stopped and booked (`startup_event`).
 
 Answers are classified by `answer_event`: OK, ERROR (a definite refusal: nothing was done), NOT_FOUND
 (sling has no such job) and LOST (no definite answer: the call may or may not have been carried out).
@@ -18,24 +24,18 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
-
 
 class Phase(str, enum.Enum):
-    PROVISIONAL = "provisional"   # registry row written; sling-job sent
-    ADOPTING = "adopting"         # sling-job's answer was lost: is the job in sling? (sling-jobsettings)
-    CREATED = "created"           # sling has the job, not going: reading the baseline (sling-stats)
-    GOING = "going"               # baseline saved; sling-go sent
-    RUNNING = "running"           # sling works on it; polled every rebalance cycle
+    PROVISIONAL = "provisional"   # registry row (with the baseline) written; sling-once sent
+    ADOPTING = "adopting"         # sling-once's answer was lost: does sling run it? (sling-stats summary)
+    RUNNING = "running"           # sling works on it; polled every JOB_POLL_SECONDS
     POLLING = "polling"           # sling-stats asked, job_step decides
-    RESUMING = "resuming"         # after a restart: sling-go asked again
     STOPPING = "stopping"         # sling-stop asked
-    DELETING = "deleting"         # sling-deletejob asked (after a stop)
     SETTLING = "settling"         # final sling-stats asked: the spend is booked from them
-    CLEANUP = "cleanup"           # the job never went: sling-deletejob asked, nothing to book
-    DONE = "done"                 # booked from sling's counters, gone from sling and the registry
-    ABORTED = "aborted"           # never went: reservation released, not in sling, not in the registry
-    FORGOTTEN = "forgotten"       # vanished from sling behind our back: booked what was last seen
+    DELETING = "deleting"         # a continuous sling-job of an earlier release: sling-deletejob (stops it too)
+    CLEANUP = "cleanup"           # the same, never started by us: sling-deletejob, nothing to book
+    DONE = "done"                 # booked from sling's counters, gone from the registry
+    ABORTED = "aborted"           # never started: reservation released, not in the registry
 
 
 class Event(str, enum.Enum):
@@ -43,14 +43,14 @@ class Event(str, enum.Enum):
     ERROR = "error"               # a definite refusal: the call was not carried out
     LOST = "lost"                 # no definite answer (transport fault, lost, no answer by the deadline)
     NOT_FOUND = "not_found"       # sling answered that it has no such job
-    FOUND = "found"               # sling-jobsettings lists the job with the settings we sent
-    ABSENT = "absent"             # sling-jobsettings does not list the job
-    POLL = "poll"                 # a rebalance cycle: time to read the stats of a running job
+    FOUND = "found"               # the sling-stats summary shows a live task on the channel
+    ABSENT = "absent"             # the sling-stats summary shows none
+    POLL = "poll"                 # time to read the stats of a running job
     CONTINUE = "continue"         # job_step: keep running
     STOP = "stop"                 # job_step: stop it (success, budget, timeout, failure)
-    RETRY = "retry"               # a rebalance cycle, the last answer was ERROR/LOST: ask again
-    RESUMABLE = "resumable"       # start-up: in sling, our settings, not overdue
-    NOT_RESUMABLE = "not_resumable"   # start-up: in sling but altered, finished or overdue
+    RETRY = "retry"               # a poll, the last answer was ERROR/LOST: ask again
+    STARTUP = "startup"           # the plugin started and found the row: stop and book, never resume
+    LEGACY = "legacy"             # the same for a row of an earlier release (a persistent sling-job)
 
 
 class IllegalTransition(ValueError):
@@ -59,80 +59,62 @@ class IllegalTransition(ValueError):
 
 # What entering a phase asks sling (None: nothing, the phase waits for an event from the executor).
 ASKS: dict[Phase, str | None] = {
-    Phase.PROVISIONAL: "sling-job", Phase.ADOPTING: "sling-jobsettings", Phase.CREATED: "sling-stats",
-    Phase.GOING: "sling-go", Phase.RUNNING: None, Phase.POLLING: "sling-stats", Phase.RESUMING: "sling-go",
-    Phase.STOPPING: "sling-stop", Phase.DELETING: "sling-deletejob", Phase.SETTLING: "sling-stats",
-    Phase.CLEANUP: "sling-deletejob", Phase.DONE: None, Phase.ABORTED: None, Phase.FORGOTTEN: None,
+    Phase.PROVISIONAL: "sling-once", Phase.ADOPTING: "sling-stats", Phase.RUNNING: None,
+    Phase.POLLING: "sling-stats", Phase.STOPPING: "sling-stop", Phase.SETTLING: "sling-stats",
+    Phase.DELETING: "sling-deletejob", Phase.CLEANUP: "sling-deletejob",
+    Phase.DONE: None, Phase.ABORTED: None,
 }
-TERMINAL = frozenset({Phase.DONE, Phase.ABORTED, Phase.FORGOTTEN})
-# phases in which the job never went: nothing can have been spent, the reservation is released
-NEVER_WENT = frozenset({Phase.PROVISIONAL, Phase.ADOPTING, Phase.CREATED, Phase.CLEANUP})
+TERMINAL = frozenset({Phase.DONE, Phase.ABORTED})
 # phases in which a revenue-rebalance caller still waits for "initiated"
-STARTING = frozenset({Phase.PROVISIONAL, Phase.ADOPTING, Phase.CREATED, Phase.GOING, Phase.RUNNING})
-# phases whose call is simply asked again at the next rebalance cycle after an ERROR or a LOST answer
-_RETRIED = (Phase.ADOPTING, Phase.STOPPING, Phase.DELETING, Phase.SETTLING, Phase.CLEANUP)
+STARTING = frozenset({Phase.PROVISIONAL, Phase.ADOPTING, Phase.RUNNING})
+# phases whose call is simply asked again at the next poll after an ERROR or a LOST answer
+_RETRIED = (Phase.ADOPTING, Phase.STOPPING, Phase.SETTLING, Phase.DELETING, Phase.CLEANUP)
+# a legacy row's saved phase (release <= 237f310: sling-job + sling-go) and where it goes at start-up
+LEGACY_NEVER_WENT = frozenset({"provisional", "adopting", "created", "cleanup"})
 
 P, E = Phase, Event
 TRANSITIONS: dict[tuple[Phase, Event], tuple[Phase, str]] = {
-    # -- creating: the row exists before sling-job is sent
-    (P.PROVISIONAL, E.OK): (P.CREATED, "sling-job created the job"),
-    (P.PROVISIONAL, E.ERROR): (P.ABORTED, "sling-job failed: nothing created, reservation released"),
-    (P.PROVISIONAL, E.LOST): (P.ADOPTING, "sling-job's answer was lost: asking sling whether the job exists"),
-    (P.PROVISIONAL, E.NOT_FOUND): (P.ABORTED, "sling-job failed: nothing created, reservation released"),
-    (P.ADOPTING, E.FOUND): (P.CREATED, "adopted: sling has the job we sent"),
-    (P.ADOPTING, E.ABSENT): (P.ABORTED, "sling has no job: never created, reservation released"),
-    (P.CREATED, E.OK): (P.GOING, "baseline read and saved: starting it"),
-    (P.CREATED, E.ERROR): (P.CLEANUP, "no baseline from sling-stats: cannot account, fail closed"),
-    (P.CREATED, E.LOST): (P.CLEANUP, "no baseline from sling-stats: cannot account, fail closed"),
-    (P.CREATED, E.NOT_FOUND): (P.CLEANUP, "no baseline from sling-stats: cannot account, fail closed"),
-    (P.GOING, E.OK): (P.RUNNING, "sling-go started it"),
-    (P.GOING, E.ERROR): (P.CLEANUP, "sling-go failed: nothing spent, deleting it"),
-    (P.GOING, E.LOST): (P.STOPPING, "sling-go's answer was lost: it may run, stopping it and booking its spend"),
-    (P.GOING, E.NOT_FOUND): (P.ABORTED, "sling-go: sling has no such job: nothing started, reservation released"),
+    # -- starting: the row and its baseline exist before sling-once is sent
+    (P.PROVISIONAL, E.OK): (P.RUNNING, "sling-once started it"),
+    (P.PROVISIONAL, E.ERROR): (P.ABORTED, "sling-once refused: nothing started, reservation released"),
+    (P.PROVISIONAL, E.NOT_FOUND): (P.ABORTED, "sling-once refused: nothing started, reservation released"),
+    (P.PROVISIONAL, E.LOST): (P.ADOPTING, "sling-once's answer was lost: asking sling whether it runs the job"),
+    (P.ADOPTING, E.FOUND): (P.RUNNING, "adopted: sling runs a once-job on the channel"),
+    (P.ADOPTING, E.ABSENT): (P.STOPPING, "sling shows no once-job on the channel: stopping it to be sure, "
+                                         "then booking what its counters show"),
     # -- running
     (P.RUNNING, E.POLL): (P.POLLING, "reading sling-stats"),
     (P.POLLING, E.CONTINUE): (P.RUNNING, "still running"),
     (P.POLLING, E.STOP): (P.STOPPING, "stopping it"),
-    (P.RESUMING, E.OK): (P.RUNNING, "resumed after a restart"),
-    (P.RESUMING, E.ERROR): (P.STOPPING, "not resumable: stopping it and booking its spend"),
-    (P.RESUMING, E.LOST): (P.STOPPING, "sling-go's answer was lost at resume: stopping it and booking its spend"),
-    (P.RESUMING, E.NOT_FOUND): (P.SETTLING, "gone from sling at resume: reading the final stats"),
-    # -- ending a job that went: stop, delete, book from the stats read after it stopped
-    (P.STOPPING, E.OK): (P.DELETING, "stopped"),
-    (P.STOPPING, E.NOT_FOUND): (P.DELETING, "sling no longer runs it"),
-    (P.DELETING, E.OK): (P.SETTLING, "deleted from sling (stats kept): reading the final stats"),
-    (P.DELETING, E.NOT_FOUND): (P.SETTLING, "already gone from sling: reading the final stats"),
+    # -- ending: stop, then book from the stats read after it stopped
+    (P.STOPPING, E.OK): (P.SETTLING, "stopped: reading the final stats"),
+    (P.STOPPING, E.NOT_FOUND): (P.SETTLING, "sling runs no job on the channel: reading the final stats"),
     (P.SETTLING, E.OK): (P.DONE, "booked from the stats read after it stopped"),
     (P.SETTLING, E.NOT_FOUND): (P.DONE, "sling has no stats: booked what was last seen"),
-    # -- ending a job that never went
+    # -- a continuous job of an earlier release: deleted (sling-deletejob stops it first), then booked
+    (P.DELETING, E.OK): (P.SETTLING, "deleted from sling (stats kept): reading the final stats"),
+    (P.DELETING, E.NOT_FOUND): (P.SETTLING, "not in sling: reading the final stats"),
     (P.CLEANUP, E.OK): (P.ABORTED, "deleted from sling, reservation released"),
     (P.CLEANUP, E.NOT_FOUND): (P.ABORTED, "not in sling, reservation released"),
-    # -- start-up (reconcile): the saved phase meets what sling reports
-    (P.PROVISIONAL, E.ABSENT): (P.ABORTED, "start-up: never created, reservation released"),
-    (P.PROVISIONAL, E.NOT_RESUMABLE): (P.CLEANUP, "start-up: created but never started, deleting it"),
-    (P.ADOPTING, E.NOT_RESUMABLE): (P.CLEANUP, "start-up: created but never started, deleting it"),
-    (P.CREATED, E.ABSENT): (P.ABORTED, "start-up: gone from sling before it started, reservation released"),
-    (P.CREATED, E.NOT_RESUMABLE): (P.CLEANUP, "start-up: created but never started, deleting it"),
-    (P.CLEANUP, E.ABSENT): (P.ABORTED, "start-up: not in sling, reservation released"),
-    (P.CLEANUP, E.NOT_RESUMABLE): (P.CLEANUP, "start-up: deleting it"),
-    (P.GOING, E.ABSENT): (P.FORGOTTEN, "start-up: the job disappeared from sling: booked what we last saw"),
-    (P.GOING, E.RESUMABLE): (P.RESUMING, "start-up: ours and still wanted: resuming"),
-    (P.GOING, E.NOT_RESUMABLE): (P.STOPPING, "start-up: altered, finished or overdue: stopping it"),
-    (P.RUNNING, E.ABSENT): (P.FORGOTTEN, "start-up: the job disappeared from sling: booked what we last saw"),
-    (P.RUNNING, E.RESUMABLE): (P.RESUMING, "start-up: ours and still wanted: resuming"),
-    (P.RUNNING, E.NOT_RESUMABLE): (P.STOPPING, "start-up: altered, finished or overdue: stopping it"),
-    (P.STOPPING, E.ABSENT): (P.SETTLING, "start-up: already gone from sling: reading the final stats"),
-    (P.STOPPING, E.NOT_RESUMABLE): (P.STOPPING, "start-up: stopping it"),
-    (P.DELETING, E.ABSENT): (P.SETTLING, "start-up: already gone from sling: reading the final stats"),
-    (P.DELETING, E.NOT_RESUMABLE): (P.DELETING, "start-up: deleting it"),
-    (P.SETTLING, E.ABSENT): (P.SETTLING, "start-up: reading the final stats"),
-    (P.SETTLING, E.NOT_RESUMABLE): (P.DELETING, "start-up: still in sling: deleting it"),
+    # -- start-up: every job found is stopped and booked, never resumed (the next cycle starts a fresh one)
+    (P.PROVISIONAL, E.STARTUP): (P.STOPPING, "start-up: sling-once may have been sent: stopping it and booking"),
+    (P.ADOPTING, E.STARTUP): (P.STOPPING, "start-up: sling-once may have been sent: stopping it and booking"),
+    (P.RUNNING, E.STARTUP): (P.STOPPING, "start-up: never resumed: stopping it and booking its spend"),
+    (P.STOPPING, E.STARTUP): (P.STOPPING, "start-up: stopping it"),
+    (P.SETTLING, E.STARTUP): (P.SETTLING, "start-up: reading the final stats"),
+    (P.DELETING, E.STARTUP): (P.DELETING, "start-up: deleting it"),
+    (P.CLEANUP, E.STARTUP): (P.CLEANUP, "start-up: deleting it"),
+    (P.RUNNING, E.LEGACY): (P.DELETING, "start-up: a continuous sling-job of an earlier release: deleting it "
+                                        "(sling-deletejob stops it first), then booking its spend"),
+    (P.CLEANUP, E.LEGACY): (P.CLEANUP, "start-up: a sling-job of an earlier release that never started: "
+                                       "deleting it, reservation released"),
+    (P.SETTLING, E.LEGACY): (P.SETTLING, "start-up: reading the final stats"),
 }
-TRANSITIONS[(P.ADOPTING, E.NOT_FOUND)] = (P.ADOPTING, "sling-jobsettings failed: asked again at the next cycle")
 for _phase in _RETRIED:
-    TRANSITIONS[(_phase, E.ERROR)] = (_phase, f"{ASKS[_phase]} failed: asked again at the next cycle")
-    TRANSITIONS[(_phase, E.LOST)] = (_phase, f"{ASKS[_phase]} got no answer: asked again at the next cycle")
+    TRANSITIONS[(_phase, E.ERROR)] = (_phase, f"{ASKS[_phase]} failed: asked again at the next poll")
+    TRANSITIONS[(_phase, E.LOST)] = (_phase, f"{ASKS[_phase]} got no answer: asked again at the next poll")
     TRANSITIONS[(_phase, E.RETRY)] = (_phase, f"asking {ASKS[_phase]} again")
+TRANSITIONS[(P.ADOPTING, E.NOT_FOUND)] = (P.ADOPTING, "sling-stats failed: asked again at the next poll")
 del _phase, P, E
 
 
@@ -145,15 +127,19 @@ def transition(phase: Phase, event: Event) -> tuple[Phase, str]:
 
 
 def at_rest(phase: Phase) -> Phase:
-    """The phase a registry row is saved with: a poll or a resume in flight is a running job."""
-    return Phase.RUNNING if phase in (Phase.POLLING, Phase.RESUMING) else phase
+    """The phase a registry row is saved with: a poll in flight is a running job."""
+    return Phase.RUNNING if phase is Phase.POLLING else phase
 
 
 def answer_event(error: Mapping[str, Any] | None) -> Event:
-    """Classify an answer: success, a definite refusal, "no such job", or lost (no code = transport)."""
+    """Classify an answer: success, a definite refusal, "no such job", or lost (no code = transport).
+
+    sling says "<scid>: No job running" to a sling-stop of a channel without a task (a once-job is gone
+    after a sling restart) and "... not found ..." for an unknown job or channel."""
     if error is None:
         return Event.OK
-    if "not found" in str(error.get("message", "")).lower():
+    message = str(error.get("message", "")).lower()
+    if "not found" in message or "no job running" in message:
         return Event.NOT_FOUND
     return Event.LOST if error.get("code") is None else Event.ERROR
 
@@ -162,44 +148,31 @@ def _norm(scid: str) -> str:
     return scid.replace(":", "x")
 
 
-@attrs.frozen
-class Sent:
-    """What we asked sling-job for: the settings sling must report for the job to be ours."""
-
-    maxppm: int
-    amount_sat: int
+# states of a once-task that no longer runs: sling-stop marks every task of the channel Stopping (a task
+# that already ended keeps that state), a stopped loop says Stopped
+ENDED_STATES = frozenset({"Stopping", "Stopped"})
 
 
-def is_ours(settings: Any, sent: Sent) -> bool:
-    """The job in sling is still the one we created (a pull job nobody raised in price or amount)."""
-    if not isinstance(settings, Mapping):
-        return False
-    try:
-        return (str(settings.get("sat_direction", "")).lower() == "pull"
-                and int(settings["maxppm"]) <= sent.maxppm
-                and int(settings["amount_msat"]) <= sent.amount_sat * 1000)
-    except (KeyError, TypeError, ValueError):
-        return False
+def lookup_event(scid: str, summary: Any) -> Event:
+    """ADOPTING: FOUND when the `sling-stats {json: true}` summary has a row for the channel whose task is
+    not stopped (a once-job that runs, or that has just done its amount), ABSENT otherwise. A summary that
+    is not a list of rows is LOST (asked again)."""
+    if not isinstance(summary, list):
+        return Event.LOST
+    for row in summary:
+        if isinstance(row, Mapping) and _norm(str(row.get("scid", ""))) == _norm(scid):
+            states = {str(s).split(":", 1)[-1] for s in row.get("status") or ()}
+            return Event.FOUND if states - ENDED_STATES else Event.ABSENT
+    return Event.ABSENT
 
 
-def lookup_event(scid: str, sling_jobsettings: Mapping[str, Any], sent: Sent) -> Event:
-    """ADOPTING: FOUND when sling lists the job with our settings, ABSENT when it does not list it.
-    A job there with other settings is not the one we sent: LOST (asked again; never adopted)."""
-    found = {_norm(s): v for s, v in sling_jobsettings.items()}.get(_norm(scid))
-    if found is None:
-        return Event.ABSENT
-    return Event.FOUND if is_ours(found, sent) else Event.LOST
-
-
-def reconcile_event(phase: Phase, scid: str, sling_jobsettings: Mapping[str, Any], sent: Sent,
-                    started_at: float, now: float, job_timeout_s: float, still_running: bool) -> Event:
-    """Start-up: ABSENT (not in sling), RESUMABLE (ours, running, not overdue) or NOT_RESUMABLE.
-
-    A job already past `job_timeout_s` is never resumed: it is stopped and booked (overdue)."""
-    found = {_norm(s): v for s, v in sling_jobsettings.items()}.get(_norm(scid))
-    if found is None:
-        return Event.ABSENT
-    if (phase in (Phase.GOING, Phase.RUNNING) and still_running and is_ours(found, sent)
-            and now - started_at < job_timeout_s):
-        return Event.RESUMABLE
-    return Event.NOT_RESUMABLE
+def startup_event(extra: Mapping[str, Any]) -> tuple[Phase, Event]:
+    """Start-up: the phase a saved row resumes in and the event it gets. Rows of this release carry
+    `once_msat` and get STARTUP; rows of an earlier release (a persistent sling-job) get LEGACY, from
+    CLEANUP when they never started (nothing to book), else from RUNNING (deleted, then booked)."""
+    saved = str(extra.get("phase") or "running")
+    if extra.get("once_msat") is not None:
+        return Phase(saved), Event.STARTUP
+    if saved in LEGACY_NEVER_WENT:
+        return Phase.CLEANUP, Event.LEGACY
+    return (Phase.SETTLING if saved == "settling" else Phase.RUNNING), Event.LEGACY

@@ -156,7 +156,7 @@ def test_pushes_into_a_hive_peer_are_capped_per_call_and_per_24h_by_this_plugin(
     res = push(sim, big, member, 300_000)
     assert res["status"] == "initiated" and res["reserved_msat"] == 49_800      # 166 ppm of 300k sat
     assert channel_status(sim, member.scid)["hive"]["last_message"]["accepted"] is True
-    assert sim.node.call("sling-jobsettings", {})[member.scid]["maxppm"] == 166
+    assert sim.node.sling.once[member.scid]["job"]["maxppm"] == 166
     sim.advance(6 * 3600)
     [row] = [r for r in sim.runtime.ledger.reservations() if r["scid"] == member.scid]
     assert row["status"] == "settled"
@@ -184,8 +184,8 @@ def test_a_push_refused_by_sling_is_released_and_does_not_count_against_the_day(
     sim.advance(600)
     c = chans(sim)
     join(sim, c["member"].peer_id)
-    sim.node.sling._rpc_go = lambda params: (_ for _ in ()).throw(SlingError("go refused"))
-    with pytest.raises(RpcException, match="sling-go failed"):
+    sim.node.sling._rpc_once = lambda params: (_ for _ in ()).throw(SlingError("once refused"))
+    with pytest.raises(RpcException, match="sling-once refused"):
         push(sim, c["big"], c["member"], 300_000, max_fee_sats=100)
     assert [r["status"] for r in sim.runtime.ledger.reservations()] == ["released"]
     assert sim.runtime.ledger.hive_pushed_24h_sat(sim.node.now) == 0

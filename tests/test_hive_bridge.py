@@ -180,10 +180,10 @@ def test_trigger_rebalance_caps_and_honest_status(fleet):
         ld.rpc.call("revenue-rebalance", {"from_channel": bridge.first_normal_scid(source),
                                           "to_channel": bridge.first_normal_scid(member), "amount_sats": 250_000})
     assert err.value.error["code"] == -32602 and "hive_push_max_sats" in err.value.error["message"]
-    # a push inside the caps starts a sling job: status `initiated` only after sling-go succeeded
+    # a push inside the caps starts a sling once-job: status `initiated` only after sling-once started it
     assert bridge.trigger_rebalance(member, 200_000, source, max_fee_sats=200) is True
     to_channel = bridge.first_normal_scid(member)
-    assert to_channel in ld.rpc.call("sling-jobsettings")
+    assert to_channel in {r["scid"] for r in ld.rpc.call("sling-stats", {"json": True})}
     last = wait_for(lambda: channel(ld, member)["hive"]["last_message"]["type"] == "HivePush"
                     and channel(ld, member)["hive"]["last_message"])
     assert last["accepted"] is True and last["amount_sat"] == 200_000

@@ -12,9 +12,9 @@ from revops.model import ChannelView, FlowClass, Policy, RebalanceMode, Strategy
 from revops import rebalance as rb
 from revops.rebalance import (
     BudgetState, Candidate, CapitalState, ChannelEcon, InboundEstimate, JobAction, JobRecord, JobStatus,
-    ReconcileAction, Rejection, Role, SlingStats, backoff_seconds, capital_ok, effective_daily_budget_msat,
+    Rejection, Role, SlingStats, backoff_seconds, capital_ok, effective_daily_budget_msat,
     estimate_inbound_fee, find_candidates, job_step, live_reserved_msat, may_drain, may_fill, new_job,
-    parse_sling_stats, reconcile, settle, sling_job_params,
+    parse_sling_stats, settle, sling_once_params,
 )
 
 NOW = 1_750_000_000.0
@@ -128,24 +128,27 @@ def test_depleted_high_earning_channel_gets_a_profitable_candidate() -> None:
     assert not c.hive and "fill 100x1x0" in c.reason
 
 
-def test_sling_job_params_use_real_keys_and_never_outppm() -> None:
+def test_sling_once_params_use_real_keys_one_chunk_and_never_outppm_nor_target() -> None:
     c = run([dest(), source()])[0][0]
-    params = sling_job_params(c, CFG)
-    assert params == {"scid": "100x1x0", "direction": "pull", "amount": 500_000, "maxppm": 650,
-                      "candidates": ["200x1x0"], "target": params["target"], "maxhops": 5,
+    params = sling_once_params(c, CFG)
+    assert params == {"scid": "100x1x0", "direction": "pull", "amount": 500_000, "onceamount": 500_000,
+                      "maxppm": 650, "candidates": ["200x1x0"], "maxhops": 5,
                       "depleteuptopercent": 0.2, "depleteuptoamount": 2_000_000,
                       "paralleljobs": 1}   # one route at a time, whatever the operator's sling-paralleljobs
-    assert "outppm" not in params
-    # sling pulls while under its target: just above today's 5 % (< the balanced class target 50 %), so one
-    # chunk ends the job even if forwards drain most of it meanwhile
-    assert params["target"] == pytest.approx(0.0501)
+    # sling spends at most onceamount x maxppm: the reservation, by construction
+    assert params["onceamount"] * SAT * params["maxppm"] // 1_000_000 <= c.max_fee_msat
+    assert "outppm" not in params and "target" not in params      # sling-once refuses a target
 
 
-@pytest.mark.parametrize("local, ceiling, target", [(250_000_000, 1.0, 0.0501), (708_000_000, 1.0, 0.1417),
-                                                   (4_999_999_999, 1.0, 1.0), (3_000_000_000, 0.5, 0.5)])
-def test_one_chunk_target_sits_just_above_the_balance(local: int, ceiling: float, target: float) -> None:
-    # used by the automatic fills and by revenue-rebalance / hive pushes alike (capacity 5M sat here)
-    assert rb.one_chunk_target(local, 5_000_000_000, ceiling) == pytest.approx(target)
+@pytest.mark.parametrize("flow, ratio, code", [(FlowClass.SINK, 0.35, "at_target"), (FlowClass.SINK, 0.34, None),
+                                               (FlowClass.BALANCED, 0.5, "at_target"),
+                                               (FlowClass.SOURCE, 0.65, "at_target"),
+                                               (FlowClass.SOURCE, 0.64, None)])
+def test_a_channel_at_its_flow_class_target_is_not_filled(flow: FlowClass, ratio: float, code: str | None) -> None:
+    """`sling-target-*`: a channel whose local share is at or above its flow class's target is left alone
+    (with continuous jobs this was sling's target, at which sling idled)."""
+    _, why = rb._amount_sat(dest(ratio=ratio, flow=flow), False, CFG)
+    assert (why[0] if why and why[0] == "at_target" else None) == code
 
 
 def test_low_earning_channels_never_get_a_candidate() -> None:
@@ -514,50 +517,6 @@ def test_job_fails_closed_when_counters_go_backwards() -> None:
     job = a_job(SlingStats(50, 100_000, 1, 0))
     j, act, _ = job_step(job, SlingStats(0, 0, 0, 0), 0, NOW + 60, CFG)
     assert act is JobAction.STOP_FAILED and j.spent_msat == j.reserved_msat
-
-
-def test_reconcile_touches_only_our_jobs() -> None:
-    ours = a_job()
-    finished = attrs.evolve(a_job(), job_id="job-2", scid="101x1x0", status=JobStatus.SUCCEEDED)
-    vanished = attrs.evolve(a_job(), job_id="job-3", scid="102x1x0")
-    altered = attrs.evolve(a_job(), job_id="job-4", scid="103x1x0")
-    mine = {"sat_direction": "pull", "amount_msat": 500_000 * SAT, "maxppm": 650, "candidates": ["200x1x0"],
-            "target": 0.15, "maxhops": 5}
-    sling = {"100x1x0": mine, "101x1x0": mine, "103x1x0": {**mine, "maxppm": 5000},
-             "555x1x0": {**mine, "maxppm": 9000}}                      # the operator's own job
-    assert reconcile([ours, finished, vanished, altered], sling) == [
-        ("100x1x0", ReconcileAction.RESUME), ("101x1x0", ReconcileAction.DELETE),
-        ("102x1x0", ReconcileAction.FORGET), ("103x1x0", ReconcileAction.DELETE)]
-    assert reconcile([], sling) == []
-
-
-@attrs.frozen
-class _StubChan:
-    state: str = "CHANNELD_NORMAL"
-
-
-class _StubNode:
-    """Just enough of revops.sim's node for the emulated sling's job API (no routing)."""
-
-    lightning_dir = None
-
-    def __init__(self, scids: list[str]) -> None:
-        self.channels = {scid: _StubChan() for scid in scids}
-
-    def rpc_error(self, method: str, params: Any, code: int, msg: str) -> Exception:
-        return RuntimeError(f"{method}: {msg}")
-
-
-def test_emulated_sling_accepts_our_params_and_reconcile_reads_its_settings() -> None:
-    from revops.sim.sling import Sling
-
-    c = run([dest(), source()])[0][0]
-    sling = Sling(_StubNode(["100x1x0", "200x1x0", "555x1x0"]))  # type: ignore[arg-type]
-    assert sling.call("sling-job", sling_job_params(c, CFG)) == {"result": "success"}
-    sling.call("sling-job", {"scid": "555x1x0", "direction": "pull", "amount": 100_000, "maxppm": 9000,
-                             "outppm": 500})
-    job = new_job("job-1", c, SlingStats(), 250_000 * SAT, NOW)
-    assert reconcile([job], sling.call("sling-jobsettings", {})) == [("100x1x0", ReconcileAction.RESUME)]
 
 
 def test_last_hop_ppm_is_the_dearest_channel_of_the_peer_towards_us_with_base_fee_as_ppm_of_a_chunk():

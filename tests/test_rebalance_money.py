@@ -1,6 +1,6 @@
 """The paths that spend money, on the simulated node and emulated sling, with answers lost and dry-run at
-runtime (issue 14 items 3, 4, 5 and max_concurrent_jobs). Each test failed on the code before the sling job
-table (revops/sling_jobs.py) and the dry-run guard."""
+runtime (issue 14 items 3, 4, 5, 27, 28 and max_concurrent_jobs). Each test failed on the code before the
+sling job table (revops/sling_jobs.py), the dry-run guard, or the once-jobs (docs/rebalancing.md)."""
 from __future__ import annotations
 
 import pytest
@@ -36,50 +36,40 @@ def registry(sim) -> set[str]:
     return {job.scid for job, _ in sim.runtime.ledger.load_jobs()}
 
 
-def test_a_lost_sling_job_answer_is_adopted_not_orphaned():
-    """Item 4: sling created the job but its answer (and the retries') never arrived. Before, the job stayed
-    in sling outside our registry and the channel was refused for ever as "not ours"."""
+def test_a_lost_sling_once_answer_is_adopted_not_orphaned():
+    """Item 4: sling started the job but its answer (and the retries') never arrived. Before (sling-job), the
+    job stayed in sling outside our registry and the channel was refused for ever as "not ours". The row with
+    its baseline exists before sling-once is sent; the sling-stats summary shows the once-job: adopted."""
     sim, rpc = start()
     n = names(sim)
-    rpc.inject("lost", "sling-job")
+    rpc.inject("lost", "sling-once")
     res = manual(sim, n["big"], n["cold"])
     assert res["status"] == "initiated" and n["cold"] in sim.node.sling.running
-    assert registry(sim) == {n["cold"]} and not check_registry(sim)
+    assert registry(sim) == {n["cold"]} and not check_registry(sim, rpc)
     assert any("adopted" in text for _, text in sim.log_lines)
     rpc.clear()
     sim.advance(4 * HOUR)
     [row] = [r for r in reservations(sim) if r["scid"] == n["cold"]]
-    assert row["status"] == "settled" and n["cold"] not in sim.node.call("sling-jobsettings", {})
+    assert row["status"] == "settled" and n["cold"] not in sim.node.sling.running
+    assert row["spent_msat"] // 1000 == sum(x["fee_msat"] for x in sim.node.sling.successes[n["cold"]]) // 1000
     assert manual(sim, n["big"], n["cold"], 100_000, 100)["status"] == "initiated"     # ours again, not refused
 
 
-def test_a_sling_job_that_never_reached_sling_is_released():
-    """The other end of "adopt or delete": no answer and no job in sling → the reservation is released."""
+def test_a_sling_once_that_never_reached_sling_is_stopped_to_be_sure_and_booked_at_zero():
+    """The other end of "adopt or release": no answer and no once-job in the summary → stopped to be sure
+    (sling answers "No job running") and settled from the counters: nothing spent, the rest released."""
     sim, rpc = start()
     n = names(sim)
-    rpc.inject("timeout", "sling-job")          # never carried out
-    with pytest.raises(RpcException, match="never created"):
-        manual(sim, n["big"], n["cold"])
-    assert [r["status"] for r in reservations(sim)] == ["released"]
-    assert not registry(sim) and n["cold"] not in sim.node.call("sling-jobsettings", {})
-
-
-def test_a_lost_sling_go_answer_stops_the_job_and_books_its_spend():
-    """sling-go was carried out but its answer lost: the job may run, so it is stopped and booked from
-    sling's counters (before: released as if nothing was spent, and deleted)."""
-    sim, rpc = start()
-    n = names(sim)
-    rpc.inject("lost", "sling-go")
-    with pytest.raises(RpcException, match="sling-go's answer was lost"):
+    rpc.inject("timeout", "sling-once")          # never carried out
+    with pytest.raises(RpcException, match="no once-job on the channel"):
         manual(sim, n["big"], n["cold"])
     rpc.clear()
-    sim.advance(2 * HOUR)
-    [row] = reservations(sim)
-    assert row["status"] == "settled" and not registry(sim)
-    assert n["cold"] not in sim.node.call("sling-jobsettings", {})
+    sim.advance(HOUR)
+    assert [(r["status"], r["spent_msat"]) for r in reservations(sim)] == [("settled", 0)]
+    assert not registry(sim) and n["cold"] not in sim.node.sling.running
 
 
-@pytest.mark.parametrize("method", ["sling-stop", "sling-deletejob"])
+@pytest.mark.parametrize("method", ["sling-stop", "sling-stats"])
 def test_lost_answers_while_ending_a_job_are_asked_again_and_booked_once(method):
     sim, rpc = start()
     n = names(sim)
@@ -88,7 +78,7 @@ def test_lost_answers_while_ending_a_job_are_asked_again_and_booked_once(method)
     sim.advance(4 * HOUR)
     if method == "sling-stop":        # never known to be stopped: kept, its reservation counts
         assert registry(sim) == {n["cold"]} and [r["status"] for r in reservations(sim)] == ["active"]
-    # (a lost sling-deletejob answer: the retry is answered "not found", a definite end)
+    # (lost sling-stats answers: the job is stopped blind, its final stats asked again until they come)
     rpc.clear()
     sim.advance(2 * HOUR)
     [row] = reservations(sim)
@@ -108,7 +98,7 @@ def test_a_reservation_counts_while_its_job_is_registered_whatever_its_age(tmp_p
     t, late = 1_700_000_000, 1_700_000_000 + 5 * HOUR          # timeout 4 h
     assert ledger.reserve("held", "1x1x1", 600_000, t, cfg, None)[0]
     assert ledger.reserve("orphan", "2x2x2", 100_000, t, cfg, None)[0]
-    cand = rb.Candidate("1x1x1", "p", ("3x3x3",), 100_000, 600_000, 6000, 0, 0, 0, 0.5, 0, False, "test")
+    cand = rb.Candidate("1x1x1", "p", ("3x3x3",), 100_000, 600_000, 6000, 0, 0, 0, 0, False, "test")
     ledger.save_job(rb.new_job("held", cand, rb.SlingStats(), 0, t), {"res_id": "held", "phase": "running"}, t)
     assert ledger.reserved_msat(late, 4 * HOUR) == 600_000                    # the orphan no longer counts
     ok, why = ledger.reserve("new", "4x4x4", 500_000, late, cfg, None)        # 600 held + 500 > 1000 sat
@@ -130,7 +120,7 @@ def test_a_job_overdue_at_start_up_is_stopped_and_booked_never_resumed(tmp_path)
     before = len(rpc.delivered)
     sim2, _ = start(tmp_path, node=node, rpc=rpc)
     sent = [m for _, m, _ in rpc.delivered[before:]]
-    assert "sling-go" not in sent and "sling-stop" in sent
+    assert "sling-once" not in sent and "sling-stop" in sent
     [row] = reservations(sim2)
     assert row["status"] == "settled" and not registry(sim2)
     [status] = [r[0] for r in sim2.store.db.execute("SELECT status FROM rebalances")]
@@ -161,9 +151,8 @@ def test_dry_run_at_runtime_starts_no_job_and_sends_nothing_that_changes_state()
 
 def test_dry_run_switched_on_mid_job_stops_the_job_and_sends_nothing_else():
     """The kill switch thrown while a job runs: the job is stopped (stopping only ends spending, fail closed;
-    refusing it let the job spend past its reservation, sequence seeds 1439…5373), deleted with sling's records
-    kept, and booked from them while dry-run is still on (refusing the delete left its spend unbooked for as
-    long as dry-run was on: seed 4118). Nothing else is sent."""
+    refusing it let the job spend past its reservation, sequence seeds 1439…5373) and booked from sling's
+    records while dry-run is still on (seed 4118). Nothing else is sent."""
     sim, rpc = start()
     n = names(sim)
     manual(sim, n["big"], n["cold"], 200_000, 200)
@@ -172,25 +161,56 @@ def test_dry_run_switched_on_mid_job_stops_the_job_and_sends_nothing_else():
     sim.advance(4 * HOUR)
     sent = [(m, p) for _, m, p in rpc.delivered[since:]]
     assert not check_dry_run(rpc, [(since, len(rpc.delivered))])
-    assert sent == [("sling-stop", {"scid": n["cold"]}), ("sling-deletejob", {"job": n["cold"], "delete_stats": False})]
+    assert sent == [("sling-stop", {"scid": n["cold"]})]
     [row] = reservations(sim)
     assert not registry(sim) and row["status"] == "settled"
     assert row["spent_msat"] // 1000 == sim.node.ledger.rebalance_cost_msat // 1000 > 0     # sling's own record
 
 
-def test_a_manual_rebalance_targets_one_chunk_above_the_balance_now_not_the_last_views():
-    """Sequence seed 23: the one-chunk target of a revenue-rebalance was taken from the channel view of the last
-    fee cycle; forwards had drained the destination since, so sling (which pulls while below its target, 1 s
-    between chunks) pulled 11 chunks at once on a one-chunk reservation. The target now comes from the
-    balance in the listfunds read just before the job starts."""
+def test_a_drain_while_a_job_waits_cannot_make_it_spend_past_its_reservation():
+    """Sequence seeds 23, 170, 1279, 5402, 8970: the destination was drained after the job's target was set
+    (a stale view, or forwards while the job waited for a route); a continuous sling-job then pulled back to
+    its target chunk after chunk, 1 s apart, before any poll. A once-job of the reserved amount stops after
+    it: drained five chunks' worth before and during the job, sling still pulls one chunk only."""
     sim, rpc = start()
     n = names(sim)
     cold, store = sim.node.channels[n["cold"]], sim.node.channels[n["store"]]
-    cold.set_to_us(cold.to_us_msat - 150_000_000)        # a forward out of cold, after the views were read
-    store.set_to_us(store.to_us_msat + 150_000_000)
+    cold.set_to_us(cold.to_us_msat - 50_000_000)        # a forward out of cold, after the views were read
+    store.set_to_us(store.to_us_msat + 50_000_000)
+    res = manual(sim, n["big"], n["cold"], 10_000, 10)
+    [params] = [p for _, m, p in rpc.delivered if m == "sling-once"]
+    assert params["amount"] == params["onceamount"] == 10_000 and "target" not in params
+    for _ in range(6):                                   # drained again while the job runs
+        sim.advance(120)
+        cold.set_to_us(cold.to_us_msat - 10_000_000)
+        store.set_to_us(store.to_us_msat + 10_000_000)
+    sim.advance(HOUR)
+    assert len(sim.node.sling.successes[n["cold"]]) == 1
+    [row] = reservations(sim)
+    assert row["id"] == res["reservation_id"] and row["status"] == "settled"
+    assert 0 < sim.node.ledger.rebalance_cost_msat <= row["reserved_msat"]
+
+
+def test_a_once_job_sling_cannot_be_reached_for_stays_within_its_reservation():
+    """Sequence seeds 4118, 6171: sling could not be reached to stop a job (socket gone) for hours while
+    forwards drained the channel; the continuous job refilled it in several chunks. A once-job stops by
+    itself after its amount: the spend is bounded whether or not the stop reaches sling."""
+    sim, rpc = start()
+    n = names(sim)
+    cold, store = sim.node.channels[n["cold"]], sim.node.channels[n["store"]]
     manual(sim, n["big"], n["cold"], 10_000, 10)
-    [params] = [p for _, m, p in rpc.delivered if m == "sling-job"]
-    assert params["target"] == rb.one_chunk_target(cold.to_us_msat, cold.capacity_msat)
+    rpc.inject("vanish", "sling-*")
+    for _ in range(12):
+        sim.advance(10 * 60)
+        cold.set_to_us(cold.to_us_msat - 10_000_000)
+        store.set_to_us(store.to_us_msat + 10_000_000)
+    assert registry(sim) == {n["cold"]}                  # never known to be stopped: kept, counted
+    rpc.clear()
+    sim.advance(HOUR)
+    [row] = reservations(sim)
+    assert row["status"] == "settled" and not registry(sim)
+    assert len(sim.node.sling.successes[n["cold"]]) == 1
+    assert row["spent_msat"] <= sim.node.ledger.rebalance_cost_msat <= row["reserved_msat"]
 
 
 def test_manual_rebalances_respect_max_concurrent_jobs():
@@ -246,26 +266,56 @@ def test_the_kill_switch_through_the_real_plugin(tmp_path, monkeypatch):
         ld.rpc.call("setconfig", {"config": "revenue-ops-dry-run", "val": "false"})
         assert ld.rpc.call("revenue-config", {"action": "get", "key": "dry_run"})["value"] is False
         assert ld.rpc.call("revenue-rebalance", ask)["status"] == "initiated"
-        assert by_local[0] in ld.rpc.call("sling-jobsettings")
+        assert by_local[0] in {r["scid"] for r in ld.rpc.call("sling-stats", {"json": True})}
 
 
-def test_no_job_starts_while_our_registry_is_unreconciled(tmp_path):
-    """sling-jobsettings failing at start-up: before, the executor declared itself ready with the registry
-    unreconciled, so a new job could take a registered job's channel (and its row). Now nothing starts until
-    reconcile succeeds, retried at every cycle; the registered reservation counts meanwhile."""
+def test_a_job_found_at_start_up_is_stopped_and_booked_never_resumed(tmp_path):
+    """Item 28, sequence seed 2582: reconcile resumed a job of ours (not overdue) whose one-chunk target a drain
+    had left five chunks above the balance while sling was away; sling pulled them at once. A job found at
+    start-up is now stopped and booked, never resumed; the next cycle starts a fresh one. While the stop is not
+    confirmed the row keeps its channel (no second job there) and its reservation counts."""
     sim, rpc = start(tmp_path)
     n = names(sim)
     manual(sim, n["big"], n["cold"], 200_000, 200)
     node = sim.node
     sim.close()
-    rpc.inject("error", "sling-jobsettings")
+    rpc.inject("error", "sling-stop")
+    before = len(rpc.delivered)
     sim2, _ = start(tmp_path, node=node, rpc=rpc)
-    sim2.advance(HOUR)
-    with pytest.raises(RpcException, match="being reconciled"):
-        manual(sim2, n["store"], n["hot"], 100_000, 100)
-    assert sim2.rpc("revenue-rebalance-debug")["executor_ready"] is False
+    assert not [m for _, m, _ in rpc.delivered[before:] if m in ("sling-go", "sling-once")]
+    with pytest.raises(RpcException, match="a job of ours already runs on"):
+        manual(sim2, n["store"], n["cold"], 100_000, 100)
     assert [r["status"] for r in reservations(sim2)] == ["active"] and registry(sim2) == {n["cold"]}
+    assert manual(sim2, n["store"], n["hot"], 100_000, 100)["status"] == "initiated"    # other channels: free
     rpc.clear()
     sim2.advance(HOUR)
-    assert sim2.rpc("revenue-rebalance-debug")["executor_ready"] is True
-    assert manual(sim2, n["store"], n["hot"], 100_000, 100)["status"] == "initiated"
+    first = reservations(sim2)[0]
+    assert first["status"] == "settled" and n["cold"] not in registry(sim2)
+    [status] = [r[0] for r in sim2.store.db.execute("SELECT status FROM rebalances WHERE id=?", (first["id"],))]
+    assert status in ("succeeded", "failed")
+
+
+def test_a_start_up_that_keeps_failing_still_stops_the_jobs_of_our_registry(tmp_path):
+    """Item 28, sequence seed 3004: after a kill -9 the start-up could not complete for 2 h (getinfo answers
+    lost), no actor ran, nobody watched our job and sling refilled a drain in 61 chunks. The jobs of our
+    registry are now stopped first thing at every start-up attempt (it needs only the database and
+    sling-stop); the executor books them once the start-up completes."""
+    sim, rpc = start(tmp_path)
+    n = names(sim)
+    manual(sim, n["big"], n["cold"], 200_000, 200)
+    node = sim.node
+    assert n["cold"] in node.sling.running
+    sim.close()                                          # stop-jobs-on-shutdown is off: the job runs on
+    assert n["cold"] in node.sling.running
+    rpc.inject("lost", "getinfo")
+    before = len(rpc.delivered)
+    sim2 = simulate.start(loads_scenario(REFILL), node=node, rpc=rpc, step_seconds=60,
+                          db_path=str(tmp_path / "revenue_ops.db"))
+    sim2.advance(2 * HOUR)
+    assert not sim2.runtime.started
+    assert ("sling-stop", {"scid": n["cold"]}) in [(m, p) for _, m, p in rpc.delivered[before:]]
+    assert n["cold"] not in node.sling.running
+    assert [r["status"] for r in reservations(sim2)] == ["active"]          # booked once started
+    rpc.clear()
+    sim2.advance(HOUR)
+    assert sim2.runtime.started and reservations(sim2)[0]["status"] == "settled" and not registry(sim2)

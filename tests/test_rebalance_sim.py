@@ -160,7 +160,7 @@ def test_multi_day_budget_caps_and_spend_share(scenario, budget_sats, capsys):
               f"node cost {sim.node.ledger.rebalance_cost_msat // 1000} sat")
 
 
-def test_restart_during_a_job_reconciles_it_without_a_second_reservation(tmp_path):
+def test_restart_during_a_job_stops_and_books_it_without_a_second_reservation(tmp_path):
     db = str(tmp_path / "revenue_ops.db")
     sc = loads_scenario(REFILL)
     sim = simulate.start(sc, seed=1, db_path=db, step_seconds=60)
@@ -170,18 +170,19 @@ def test_restart_during_a_job_reconciles_it_without_a_second_reservation(tmp_pat
         if sim.runtime.ledger.load_jobs():
             break
     [(job, _extra)] = sim.runtime.ledger.load_jobs()
-    assert job.scid == hot and hot in sim.node.call("sling-jobsettings", {})
+    assert job.scid == hot and hot in sim.node.sling.once and hot in sim.node.sling.running
     before = reservations(sim)
     assert [r["status"] for r in before].count("active") == 1
     node = sim.node
     sim.close()
     sim2 = simulate.start(sc, seed=1, db_path=db, node=node, step_seconds=60)
-    assert reservations(sim2) == before                      # nothing reserved again at start-up
-    assert hot in sim2.rpc("revenue-rebalance-debug")["active_jobs"]
+    assert hot not in node.sling.running                     # stopped at start-up, never resumed
     sim2.advance(3 * 3600)
     rows = [r for r in reservations(sim2) if r["created_at"] <= before[-1]["created_at"]]
     mine = [r for r in rows if r["id"] == before[-1]["id"]]
-    assert mine[0]["status"] == "settled" and mine[0]["spent_msat"] > 0
+    assert mine[0]["status"] == "settled"
+    assert mine[0]["spent_msat"] // 1000 == sum(x["fee_msat"] for x in node.sling.successes.get(hot, [])
+                                                if x["t"] < mine[0]["settled_at"]) // 1000
     # never two live reservations for one channel
     for r in reservations(sim2):
         overlapping = [x for x in reservations(sim2) if x["scid"] == r["scid"] and x["id"] != r["id"]
@@ -205,13 +206,13 @@ def test_the_operators_own_sling_job_survives_our_start_up_and_cycles(tmp_path):
     assert any(r["scid"] == hot and r["code"] == "operator_job"
                for r in sim.rpc("revenue-rebalance-debug")["rejections"])
     # the manual path refuses to overwrite it too
-    with pytest.raises(RpcException, match="not ours"):
+    with pytest.raises(RpcException, match="already a job for that scid"):
         sim.rpc("revenue-rebalance", {"from_channel": store, "to_channel": hot, "amount_sats": 100_000,
                                       "max_fee_sats": 100})
     assert sim.node.call("sling-jobsettings", {})[hot]["maxppm"] == 100
 
 
-def test_revenue_rebalance_success_path_is_initiated_only_after_sling_go():
+def test_revenue_rebalance_success_path_is_initiated_only_after_sling_once_started():
     sim = simulate.start(loads_scenario(REFILL), seed=4)
     sim.advance(600)
     n = names(sim)
@@ -241,14 +242,14 @@ def test_revenue_rebalance_errors_are_honest():
         sim.rpc("revenue-rebalance", {**ok, "force": "maybe"})
     with pytest.raises(RpcException, match="budget"):
         sim.rpc("revenue-rebalance", {**ok, "max_fee_sats": 50_000})          # > 5000 sat daily budget
-    # sling-go fails: the error is returned, the reservation released, the job deleted from sling
-    real_go = sim.node.sling._rpc_go
-    sim.node.sling._rpc_go = lambda params: (_ for _ in ()).throw(SlingError("go refused"))
-    with pytest.raises(RpcException, match="sling-go failed"):
+    # sling-once refuses: the error is returned, the reservation released, nothing runs in sling
+    real_once = sim.node.sling._rpc_once
+    sim.node.sling._rpc_once = lambda params: (_ for _ in ()).throw(SlingError("once refused"))
+    with pytest.raises(RpcException, match="sling-once refused.*once refused"):
         sim.rpc("revenue-rebalance", {**ok, "max_fee_sats": 100})
-    sim.node.sling._rpc_go = real_go
+    sim.node.sling._rpc_once = real_once
     assert [r["status"] for r in reservations(sim) if r["scid"] == n["cold"]] == ["released"]
-    assert n["cold"] not in sim.node.call("sling-jobsettings", {})
+    assert n["cold"] not in sim.node.sling.running
     assert not sim.runtime.ledger.load_jobs()
 
 
@@ -295,8 +296,8 @@ def test_ledger_reservations_are_atomic_capped_and_expire(tmp_path):
     assert ledger.history_ppm(t + 6 * 3600) == {"2x2x2": [1400]}
 
 
-@pytest.mark.parametrize("meddle", ["repriced", "deleted"])
-def test_restart_after_the_job_was_changed_or_removed_in_sling_settles_it_once(tmp_path, meddle):
+@pytest.mark.parametrize("meddle", ["sling_restarted", "operator_stopped"])
+def test_restart_after_the_job_was_stopped_or_lost_in_sling_settles_it_once(tmp_path, meddle):
     db = str(tmp_path / "revenue_ops.db")
     sc = loads_scenario(REFILL)
     sim = simulate.start(sc, seed=1, db_path=db, step_seconds=60)
@@ -306,18 +307,16 @@ def test_restart_after_the_job_was_changed_or_removed_in_sling_settles_it_once(t
     [res_id] = [r["id"] for r in reservations(sim) if r["status"] == "active"]
     node = sim.node
     sim.close()
-    if meddle == "repriced":      # someone raised its price while we were away: delete it (settled from stats)
-        node.sling.jobs[hot]["maxppm"] += 5000
-    else:                         # gone from sling: forget it, book what we last saw
-        node.call("sling-deletejob", {"job": hot})
+    if meddle == "sling_restarted":   # a once-job is not persisted: gone, sling-stop answers "No job running"
+        node.sling.start_plugin()
+    else:
+        node.call("sling-stop", {"scid": hot})
     sim2 = simulate.start(sc, seed=1, db_path=db, node=node, step_seconds=60)
     sim2.advance(60)
-    assert hot not in sim2.node.call("sling-jobsettings", {})
-    assert not sim2.runtime.ledger.load_jobs()
+    assert hot not in sim2.node.sling.running and not sim2.runtime.ledger.load_jobs()
     [row] = [r for r in reservations(sim2) if r["id"] == res_id]
     assert row["status"] == "settled"
-    assert [h[0] for h in sim2.store.db.execute("SELECT status FROM rebalances WHERE id=?", (res_id,))] == \
-        ["failed" if meddle == "repriced" else "forgotten"]
+    assert len(list(sim2.store.db.execute("SELECT status FROM rebalances WHERE id=?", (res_id,)))) == 1
 
 
 def test_a_lost_sling_answer_does_not_leave_a_job_unwatched():
@@ -338,12 +337,12 @@ def test_a_lost_sling_answer_does_not_leave_a_job_unwatched():
     sim.advance(3 * 3600)
     assert len(dropped) == 2
     rows = [r for r in reservations(sim) if r["scid"] == hot]
-    assert rows[0]["status"] == "settled" and hot not in sim.node.call("sling-jobsettings", {})
+    assert rows[0]["status"] == "settled" and hot not in sim.node.sling.running
 
 
 def test_the_real_plugin_rebalances_through_sling_over_the_plugin_protocol(tmp_path, monkeypatch):
     """Threaded runtime inside the real plugin file, driven by the stand-in lightningd: revenue-rebalance
-    answers `initiated` after sling-go, and the next cycles settle the reservation from sling's counters."""
+    answers `initiated` once sling-once started, and the next polls settle the reservation from sling's counters."""
     import time
     from revops.sim.lightningd import StandinLightningd
     monkeypatch.setenv("REVOPS_TICK_SECONDS", "0.1")
@@ -356,7 +355,8 @@ def test_the_real_plugin_rebalances_through_sling_over_the_plugin_protocol(tmp_p
         dst, src = by_local[0], by_local[-1]
         res = ld.rpc.call("revenue-rebalance", {"from_channel": src, "to_channel": dst, "amount_sats": 100_000,
                                                 "max_fee_sats": 100})
-        assert res["status"] == "initiated" and dst in ld.rpc.call("sling-jobsettings")
+        assert res["status"] == "initiated" and dst in {r["scid"] for r in ld.rpc.call("sling-stats", {"json": True})}
+        assert dst not in ld.rpc.call("sling-jobsettings")       # a once-job is not a job
         settled = []
         for _ in range(40):
             ld.rpc.call("dev-sim-advance", {"seconds": 300})
@@ -366,7 +366,8 @@ def test_the_real_plugin_rebalances_through_sling_over_the_plugin_protocol(tmp_p
             if settled:
                 break
         assert settled and settled[0]["id"] == res["reservation_id"] and settled[0]["spent_msat"] <= 100_000
-        assert dst not in ld.rpc.call("sling-jobsettings")
+        [row] = [r for r in ld.rpc.call("sling-stats", {"json": True}) if r["scid"] == dst]
+        assert row["status"][0].split(":")[1] in ("Balanced", "Stopped", "Stopping")     # no longer runs
 
 
 def test_stop_jobs_on_shutdown_stops_only_our_jobs(tmp_path):
@@ -386,8 +387,7 @@ def test_stop_jobs_on_shutdown_stops_only_our_jobs(tmp_path):
             break
     assert hot in node.sling.running and store in node.sling.running
     sim.close()
-    assert hot not in node.sling.running                     # ours: stopped, still known to sling
-    assert hot in node.call("sling-jobsettings", {})
+    assert hot not in node.sling.running                     # ours: stopped
     assert store in node.sling.running                       # the operator's: untouched
     assert any(f"sling-stop {hot}: stopped" in text for _, text in sim.log_lines)
 
@@ -396,15 +396,14 @@ def test_emulated_sling_breaks_like_sling_once_balanced_and_refills_at_once_belo
     """The emulated sling keeps sling's own pauses (src/slings.rs): 1 s after a success it looks again, and
     once the channel is at its target it idles 600 s; below target it pulls chunk after chunk. So a one-chunk
     job polled every 300 s is stopped before its break ends (docs/rebalancing.md), and a drain during the
-    break is refilled in consecutive chunks once it ends (what the plugin cannot bound: docs/reliability.md)."""
-    from revops import rebalance as rb
+    break is refilled in consecutive chunks once it ends: why the plugin uses once-jobs (docs/rebalancing.md)."""
     from revops.sim.node import SimNode
     node = SimNode(loads_scenario(REFILL), seed=1)
     cold = next(c for c in node.open_channels() if c.name == "cold")
     big = next(c for c in node.open_channels() if c.name == "big")
     node.call("sling-job", {"scid": cold.scid, "direction": "pull", "amount": 10_000, "maxppm": 5000,
                             "candidates": [big.scid], "paralleljobs": 1,
-                            "target": rb.one_chunk_target(cold.to_us_msat, cold.capacity_msat)})
+                            "target": (cold.to_us_msat * 10_000 // cold.capacity_msat + 1) / 10_000})
     node.call("sling-go", {"scid": cold.scid})
     while not node.sling.successes.get(cold.scid):
         node.advance_to(node.now + 1)

@@ -91,7 +91,7 @@ def run_case(method: str, kind: str, from_hour: int | None) -> tuple[int, list[s
 
 def test_every_method_failed_every_way_loses_nothing(methods_used, capsys):
     methods = sorted(methods_used)
-    assert {"getinfo", "listforwards", "listpeerchannels", "setchannel", "sling-go", "sling-stats",
+    assert {"getinfo", "listforwards", "listpeerchannels", "setchannel", "sling-once", "sling-stats",
             "clboss-unmanage", "bkpr-listaccountevents"} <= set(methods)
     problems, injected, cases, unhit = [], 0, 0, []
     for method in methods:
@@ -117,7 +117,7 @@ def test_a_stuck_sling_job_times_out_and_its_spend_is_booked():
     rows = {r["id"]: r for r in sim.runtime.ledger.reservations()}
     assert all(rows[live[scid]]["status"] == "settled" for scid in stuck)
     assert not set(stuck) & {j["scid"] for j in sim.rpc("revenue-rebalance-debug")["ledger"]["registry"]}
-    assert not set(stuck) & set(sim.node.call("sling-jobsettings", {}))
+    assert not set(stuck) & set(sim.node.sling.running)
     assert not check_all(sim, rpc)
 
 

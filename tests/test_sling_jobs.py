@@ -10,32 +10,25 @@ import pytest
 from revops import sling_jobs as sj
 from revops.sling_jobs import Event as E, Phase as P
 
-PROV, ADOPT, CREATED, GOING, RUN, POLL, RESUME = P.PROVISIONAL, P.ADOPTING, P.CREATED, P.GOING, P.RUNNING, \
-    P.POLLING, P.RESUMING
-STOP, DEL, SETTLE, CLEAN, DONE, ABORT, FORGOT = P.STOPPING, P.DELETING, P.SETTLING, P.CLEANUP, P.DONE, \
-    P.ABORTED, P.FORGOTTEN
+PROV, ADOPT, RUN, POLL = P.PROVISIONAL, P.ADOPTING, P.RUNNING, P.POLLING
+STOP, SETTLE, DEL, CLEAN, DONE, ABORT = P.STOPPING, P.SETTLING, P.DELETING, P.CLEANUP, P.DONE, P.ABORTED
 
 # (phase, event) → next phase: the specification (docs/rebalancing.md "The life of a sling job")
 SPEC: dict[tuple[P, E], P] = {
-    (PROV, E.OK): CREATED, (PROV, E.ERROR): ABORT, (PROV, E.NOT_FOUND): ABORT, (PROV, E.LOST): ADOPT,
-    (PROV, E.ABSENT): ABORT, (PROV, E.NOT_RESUMABLE): CLEAN,
-    (ADOPT, E.FOUND): CREATED, (ADOPT, E.ABSENT): ABORT, (ADOPT, E.ERROR): ADOPT, (ADOPT, E.LOST): ADOPT,
-    (ADOPT, E.NOT_FOUND): ADOPT, (ADOPT, E.RETRY): ADOPT, (ADOPT, E.NOT_RESUMABLE): CLEAN,
-    (CREATED, E.OK): GOING, (CREATED, E.ERROR): CLEAN, (CREATED, E.LOST): CLEAN, (CREATED, E.NOT_FOUND): CLEAN,
-    (CREATED, E.ABSENT): ABORT, (CREATED, E.NOT_RESUMABLE): CLEAN,
-    (GOING, E.OK): RUN, (GOING, E.ERROR): CLEAN, (GOING, E.LOST): STOP, (GOING, E.NOT_FOUND): ABORT,
-    (GOING, E.ABSENT): FORGOT, (GOING, E.RESUMABLE): RESUME, (GOING, E.NOT_RESUMABLE): STOP,
-    (RUN, E.POLL): POLL, (RUN, E.ABSENT): FORGOT, (RUN, E.RESUMABLE): RESUME, (RUN, E.NOT_RESUMABLE): STOP,
+    (PROV, E.OK): RUN, (PROV, E.ERROR): ABORT, (PROV, E.NOT_FOUND): ABORT, (PROV, E.LOST): ADOPT,
+    (PROV, E.STARTUP): STOP,
+    (ADOPT, E.FOUND): RUN, (ADOPT, E.ABSENT): STOP, (ADOPT, E.ERROR): ADOPT, (ADOPT, E.LOST): ADOPT,
+    (ADOPT, E.NOT_FOUND): ADOPT, (ADOPT, E.RETRY): ADOPT, (ADOPT, E.STARTUP): STOP,
+    (RUN, E.POLL): POLL, (RUN, E.STARTUP): STOP, (RUN, E.LEGACY): DEL,
     (POLL, E.CONTINUE): RUN, (POLL, E.STOP): STOP,
-    (RESUME, E.OK): RUN, (RESUME, E.ERROR): STOP, (RESUME, E.LOST): STOP, (RESUME, E.NOT_FOUND): SETTLE,
-    (STOP, E.OK): DEL, (STOP, E.NOT_FOUND): DEL, (STOP, E.ERROR): STOP, (STOP, E.LOST): STOP,
-    (STOP, E.RETRY): STOP, (STOP, E.ABSENT): SETTLE, (STOP, E.NOT_RESUMABLE): STOP,
-    (DEL, E.OK): SETTLE, (DEL, E.NOT_FOUND): SETTLE, (DEL, E.ERROR): DEL, (DEL, E.LOST): DEL,
-    (DEL, E.RETRY): DEL, (DEL, E.ABSENT): SETTLE, (DEL, E.NOT_RESUMABLE): DEL,
+    (STOP, E.OK): SETTLE, (STOP, E.NOT_FOUND): SETTLE, (STOP, E.ERROR): STOP, (STOP, E.LOST): STOP,
+    (STOP, E.RETRY): STOP, (STOP, E.STARTUP): STOP,
     (SETTLE, E.OK): DONE, (SETTLE, E.NOT_FOUND): DONE, (SETTLE, E.ERROR): SETTLE, (SETTLE, E.LOST): SETTLE,
-    (SETTLE, E.RETRY): SETTLE, (SETTLE, E.ABSENT): SETTLE, (SETTLE, E.NOT_RESUMABLE): DEL,
+    (SETTLE, E.RETRY): SETTLE, (SETTLE, E.STARTUP): SETTLE, (SETTLE, E.LEGACY): SETTLE,
+    (DEL, E.OK): SETTLE, (DEL, E.NOT_FOUND): SETTLE, (DEL, E.ERROR): DEL, (DEL, E.LOST): DEL,
+    (DEL, E.RETRY): DEL, (DEL, E.STARTUP): DEL,
     (CLEAN, E.OK): ABORT, (CLEAN, E.NOT_FOUND): ABORT, (CLEAN, E.ERROR): CLEAN, (CLEAN, E.LOST): CLEAN,
-    (CLEAN, E.RETRY): CLEAN, (CLEAN, E.ABSENT): ABORT, (CLEAN, E.NOT_RESUMABLE): CLEAN,
+    (CLEAN, E.RETRY): CLEAN, (CLEAN, E.STARTUP): CLEAN, (CLEAN, E.LEGACY): CLEAN,
 }
 PAIRS = list(itertools.product(P, E))
 
@@ -70,64 +63,82 @@ def test_terminal_phases_have_no_way_out_and_every_other_phase_can_end() -> None
 
 
 def test_a_job_that_may_have_spent_is_never_released_unbooked() -> None:
-    """From the moment sling may run the job (after sling-go was asked and not refused), no path leads to
-    ABORTED (release without booking): only DONE or FORGOTTEN, both booked."""
-    for phase in (RUN, POLL, RESUME, STOP, DEL, SETTLE):
-        assert ABORT not in _reachable(phase), phase
-    assert sj.transition(GOING, E.LOST)[0] is STOP          # a lost sling-go answer: it may run
-
-
-def test_a_lost_sling_job_answer_ends_adopted_or_deleted_never_orphaned() -> None:
-    """After a lost sling-job answer, ADOPTING (the row kept) is left only to CREATED (adopted: ours from
-    now on) or ABORTED (sling has no such job); at start-up to CLEANUP (deleted from sling)."""
+    """From the moment sling-once was sent (and not refused), no path leads to ABORTED (release without
+    booking): only DONE, booked from sling's counters, even when its answer was lost."""
+    for phase in (PROV, ADOPT, RUN, POLL, STOP, SETTLE, DEL):
+        reachable = _reachable(phase, set(E) - {E.ERROR, E.NOT_FOUND} if phase is PROV else None)
+        assert ABORT not in reachable, phase
     assert sj.transition(PROV, E.LOST)[0] is ADOPT
-    assert {nxt for (phase, _), (nxt, _) in sj.TRANSITIONS.items() if phase is ADOPT} == {ADOPT, CREATED, ABORT, CLEAN}
+
+
+def test_a_lost_sling_once_answer_ends_adopted_or_stopped_and_booked_never_orphaned() -> None:
+    """After a lost sling-once answer, ADOPTING (the row kept) is left only to RUNNING (adopted: polled and
+    booked like any job) or STOPPING (not seen in sling: stopped to be sure, then booked)."""
+    assert sj.transition(PROV, E.LOST)[0] is ADOPT
+    assert {nxt for (phase, _), (nxt, _) in sj.TRANSITIONS.items() if phase is ADOPT} == {ADOPT, RUN, STOP}
+
+
+def test_no_job_is_ever_resumed_at_start_up() -> None:
+    """Item 28 (sequence seed 2582): a job found at start-up is stopped and booked; nothing leads from a
+    start-up event to RUNNING, and no phase asks sling to start anything but PROVISIONAL (sling-once)."""
+    for (phase, event), (nxt, _) in sj.TRANSITIONS.items():
+        if event in (E.STARTUP, E.LEGACY):
+            assert nxt in (STOP, SETTLE, DEL, CLEAN), (phase, event)
+    assert [p for p, m in sj.ASKS.items() if m in ("sling-once", "sling-go", "sling-job")] == [PROV]
 
 
 def test_every_phase_that_waits_asks_sling_something() -> None:
     for phase in P:
         assert (sj.ASKS[phase] is None) == (phase in sj.TERMINAL or phase is RUN)
-    assert sj.at_rest(POLL) is RUN and sj.at_rest(RESUME) is RUN and sj.at_rest(STOP) is STOP
+    assert sj.at_rest(POLL) is RUN and sj.at_rest(STOP) is STOP
 
 
 @pytest.mark.parametrize("error,event", [
     (None, E.OK),
     ({"code": -32600, "message": "Shortchannelid not found in jobs"}, E.NOT_FOUND),
-    ({"code": -32600, "message": "go refused"}, E.ERROR),
-    ({"code": None, "message": "TimeoutError: sling-job: the answer was lost (injected)"}, E.LOST),
+    ({"code": -32600, "message": "901200x1x0: No job running"}, E.NOT_FOUND),
+    ({"code": -32600, "message": "There is already a job for that scid running!"}, E.ERROR),
+    ({"code": None, "message": "TimeoutError: sling-once: the answer was lost (injected)"}, E.LOST),
     ({"message": "ConnectionError: lightningd closed the RPC connection"}, E.LOST),
-    ({"code": -32099, "message": "dry-run: sling-go not sent"}, E.ERROR),
+    ({"code": -32099, "message": "dry-run: sling-once not sent"}, E.ERROR),
 ])
 def test_answers_are_classified_definite_or_lost(error, event) -> None:
     assert sj.answer_event(error) is event
 
 
-SENT = sj.Sent(maxppm=500, amount_sat=100_000)
-OURS = {"sat_direction": "pull", "maxppm": 500, "amount_msat": 100_000_000}
+def row(scid: str, *states: str) -> dict:
+    return {"alias": "a", "scid": scid, "pubkey": "02" * 33, "status": [f"{i + 1}:{s}" for i, s in enumerate(states)],
+            "rebamount": "0", "w_feeppm": 0, "last_route_taken": "Never", "last_success_reb": "Never"}
 
 
-@pytest.mark.parametrize("settings,event", [
-    ({"1x1x1": OURS}, E.FOUND),
-    ({"1:1:1": OURS}, E.FOUND),
-    ({}, E.ABSENT),
-    ({"2x2x2": OURS}, E.ABSENT),
-    ({"1x1x1": {**OURS, "maxppm": 900}}, E.LOST),          # not what we sent: never adopted, asked again
-    ({"1x1x1": {**OURS, "sat_direction": "push"}}, E.LOST),
+@pytest.mark.parametrize("summary,event", [
+    ([row("1x1x1", "Rebalancing")], E.FOUND),
+    ([row("1x1x1", "NoRoutes")], E.FOUND),
+    ([row("1x1x1", "Balanced")], E.FOUND),          # done its amount before we looked: adopted, then booked
+    ([row("2x2x2", "Rebalancing"), row("1x1x1", "Starting")], E.FOUND),
+    ([], E.ABSENT),
+    ([row("2x2x2", "Rebalancing")], E.ABSENT),
+    ([row("1x1x1", "Stopped")], E.ABSENT),          # an earlier job's task, stopped
+    ([row("1x1x1", "Stopping")], E.ABSENT),
+    ({"1x1x1": {}}, E.LOST),                        # not the summary's shape: asked again
 ])
-def test_lookup_after_a_lost_answer(settings, event) -> None:
-    assert sj.lookup_event("1x1x1", settings, SENT) is event
+def test_lookup_after_a_lost_answer(summary, event) -> None:
+    assert sj.lookup_event("1x1x1", summary) is event
 
 
-@pytest.mark.parametrize("phase,settings,age,running,event", [
-    (RUN, {"1x1x1": OURS}, 100, True, E.RESUMABLE),
-    (GOING, {"1x1x1": OURS}, 100, True, E.RESUMABLE),
-    (RUN, {"1x1x1": OURS}, 7200, True, E.NOT_RESUMABLE),       # overdue: stopped and booked, never resumed
-    (RUN, {"1x1x1": OURS}, 100, False, E.NOT_RESUMABLE),       # already finished
-    (RUN, {"1x1x1": {**OURS, "amount_msat": 900_000_000}}, 100, True, E.NOT_RESUMABLE),   # altered
-    (RUN, {}, 100, True, E.ABSENT),
-    (PROV, {"1x1x1": OURS}, 0, True, E.NOT_RESUMABLE),         # created, never started: deleted
-    (PROV, {}, 0, True, E.ABSENT),
-    (STOP, {"1x1x1": OURS}, 100, False, E.NOT_RESUMABLE),
+@pytest.mark.parametrize("extra,phase,event", [
+    ({"once_msat": 10_000_000, "phase": "provisional"}, PROV, E.STARTUP),
+    ({"once_msat": 10_000_000, "phase": "adopting"}, ADOPT, E.STARTUP),
+    ({"once_msat": 10_000_000, "phase": "running"}, RUN, E.STARTUP),
+    ({"once_msat": 10_000_000, "phase": "stopping"}, STOP, E.STARTUP),
+    ({"once_msat": 10_000_000, "phase": "settling"}, SETTLE, E.STARTUP),
+    ({"phase": "running"}, RUN, E.LEGACY),           # a continuous sling-job of release <= 237f310: deleted
+    ({"phase": "going"}, RUN, E.LEGACY),
+    ({"phase": "deleting"}, RUN, E.LEGACY),
+    ({"phase": "settling"}, SETTLE, E.LEGACY),
+    ({"phase": "created"}, CLEAN, E.LEGACY),         # never started: deleted, reservation released
+    ({"phase": "provisional"}, CLEAN, E.LEGACY),
+    ({}, RUN, E.LEGACY),
 ])
-def test_reconcile_events(phase, settings, age, running, event) -> None:
-    assert sj.reconcile_event(phase, "1x1x1", settings, SENT, 1000, 1000 + age, 7200, running) is event
+def test_start_up_events(extra, phase, event) -> None:
+    assert sj.startup_event(extra) == (phase, event)

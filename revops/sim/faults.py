@@ -34,7 +34,7 @@ from pyln.client import RpcError
 from revops.sim.node import SimNode
 
 PLUGIN_PREFIXES = {"sling": "sling-", "clboss": "clboss-", "bookkeeper": "bkpr-"}
-WRITES = ("setchannel", "sling-job", "sling-go", "sling-stop", "sling-deletejob", "clboss-unmanage")
+WRITES = ("setchannel", "sling-once", "sling-job", "sling-go", "sling-stop", "sling-deletejob", "clboss-unmanage")
 KINDS = ("error", "timeout", "lost", "vanish", "absent", "slow", "malformed", "truncated", "noresult", "exception")
 AFTER = ("lost", "truncated", "noresult", "exception")      # the node carries the call out, then it fails
 EXCEPTIONS: tuple[Callable[[str], Exception], ...] = (

@@ -17,8 +17,8 @@ bench/invariants.py).
    (even one whose answer was lost) is one the plugin recorded;
 5. after a policy was set: a passive peer's fees are never set by the plugin (clboss may set them: they
    are handed back to it), a peer with rebalancing disabled is never a rebalance destination nor source;
-6. no sling job the plugin created exists outside its registry (after reconciliation: a lost sling-job
-   answer ends adopted or deleted, never as an orphan that blocks the channel for ever);
+6. no sling job the plugin started still runs outside its registry (a lost sling-once answer ends adopted or
+   stopped and booked, never as an orphan);
 7. while dry-run was on, no state-changing call reached the node (`check_dry_run`, given the spans);
 8. (`check_liveness`) every RPC is answered within 2 x `rpc_timeout_seconds`, and after the last fault is
    cleared a fee cycle and a rebalance cycle each reach their decisions again.
@@ -53,11 +53,15 @@ def check_all(sim: Any, rpc: Any, budget_sats_max: int | None = None,
 
 
 def check_registry(sim: Any, rpc: Any = None) -> list[str]:
-    """Every sling job the plugin created (a sling-job that reached the node through `rpc`; without it,
-    every job in sling) is in the plugin's registry."""
-    created = {p["scid"] for _, m, p in rpc.delivered if m == "sling-job"} if rpc is not None else None
+    """Every sling job the plugin started (a sling-once or sling-job that reached the node through `rpc`;
+    without it, every job in sling) that sling still has (a job) or runs (a once-job) is in the plugin's
+    registry."""
+    created = ({p["scid"] for _, m, p in rpc.delivered if m in ("sling-once", "sling-job")}
+               if rpc is not None else None)
     registry = {job.scid for job, _ in sim.runtime.ledger.load_jobs()}
-    orphans = sorted(s for s in sim.node.sling.jobs if (created is None or s in created) and s not in registry)
+    sling = sim.node.sling
+    live = set(sling.jobs) | {s for s in sling.once if s in sling.running}
+    orphans = sorted(s for s in live if (created is None or s in created) and s not in registry)
     return [f"sling job {s} exists outside the registry" for s in orphans]
 
 

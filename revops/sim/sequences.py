@@ -35,7 +35,7 @@ from revops.sim.scenario import Scenario, load_scenario
 
 HOUR = 3600
 METHODS = ("listpeerchannels", "setchannel", "feerates", "listfunds", "listforwards", "getinfo", "plugin",
-           "sling-*", "clboss-*", "bkpr-*", "*", "sling-job", "sling-go", "sling-stop", "sling-deletejob")
+           "sling-*", "clboss-*", "bkpr-*", "*", "sling-once", "sling-go", "sling-stop", "sling-deletejob")
 FAULT_KINDS = ("error", "timeout", "lost", "vanish", "absent", "malformed", "truncated", "noresult", "exception")
 STRATEGIES = ("dynamic", "static", "passive", "hive")
 REBALANCE_MODES = ("enabled", "disabled", "sink_only", "source_only")

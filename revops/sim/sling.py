@@ -2,6 +2,10 @@
 
 Rebalances are not routed through a simulated network: each attempt draws a route cost (ppm) from the
 scenario's ``[rebalance]`` distribution and fails with ``failure_probability``; see docs/simulator.md.
+
+Tasks are kept per channel as sling keeps them (src/model.rs `Tasks`): `status` holds the state of the
+channel's task (it exists from its first start until `sling-deletejob` or a sling restart), `running` the
+tasks that are active, `once` the tasks started by `sling-once` (not persisted, src/rpc_sling.rs `slingonce`).
 """
 from __future__ import annotations
 
@@ -22,6 +26,14 @@ SLING_VERSION = "v4.1.2"
 # peer is disconnected. A failed payment is retried at once: the attempt itself took `attempt_interval_s`.
 REFRESH_S = 1
 BREAK_S = {"Balanced": 600, "TooExp": 600, "NoCandidates": 600, "Disconnected": 60}
+# a once-job (src/slings.rs, `once_amount_msat`): without a route it sleeps 1 s and its loop starts the next
+# attempt (src/rpc_sling.rs, 20 ms later); a channel not normal ends the attempt at once. The simulator skips
+# the 1 s retries during which nothing in the node can change (no node event due), at most ONCE_SKIP_S at a time.
+ONCE_BREAK_S = {"Balanced": 600, "TooExp": 600, "Disconnected": 60, "NoRoutes": 1, "ChanNotNormal": 1}
+ONCE_SKIP_S = 60
+ONCE_KEYS = ("scid", "direction", "amount", "maxppm", "outppm", "target", "maxhops", "candidates",
+             "depleteuptopercent", "depleteuptoamount", "paralleljobs", "onceamount")
+MAX_HTLC_COUNT = 5      # sling-max-htlc-count default
 PLUGIN_ERR = -32600  # cln-plugin (Rust) maps handler errors to this code
 JOB_KEYS = ("scid", "direction", "amount", "maxppm", "outppm", "target", "maxhops", "candidates",
             "depleteuptopercent", "depleteuptoamount", "paralleljobs")
@@ -39,7 +51,8 @@ class Sling:
         self.node = node
         self.jobs: dict[str, dict] = {}
         self.running: dict[str, int] = {}  # scid -> generation of its attempt loop
-        self.status: dict[str, str] = {}
+        self.status: dict[str, str] = {}     # scid -> state of its task (the task exists while listed here)
+        self.once: dict[str, dict] = {}      # scid -> {"job", "total_msat"}: the channel's task is a once-job
         self.successes: dict[str, list[dict]] = {}
         self.failures: dict[str, list[dict]] = {}
         self.except_chans: list[str] = []
@@ -83,9 +96,11 @@ class Sling:
                 self.successes, self.failures = data["successes"], data["failures"]
 
     def start_plugin(self) -> None:
-        """Plugin (re)start: jobs come back from disk (or memory) but are not running (no sling-autogo)."""
+        """Plugin (re)start: jobs come back from disk (or memory) but are not running (no sling-autogo);
+        tasks, once-jobs among them, are gone."""
         self.running.clear()
         self.status.clear()
+        self.once.clear()
         if self._dir() is not None:
             self.jobs, self.successes, self.failures = {}, {}, {}
             self._load()
@@ -93,6 +108,7 @@ class Sling:
     def stop_plugin(self) -> None:
         self.running.clear()
         self.status.clear()
+        self.once.clear()
 
     # ------------------------------------------------------------------ event loop
     def event_valid(self, data: tuple) -> bool:
@@ -108,9 +124,36 @@ class Sling:
         if not self.event_valid(data):
             return
         scid, _gen = data
+        if scid in self.once:
+            self._once_step(scid)
+            return
         moved = self._attempt(scid)
         if scid in self.running:
             self._schedule(scid, REFRESH_S if moved else BREAK_S.get(self.status.get(scid, "")))
+
+    def _once_step(self, scid: str) -> None:
+        """One turn of a once-job's loop (src/rpc_sling.rs `slingonce`): done once another chunk would pass
+        onceamount (state Balanced, the task ends); else one attempt, counted only when it moved its amount."""
+        o = self.once[scid]
+        amount = o["job"]["amount_msat"]
+        if o["total_msat"] + amount > o["job"]["once_amount_msat"]:
+            self.status[scid] = "Balanced"
+            del self.running[scid]
+            return
+        moved = self._attempt(scid)
+        if moved:
+            o["total_msat"] += amount
+            self._once_step(scid)          # the loop checks the total 20 ms later
+            return
+        state = self.status.get(scid, "")
+        if state == "NoCandidates":        # next_route found nothing: sling reports NoRoutes
+            state = self.status[scid] = "NoRoutes"
+        delay = ONCE_BREAK_S.get(state)
+        if delay == 1:
+            t = self.node._t
+            due = self.node._heap[0][0] if self.node._heap else t + ONCE_SKIP_S
+            delay = max(1.0, min(due - t, ONCE_SKIP_S) + 1)
+        self._schedule(scid, delay)
 
     def _eligible_sources(self, job: dict, dst: "Chan") -> list["Chan"]:
         node = self.node
@@ -132,7 +175,7 @@ class Sling:
     def _attempt(self, scid: str) -> bool:
         """One pass of sling's loop for a job; True when it moved its amount."""
         node = self.node
-        job = self.jobs.get(scid)
+        job = self.once[scid]["job"] if scid in self.once else self.jobs.get(scid)
         dst = node.channels.get(scid)
         if job is None or dst is None:
             self.status[scid] = "ChanNotNormal"
@@ -332,6 +375,8 @@ class Sling:
             job["depleteuptoamount_msat"] = uint("depleteuptoamount") * 1000
         if "paralleljobs" in p:
             job["paralleljobs"] = uint("paralleljobs", 1, 2**16 - 1)
+        if scid in self.once and scid in self.running:
+            raise SlingError("Once-job is currently running for this channel")
         if scid in self.running:
             del self.running[scid]
             self.status[scid] = "Stopped"
@@ -352,8 +397,12 @@ class Sling:
         if not self.jobs:
             raise SlingError("No jobs found")
         targets = self._targets(p, list(self.jobs))
-        started = 0
+        started = failed = 0
         for s in targets:
+            if s in self.once and s in self.running:
+                failed += 1                # "Once-job is currently running"
+                continue
+            self.once.pop(s, None)
             if s in self.running:
                 continue
             self._gen += 1
@@ -361,17 +410,22 @@ class Sling:
             self.status[s] = "Starting"
             self._schedule(s, delay=1)
             started += 1
-        return {"tasks_started": started, "tasks_failed_start:": 0}
+        return {"tasks_started": started, "tasks_failed_start:": failed}
 
     def _rpc_stop(self, params: Any) -> dict:
+        """Every task of the channel (all channels without `scid`) is told to stop; one that runs ends as
+        Stopped, one that had already ended is left marked Stopping (src/rpc_sling.rs `stop_job`)."""
         p = self._kw(params, "sling-stop", ("scid",))
-        targets = self._targets(p, list(self.running))
-        n = 0
+        if "scid" in p:
+            scid = self._scid(p["scid"])
+            if scid not in self.status:
+                raise SlingError(f"{scid}: No job running")
+            targets = [scid]
+        else:
+            targets = list(self.status)
         for s in targets:
-            if self.running.pop(s, None) is not None:
-                n += 1
-            self.status[s] = "Stopped"
-        return {"stopped_count": n}
+            self.status[s] = "Stopped" if self.running.pop(s, None) is not None else "Stopping"
+        return {"stopped_count": len(targets)}
 
     def _rpc_deletejob(self, params: Any) -> dict:
         p = self._kw(params, "sling-deletejob", ("job", "delete_stats"))
@@ -382,16 +436,17 @@ class Sling:
         if not isinstance(ds, bool):
             raise SlingError("delete_stats: must be a boolean")
         if job == "all":
-            targets = list(self.jobs)
+            targets = list(self.jobs) + list(self.once)
         else:
             scid = self._scid(job, "job")
-            if scid not in self.jobs:
+            if scid not in self.jobs and scid not in self.once:
                 raise SlingError("Shortchannelid not found in jobs")
             targets = [scid]
         for s in targets:
             self.running.pop(s, None)
             self.status.pop(s, None)
             self.jobs.pop(s, None)
+            self.once.pop(s, None)
             if ds:
                 self.successes.pop(s, None)
                 self.failures.pop(s, None)
@@ -407,7 +462,98 @@ class Sling:
         return {s: dict(j) for s, j in sorted(self.jobs.items())}
 
     def _rpc_once(self, params: Any) -> dict:
-        raise SlingError("sling-once is not emulated by the simulator")
+        """`sling-once`: checked as src/parse.rs `parse_once_job` and src/rpc_sling.rs `slingonce` check it,
+        in that order; then the once-job starts at once: {"result": "started"}. Not persisted."""
+        if not isinstance(params, dict):
+            raise SlingError(f"Expected an object! Got {json.dumps(params)} instead")
+        for k in params:
+            if k not in ONCE_KEYS:
+                raise SlingError(f"Invalid argument: {k}")
+        if "target" in params:
+            raise SlingError("`target` can not be used with `sling-once`")
+        for k in ("scid", "direction"):
+            if not isinstance(params.get(k), str):
+                raise SlingError(f"Missing {k}" if k not in params else f"invalid string for {k}")
+        scid = self._scid(params["scid"])
+        if params["direction"] not in ("pull", "push"):
+            raise SlingError(f"could not parse direction: {params['direction']}")
+
+        def u64(k: str, what: str) -> int | None:
+            v = params.get(k)
+            if v is None:
+                return None
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise SlingError(f"{k} must be {what}")
+            return v
+
+        amount, maxppm = u64("amount", "a positive integer"), u64("maxppm", "an integer")
+        if amount is None or maxppm is None:
+            raise SlingError(f"Missing {'amount' if amount is None else 'maxppm'}")
+        if amount == 0:
+            raise SlingError("amount must be greater than 0")
+        outppm = u64("outppm", "an integer")
+        once = u64("onceamount", "a positive integer")
+        if once is None:
+            raise SlingError("Missing onceamount")
+        if once == 0:
+            raise SlingError("onceamount must be greater than 0")
+        if once % amount:
+            raise SlingError(f"onceamount must be a multiple of amount. onceamount: {once}, amount: {amount}")
+        job: dict = {"sat_direction": params["direction"], "amount_msat": amount * 1000, "maxppm": maxppm,
+                     "once_amount_msat": once * 1000, "target": 1.0}   # a once-job's target is the capacity
+        if outppm is not None:
+            job["outppm"] = outppm
+        maxhops = u64("maxhops", "an integer")
+        if maxhops is not None and maxhops < 2:
+            raise SlingError("maxhops must be atleast 2")
+        if "depleteuptopercent" in params:
+            dp = params["depleteuptopercent"]
+            if isinstance(dp, bool) or not isinstance(dp, (int, float)):
+                raise SlingError("depleteuptopercent must be a floating point")
+            if not 0.0 <= dp < 1.0:
+                raise SlingError("depleteuptopercent must be between 0.0 and <1.0")
+            job["depleteuptopercent"] = float(dp)
+        if "depleteuptoamount" in params:
+            job["depleteuptoamount_msat"] = u64("depleteuptoamount", "an integer") * 1000
+        pj = u64("paralleljobs", "an integer")
+        if pj is not None:
+            if pj < 1:
+                raise SlingError("paralleljobs must be atleast 1")
+            if params["direction"] == "push" and pj > MAX_HTLC_COUNT:
+                raise SlingError("In a push job it doesn't make sense to have more paralleljobs than your "
+                                 "max_htlc_count")
+        if "candidates" in params:
+            if not isinstance(params["candidates"], list):
+                raise SlingError("Invalid array for candidate list")
+            cands = [self._scid(c, "candidates") for c in params["candidates"]]
+            excluded = {x for x, j in self.jobs.items() if j["sat_direction"] == params["direction"]}
+            for c in cands:
+                if c in excluded or c in self.except_chans:
+                    raise SlingError(f"candidate {c} has a {params['direction']}-job that rebalances in the "
+                                     "other direction!")
+            job["candidates"] = cands
+        elif outppm is None:
+            raise SlingError("Atleast one of outppm and candidatelist must be set.")
+        ch = self.node.channels.get(scid)
+        if ch is None:
+            raise SlingError("Channel not found")
+        if ch.state != "CHANNELD_NORMAL":
+            raise SlingError("Not in CHANNELD_NORMAL or CHANNELD_AWAITING_SPLICE state!")
+        room = self.node.receivable_msat(ch) if params["direction"] == "pull" else self.node.spendable_msat(ch)
+        if room < once * 1000:
+            raise SlingError(f"Channel {scid} has not enough capacity to {params['direction']} {once * 1000}msat")
+        if scid in self.jobs:
+            raise SlingError("There is already a job for that scid!")
+        if scid in self.status and scid not in self.once:
+            raise SlingError("There is already a job for that scid! Please delete it first.")
+        if scid in self.running:
+            raise SlingError("There is already a job for that scid running!")
+        self.once[scid] = {"job": job, "total_msat": 0}
+        self._gen += 1
+        self.running[scid] = self._gen
+        self.status[scid] = "Starting"
+        self._schedule(scid, delay=1)
+        return {"result": "started"}
 
     @staticmethod
     def _lt(t: int | None) -> str:
@@ -424,7 +570,7 @@ class Sling:
         window_lo = node.now - 30 * 86400
         if "scid" not in p:
             rows = []
-            for s in sorted(self.jobs):
+            for s in sorted(set(self.jobs) | set(self.once)):   # jobs, and channels with a once-task
                 ch = node.channels.get(s)
                 succ = self.successes.get(s, [])
                 amt = sum(x["amount_msat"] for x in succ) // 1000
@@ -442,8 +588,6 @@ class Sling:
         scid = self._scid(p["scid"])
         succ = [x for x in self.successes.get(scid, []) if x["t"] >= window_lo]
         fail = [x for x in self.failures.get(scid, []) if x["t"] >= window_lo]
-        if not succ and not fail and scid not in self.jobs and scid not in self.successes:
-            raise SlingError("Shortchannelid not found in jobs or stats")
         s_obj = None
         if succ:
             ppms = sorted(x["ppm"] for x in succ)
