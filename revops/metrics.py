@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric,
+                                     SummaryMetricFamily)
 
 from actors.messages import StatusRequest
 from revops import finance, ladder
@@ -136,8 +137,15 @@ def _channel_families(snap: Snapshot) -> Iterator[Metric]:
                                    "checkpoint", labels=CHANNEL_LABELS)
     decisions = CounterMetricFamily("revops_channel_decisions", "Fee decisions recorded, by branch",
                                     labels=CHANNEL_LABELS + ["branch"])
+    # the channel a short channel id names: a splice gives it a new one and keeps its channel_id, so joining
+    # on `channel` (group_left(channel_id)) follows one channel across splices; one series per channel and
+    # a new one only when it splices, while the other series keep their labels (docs/operations.md)
+    info = InfoMetricFamily("revops_channel", "The channel_id of the channel a short channel id names (a splice "
+                            "changes the short channel id, not the channel_id)", labels=CHANNEL_LABELS)
     for c in snap.channels:
         labels = [c["scid"], c["peer_id"]]
+        if c.get("channel_id"):
+            info.add_metric(labels, {"channel_id": c["channel_id"]})
         hill = c["hill_climb"]
         hours = max(snap.at - int(hill["window_start"]), 0) / 3600
         fee.add_metric(labels, c["fee_ppm"])
@@ -156,7 +164,7 @@ def _channel_families(snap: Snapshot) -> Iterator[Metric]:
     peers = {c["scid"]: c["peer_id"] for c in snap.channels}
     for (scid, branch), count in sorted(snap.decisions.items()):
         decisions.add_metric([scid, peers[scid], branch], count)
-    yield from (fee, rate, flow, ratio, centre, dwell, failures, fees_30d, cost_30d, handled, restarts,
+    yield from (info, fee, rate, flow, ratio, centre, dwell, failures, fees_30d, cost_30d, handled, restarts,
                 decisions)
 
 

@@ -178,3 +178,44 @@ def test_every_grafana_panel_query_returns_data_from_a_real_prometheus(node, tmp
                     empty.append((panel["title"], expr))
             assert any(answered), panel["title"]
         assert empty == [], empty
+
+
+@pytest.mark.needs("prometheus")
+def test_one_channel_is_followed_across_a_splice_by_its_channel_id(tmp_path, monkeypatch):
+    """A splice gives `wallet_lsp` a new short channel id: its series go on under a new `channel` label, the
+    others keep their labels (no channel_id on them: existing queries unchanged), and revops_channel_info
+    names the same channel_id under both, so a real Prometheus joins them into one channel."""
+    from tests.test_splice import splice_scenario
+    monkeypatch.setenv("REVOPS_TICK_SECONDS", "0.2")
+    port = free_port()
+    scenario = tmp_path / "small-splice.toml"
+    scenario.write_text(splice_scenario(channel="wallet_lsp", at_day=0.5, amount_sat=1_000_000, confirms=3))
+    with StandinLightningd(str(scenario), lightning_dir=str(tmp_path), seed=3, speed=0, plugins=[PLUGIN],
+                           log_stderr=False, plugin_opts={"revenue-ops-enable-prometheus": True,
+                                                          "revenue-ops-prometheus-port": port}) as ld:
+        running(ld)
+        with ld.locked_node() as n:
+            ch = n.by_name["wallet_lsp"]
+            old, cid, peer = ch.scid, ch.channel_id, ch.peer_id
+        advance(ld, 6 * 3600)
+        with prometheus_scraping(tmp_path, port) as query:
+            text = wait_for(lambda: (t := scrape(port)) and channels_in(t, "revops_channel_info") == normal_scids(ld)
+                            and t)
+            assert series(text, "revops_channel_info")[f'{{channel="{old}",channel_id="{cid}",peer="{peer}"}}'] == 1
+            assert all("channel_id" not in labels for labels in series(text, "revops_channel_fee_ppm"))
+            wait_for(lambda: query(f'revops_channel_info{{channel_id="{cid}"}}'), timeout=30, interval=0.5)
+
+            advance(ld, 86400)                           # the splice locks in under a new short channel id
+            new = {c["channel_id"]: c["short_channel_id"] for c in ld.rpc.call("listpeerchannels")["channels"]}[cid]
+            assert new != old
+            text = wait_for(lambda: (t := scrape(port)) and new in channels_in(t, "revops_channel_info") and t)
+            assert old not in channels_in(text) and old not in channels_in(text, "revops_channel_info")
+            assert series(text, "revops_channel_info")[f'{{channel="{new}",channel_id="{cid}",peer="{peer}"}}'] == 1
+            seen = wait_for(lambda: {r["metric"]["channel"] for r in query(
+                f'count by (channel) (count_over_time(revops_channel_info{{channel_id="{cid}"}}[10m]))')} == {old, new},
+                timeout=30, interval=0.5)
+            assert seen
+            joined = query(f'max by (channel_id) (revops_channel_fees_30d_msat * on (channel, peer) '
+                           f'group_left (channel_id) revops_channel_info{{channel_id="{cid}"}})')
+            status = {c["scid"]: c for c in ld.rpc.call("revenue-status")["channels"]}
+            assert [r["metric"] for r in joined] == [{"channel_id": cid}] and new in status
