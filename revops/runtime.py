@@ -37,6 +37,7 @@ from actors.messages import (LedgerFigures, LedgerQuery, ReleaseBudget, ReserveB
 from actors.messages import ClbossOwned, ClbossReport, ClbossSeen
 from revops import clboss_sync, finance, sling_jobs
 from revops import node as nodeio
+from revops import splice_join
 from revops.daily import DailyJobs
 from revops.ledger import Ledger
 from revops.model import ChannelView, Forward
@@ -174,6 +175,7 @@ class Runtime:
         self.rpc_stats: dict[str, RpcStat] = {}
         self.exporter: Any = None                      # revops.metrics.Exporter when enabled
         self.page: Any = None                          # revops.page_server.PageServer when enabled
+        self.pre_upgrade_checked = False               # revops/splice_join.py, once per process
         self.daily = DailyJobs()
         self._carry: Any = None                        # a message taken from the inbox while batching forwards
         self.clboss_report: dict = {}                  # the clboss hand-off's state (actors/clboss.py)
@@ -632,6 +634,10 @@ class Runtime:
             start = max(int(r.get(f"{index}_index", start)) for r in rows) + 1
 
     def _on_bootstrapped(self, b: Bootstrapped) -> None:
+        if b.error is None and not self.pre_upgrade_checked:
+            self.pre_upgrade_checked = True    # splices made before the upgrade: joined before the actors load
+            if splice_join.ask_bookkeeper(self, b, lambda: self._on_bootstrapped(b)):
+                return
         if b.error is not None:
             self.log("unusual", f"start-up load failed, retrying at the next tick: {b.error}")
             self._set_health("lightningd", "error", b.error)

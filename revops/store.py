@@ -229,6 +229,28 @@ class Store:
                 self.current_scid[c] = s
         return renames
 
+    def pre_upgrade_orphans(self, listed: set[str]) -> dict[str, str]:
+        """Short channel ids with a saved actor that were never recorded with a channel_id and are not listed
+        now (from before schema 6: closed, or spliced, before the upgrade) → the actor's peer."""
+        return {scid: peer for scid, peer in self.db.execute(
+            "SELECT scid, peer_id FROM channel_actors WHERE scid NOT IN (SELECT scid FROM channel_scids)")
+            if scid not in listed}
+
+    def join_pre_upgrade(self, channel_id: str, peer_id: str, earlier: list[str]) -> None:
+        """Record `earlier` (oldest first) as the channel's short channel ids before those recorded, and move
+        their history along them to the newest: to the one in force now, or, for a channel not recorded yet,
+        follow_channels moves it when it records the one listed."""
+        with self.tx():
+            first = self.db.execute("SELECT MIN(first_seen) FROM channel_scids WHERE channel_id=?",
+                                    (channel_id,)).fetchone()[0]
+            base = (first or 0) - len(earlier)
+            self.db.executemany("INSERT OR IGNORE INTO channel_scids(scid, channel_id, peer_id, first_seen) "
+                                "VALUES (?,?,?,?)", [(s, channel_id, peer_id, base + i) for i, s in enumerate(earlier)])
+            chain = earlier + [self.current_scid[channel_id]] if channel_id in self.current_scid else earlier
+            for old, new in zip(chain, chain[1:]):
+                self.rename_channel(old, new)
+        self.current_scid.setdefault(channel_id, earlier[-1])
+
     def rename_channel(self, old: str, new: str) -> None:
         """Re-key everything stored under `old` to `new` (one channel, spliced). A row already under `new`
         (a forward both names were told about, the actor's own newer checkpoint) wins over the old one."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from revops import experiment, identity, simulate
+from revops import experiment, identity, simulate, splice_join
 from revops.costs import bookkeeper_costs
 from revops.model import Forward
 from revops.sim import node as simnode
@@ -57,7 +57,7 @@ def fwd(in_channel: str, htlc: int, out_channel: str, fee: int, t: float) -> For
                    out_msat=100_000, fee_msat=fee, status="settled", received_time=t, resolved_time=t + 1)
 
 
-def old_database(path: str) -> None:
+def old_database(path: str, scid: str = OLD, peer: str = PEER) -> None:
     """A database as the code before channel identities wrote it: every migration before channel_scids, and
     one channel's history (forwards both ways, a roll-up, its actor, decisions, a policy, a rebalance and a
     reservation) under its first short channel id."""
@@ -67,20 +67,20 @@ def old_database(path: str) -> None:
         db.executescript(MIGRATIONS[i])
     db.execute(f"PRAGMA user_version={before}")
     db.executemany("INSERT INTO forwards VALUES (?,?,?,?,?,?,?,?,?,?,NULL,NULL)", [
-        (OLD, 1, "9x9x9", 101_000, 100_000, 1000, "settled", 1000.0, 1001.0, 1),
-        ("9x9x9", 7, OLD, 100_500, 100_000, 500, "settled", 2000.0, 2001.0, 2)])
-    db.execute("INSERT INTO forward_rollups VALUES (0, '9x9x9', ?, 'settled', 3, 300000, 299000, 1000)", (OLD,))
-    db.execute("INSERT INTO channel_actors VALUES (?, ?, ?, 1, NULL)", (OLD, PEER, json.dumps({"version": 1})))
+        (scid, 1, "9x9x9", 101_000, 100_000, 1000, "settled", 1000.0, 1001.0, 1),
+        ("9x9x9", 7, scid, 100_500, 100_000, 500, "settled", 2000.0, 2001.0, 2)])
+    db.execute("INSERT INTO forward_rollups VALUES (0, '9x9x9', ?, 'settled', 3, 300000, 299000, 1000)", (scid,))
+    db.execute("INSERT INTO channel_actors VALUES (?, ?, ?, 1, NULL)", (scid, peer, json.dumps({"version": 1})))
     db.execute("INSERT INTO fee_decisions(scid, at, old_fee_ppm, new_fee_ppm, branch, reason, inputs_json, "
-               "broadcast, outcome) VALUES (?, 10, 100, 120, 'search', 'r', '{}', 1, 'applied')", (OLD,))
+               "broadcast, outcome) VALUES (?, 10, 100, 120, 'search', 'r', '{}', 1, 'applied')", (scid,))
     db.execute("INSERT INTO policies(peer_id, channel_id, strategy, rebalance_mode, fee_ppm_target, tags_json, "
-               "updated_at) VALUES (?, ?, 'static', 'enabled', 321, '[]', 1)", (PEER, OLD))
+               "updated_at) VALUES (?, ?, 'static', 'enabled', 321, '[]', 1)", (peer, scid))
     db.execute("INSERT INTO rebalances VALUES ('r1', ?, ?, 50000, 100, 40, 50000000, 'done', 'auto', 'ev', 5, 6)",
-               (OLD, json.dumps(["9x9x9"])))
+               (scid, json.dumps(["9x9x9"])))
     db.execute("INSERT INTO rebalances VALUES ('r2', '9x9x9', ?, 50000, 100, 40, 50000000, 'done', 'auto', 'ev', 7, 8)",
-               (json.dumps([OLD, "8x8x8"]),))
+               (json.dumps([scid, "8x8x8"]),))
     db.execute("INSERT INTO budget_reservations(id, scid, reserved_msat, spent_msat, status, created_at) "
-               "VALUES ('r1', ?, 100, 40, 'settled', 5)", (OLD,))
+               "VALUES ('r1', ?, 100, 40, 'settled', 5)", (scid,))
     db.commit()
     db.close()
 
@@ -172,6 +172,64 @@ def test_a_sling_job_keeps_the_name_sling_knows_it_by_and_notes_the_new_one_thro
     assert [(r[0], json.loads(r[1])["spliced_to"], json.loads(r[1])["job"]["scid"]) for r in rows] == [
         (OLD, third, OLD)]
     store.close()
+
+
+def test_a_splice_before_the_upgrade_is_joined_only_where_one_funding_of_one_channel_matches():
+    peer, other = "02" + "11" * 32, "03" + "22" * 32
+    cid, cid2 = "ab" * 32, "cd" * 32
+
+    def opened(txid: str, block: int, out: int = 0) -> dict:
+        return {"account": "?", "type": "chain", "tag": "channel_open", "credit_msat": 0, "debit_msat": 0,
+                "currency": "bc", "outpoint": f"{txid}:{out}", "timestamp": 1, "blockheight": block}
+    events = {cid: [opened("aa" * 32, 103), opened("bb" * 32, 211, 1), opened("cc" * 32, 300)]}   # now: cc
+    chans = [(cid, peer, "cc" * 32)]
+    assert identity.pre_upgrade_joins({"103x2x0": peer, "211x5x1": peer}, chans, events) == {
+        cid: ["103x2x0", "211x5x1"]}, "two splices before the upgrade, oldest first"
+    assert identity.pre_upgrade_joins({"300x1x0": peer}, chans, events) == {}, "the funding in force is no splice"
+    assert identity.pre_upgrade_joins({"103x2x0": other}, chans, events) == {}, "another peer's channel"
+    assert identity.pre_upgrade_joins({"103x2x0": peer, "103x7x0": peer}, chans, events) == {}, \
+        "two orphans at the same block and output: neither"
+    assert identity.pre_upgrade_joins({"103x2x0": peer}, chans + [(cid2, peer, "dd" * 32)],
+                                      {**events, cid2: [opened("ee" * 32, 103)]}) == {}, \
+        "two channels of the peer funded at that block and output before: neither"
+    assert identity.pre_upgrade_joins({"103x2x0": peer}, chans, {}) == {}, "no bookkeeper answer: nothing"
+
+
+@pytest.mark.parametrize("bookkeeper", [True, False])
+def test_a_splice_made_before_upgrading_is_joined_from_bookkeeper_at_the_first_start(tmp_path, bookkeeper):
+    """The node spliced `acinq` while the plugin still ran code without channel ids (its database has the
+    history under the first short channel id): at the first start of this version, bookkeeper's channel_open of
+    that funding output joins it; without bookkeeper it stays apart, as before, and is tried again."""
+    sc = loads_scenario(splice_scenario(confirms=3).replace("bookkeeper = true",
+                                                            f"bookkeeper = {str(bookkeeper).lower()}"))
+    node = simnode.SimNode(sc, seed=3)
+    ch = node.by_name["acinq"]
+    first = ch.scid
+    node.run_days(2.0)
+    assert ch.scid != first and ch.state == simnode.NORMAL
+    path = str(tmp_path / "revenue_ops.db")
+    old_database(path, first, ch.peer_id)
+    closed = node.by_name["exchange"]          # a channel of another peer that closed before the upgrade
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO channel_actors VALUES ('100x9x0', ?, '{}', 1, 2)", (closed.peer_id,))
+    db.commit()
+    db.close()
+    sim = simulate.start(sc, node=node, db_path=path)
+    try:
+        sim.advance(600)
+        store = sim.store
+        joined = store.canonical(first) == ch.scid
+        assert joined is bookkeeper
+        if bookkeeper:
+            assert history(store, ch.scid)["fees_out"] >= 500 and history(store, ch.scid)["decisions"] >= 1
+            assert history(store, ch.scid)["policy"] == [321] and store.scid_history(ch.scid)[:2] == [first, ch.scid]
+            assert any(f"history under {first}" in text for _, text in sim.log_lines)
+            assert store.canonical("100x9x0") == "100x9x0", "a channel that closed is joined to nothing"
+            assert store.get_meta(splice_join.CHECKED_KEY) == "1"
+        else:
+            assert history(store, first)["decisions"] == 1 and store.get_meta(splice_join.CHECKED_KEY) is None
+    finally:
+        sim.close()
 
 
 # --- the simulated node's splice ----------------------------------------------------------------

@@ -80,9 +80,9 @@ class Bookkeeper:
     def spliced(self, ch: "Chan", spent: str, spent_msat: int, balance_msat: int, fee_msat: int,
                 mined_at: int) -> None:
         """A splice we made, as bookkeeper records it (CLN tests/test_splicing.py, plugins/bkpr/onchain_fee.c):
-        the old funding output `spent` (of `spent_msat`) leaves the channel account (chain `channel_close` with the extra tag
-        `splice`, debit our balance then, `balance_msat`; the account stays open), the new one enters it
-        (`channel_open`, credit our balance now; `funding_confirmed` notifies it), and the splice
+        the old funding output `spent` (of `spent_msat`) leaves the channel account (chain `channel_close` with
+        the extra tag `splice`, debit our balance then, `balance_msat`; the account stays open), the new one
+        enters it (`channel_open`, credit our balance now; `funding_confirmed` notifies it), and the splice
         transaction's fee is the channel account's onchain_fee for the splice txid: our wallet and one channel
         take part, so the wallet is skipped and the channel pays it all. `ch` is already spliced."""
         node = self.node
