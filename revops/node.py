@@ -75,6 +75,9 @@ class RpcClient(Protocol):
     def call(self, method: str, params: dict | list | None = None) -> dict: ...
 
 
+_RECV_BYTES = 1 << 18
+
+
 class SocketRpc:
     """Minimal JSON-RPC 2.0 client for lightningd's unix socket, with a timeout."""
 
@@ -104,17 +107,23 @@ class SocketRpc:
 
     @staticmethod
     def _read(sock: socket.socket) -> dict:
-        """lightningd ends every reply with a blank line; JSON strings can never contain one raw."""
-        buf = b""
-        while b"\n\n" not in buf:
-            chunk = sock.recv(65536)
+        """lightningd ends every reply with a blank line; JSON strings can never contain one raw.
+
+        Each chunk is searched from where the last one ended (a 13 MB listpeerchannels at 5,000 channels
+        arrives in hundreds of chunks: searching and copying the whole buffer per chunk was quadratic)."""
+        buf = bytearray()
+        end = -1
+        while end < 0:
+            chunk = sock.recv(_RECV_BYTES)
             if not chunk:
                 if buf.strip():
                     break
                 raise ConnectionError("lightningd closed the RPC connection")
+            start = max(len(buf) - 1, 0)        # a blank line may straddle two chunks
             buf += chunk
+            end = buf.find(b"\n\n", start)
         try:
-            return json.loads(buf.split(b"\n\n", 1)[0])
+            return json.loads(buf[:end] if end >= 0 else buf)
         except ValueError as e:     # JSONDecodeError and UnicodeDecodeError are both ValueErrors
             raise MalformedReply(f"unreadable reply ({len(buf)} bytes): {type(e).__name__}: {e}") from e
 
