@@ -1302,6 +1302,9 @@ def _chan_dir(node: SimNode, ch: Chan, from_us: bool) -> dict:
             "htlc_maximum_msat": ch.htlcmax if from_us else cap - cap // 100, "features": ""}
 
 
+_GOSSIPED = frozenset((*LIVE, "CHANNELD_SHUTTING_DOWN"))
+
+
 def _h_listchannels(node: SimNode, p: dict) -> dict:
     if sum(k in p for k in ("short_channel_id", "source", "destination")) > 1:
         raise _BadParam("Can only specify one of short_channel_id, source or destination")
@@ -1310,12 +1313,16 @@ def _h_listchannels(node: SimNode, p: dict) -> dict:
     def keep(src: str, dst: str, scid: str) -> bool:   # filter before building each entry
         return all({"source": src, "destination": dst, "short_channel_id": scid}[k] == v for k, v in filters)
 
-    listed = [c for c in node.channels.values() if c.state in (*LIVE, "CHANNELD_SHUTTING_DOWN")]
+    listed = [c for c in node.channels.values() if c.state in _GOSSIPED]
     out = [_chan_dir(node, c, from_us) for c, from_us in _our_directions(node, listed, filters)]
-    peers = sorted({c.peer_id for c in listed})
+    peer_ids = {c.peer_id for c in listed}
     end = p.get("source", p.get("destination"))
-    if end is not None and (end == node.id or end in peers):
-        peers = [] if end == node.id else [end]   # a competitor's node is never us or one of our peers
+    if end is not None and end == node.id:
+        peers = []
+    elif end is not None and end in peer_ids:
+        peers = [end]               # a competitor's node is never us or one of our peers
+    else:
+        peers = sorted(peer_ids)    # (sorted only when listed: a survey of 100 peers sorted 5,000 ids per call)
     prices = node.competitors.market_ppm() if peers else {}
     for pid in peers:
         for comp, ppm in node.competitors.fees(pid, prices):
