@@ -309,16 +309,18 @@ def markdown(rows: list[dict]) -> str:
         v = r.get(part, {}).get(key)
         return "–" if v is None else f"{v:,}" if isinstance(v, (int, float)) else str(v)
 
-    lines = ["| channels | init reply, s | actors live, s (plugin CPU s) | fee cycle, s | fee cycle CPU s: plugin "
-             "+ simulated lightningd | ingestion, events/s (per plugin CPU s) | peak RSS, MB "
-             "| rebalance cycle: CPU s, calls | flow analysis (stored fwds), s | RPC calls / fee interval "
-             "| load average (1 min) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| channels | init reply, s | actors live, s | actors live CPU s: plugin + stand-in | fee cycle, s "
+             "| fee cycle CPU s: plugin + simulated lightningd | ingestion, events/s | ingestion CPU s: plugin + "
+             "stand-in | peak RSS, MB | rebalance cycle: CPU s, calls | flow analysis (stored fwds), s "
+             "| RPC calls / fee interval | load average (1 min) |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         o, i = "out_of_process", "in_process"
         lines.append(f"| {r['channels']:,} | {g(r, o, 'init_reply_s')} | "
-                     f"{g(r, o, 'actors_live_s')} ({g(r, o, 'actors_live_plugin_cpu_s')}) | {g(r, i, 'fee_cycle_s')} | "
+                     f"{g(r, o, 'actors_live_s')} | {g(r, o, 'actors_live_plugin_cpu_s')} + "
+                     f"{g(r, o, 'actors_live_standin_cpu_s')} | {g(r, i, 'fee_cycle_s')} | "
                      f"{g(r, i, 'fee_cycle_plugin_cpu_s')} + {g(r, i, 'fee_cycle_simulated_lightningd_cpu_s')} | "
-                     f"{g(r, o, 'ingestion_events_per_s')} ({g(r, o, 'ingestion_events_per_plugin_cpu_s')}) | "
+                     f"{g(r, o, 'ingestion_events_per_s')} | {g(r, o, 'burst_plugin_cpu_s')} + "
+                     f"{g(r, o, 'burst_standin_cpu_s')} | "
                      f"{g(r, o, 'peak_rss_mb')} | {g(r, i, 'rebalance_cycle_cpu_s')}, {g(r, i, 'rebalance_cycle_calls')} | "
                      f"{g(r, 'flow', 'flow_analysis_s')} ({g(r, 'flow', 'stored_forwards')}) | "
                      f"{g(r, i, 'rpc_calls_per_fee_interval')} | {_loads(r)} |")
