@@ -139,3 +139,33 @@ def test_a_spliced_channel_costs_its_open_and_its_splice_in_every_report(tmp_pat
         named = {r["channel_id"] for r in capacity["winners"] + capacity["losers"] + capacity["recommendations"]}
         assert old not in named
         assert not [r for r in capacity["recommendations"] if r["channel_id"] == new and r["action"] == "close"]
+
+
+def test_a_splice_made_before_upgrading_is_joined_when_the_real_plugin_starts(tmp_path):
+    """The node spliced `acinq` while the plugin ran code that kept no channel ids (its database, schema 5, has
+    the channel's history under the first short channel id). The real plugin, started afterwards, finds the
+    earlier funding in bookkeeper (its io pool, before the actors load) and joins that history."""
+    from tests.test_splice import old_database
+    os.environ["REVOPS_TICK_SECONDS"] = "0.2"
+    scenario = tmp_path / "small-splice.toml"
+    scenario.write_text(splice_scenario(channel="acinq", at_day=0.5, amount_sat=1_000_000, confirms=3))
+    with StandinLightningd(str(scenario), lightning_dir=str(tmp_path), seed=3, speed=0, plugins=[],
+                           log_stderr=False, cln_version=V26) as ld:
+        with ld.locked_node() as node:
+            ch = node.by_name["acinq"]
+            first, cid = ch.scid, ch.channel_id
+            old_database_args = (first, ch.peer_id)
+        ld.rpc.call("dev-sim-advance", {"seconds": DAY})
+        new = {c["channel_id"]: c["short_channel_id"] for c in ld.rpc.call("listpeerchannels")["channels"]}[cid]
+        assert new != first
+        (tmp_path / "regtest").mkdir(exist_ok=True)
+        old_database(str(tmp_path / "regtest" / "revenue_ops.db"), *old_database_args)
+        ld.rpc.call("plugin", {"subcommand": "start", "plugin": PLUGIN})
+        wait_for(lambda: ld.rpc.call("revenue-status")["status"] == "running")
+        assert any(f"the history under {first}" in line for line in ld.log_lines())
+        decisions = wait_for(lambda: ld.rpc.call("revenue-fee-debug", {"channel_id": first, "limit": 1000})[
+            "decisions"])
+        assert {d["scid"] for d in decisions} == {new} and any(d["at"] == 10 for d in decisions), \
+            "the decision made before the upgrade, under the short channel id in force"
+        policy = ld.rpc.call("revenue-policy", {"action": "get", "peer_id": old_database_args[1], "channel_id": first})
+        assert policy["policy"]["channel_id"] == new and policy["policy"]["fee_ppm_target"] == 321
