@@ -5,8 +5,6 @@ The regression tests here reproduce issue 14's items 1 and 2 (each failed on the
 from __future__ import annotations
 
 import json
-import socket
-import threading
 
 import pytest
 from thespian.actors import ActorExitRequest
@@ -19,6 +17,7 @@ from revops.sim.faults import FaultyRpc
 from revops.sim.node import SimNode
 from revops.sim.scenario import load_scenario
 from revops.waits import Waits
+from tests.test_socket_rpc import serve
 
 
 # --- the pure part ------------------------------------------------------------------------------
@@ -55,16 +54,7 @@ def test_a_wait_with_nobody_to_wait_for_is_complete_at_once():
                                    b'{"jsonrpc": "2.0", "id": 1}\n\n', b'[1, 2]\n\n'])
 def test_socket_rpc_names_a_cut_off_or_malformed_reply(tmp_path, reply):
     path = str(tmp_path / "rpc")
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
-    server.listen(1)
-
-    def serve() -> None:
-        conn, _ = server.accept()
-        with conn:
-            conn.recv(65536)
-            conn.sendall(reply)       # and close: a cut-off reply ends with the connection
-    threading.Thread(target=serve, daemon=True).start()
+    server = serve(path, [reply])       # and close: a cut-off reply ends with the connection
     with pytest.raises(MalformedReply):
         SocketRpc(path, timeout=5).call("getinfo")
     server.close()
