@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from revops.sim.jsonrpc import JsonParseError, JsonStreamDecoder
 
 TEXT = st.text(alphabet=st.sampled_from('ab{}[]"\\:, \u00e9\U0001F600\n'), max_size=12)
-VALUE = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
+SCALAR = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | TEXT
+VALUE = st.recursive(SCALAR,
                      lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
                      max_leaves=20)
 MESSAGE = st.dictionaries(TEXT, VALUE, max_size=5) | st.lists(VALUE, max_size=5)
