@@ -187,6 +187,31 @@ def profitability_multiplier(marginal_roi: float | None, is_zombie: bool) -> flo
 # ---------------------------------------------------------------------------------------------
 
 @attrs.frozen
+class BalanceMemory:
+    """The local ratio averaged over the time since the fee in force took effect (the window). A fee is held
+    for a dwell (12 h), and on a busy channel the balance swings from empty to full and back within one:
+    seen on held-out `drains` seed 10, where the top channel was priced ×2.9 for scarcity at 1 % local and
+    then held there for 12 h while it refilled to 60 %. What a fee sold from is the window's balance, not
+    the one at the moment of the decision."""
+
+    window_start: int = -1      # the window this mean belongs to (HillClimbState.window_start)
+    at: int = 0                 # the last sample
+    mean: float = 0.0
+    hours: float = 0.0
+
+
+def remember_balance(memory: BalanceMemory, window_start: int, now: int, local_ratio: float) -> BalanceMemory:
+    """Add the balance seen at `now` to the window's time-weighted mean (held since the previous sample)."""
+    if memory.window_start != window_start:
+        return BalanceMemory(window_start, now, local_ratio, 0.0)
+    hours = max(0, now - memory.at) / HOUR_S
+    if hours == 0:
+        return memory
+    total = memory.hours + hours
+    return BalanceMemory(window_start, now, (memory.mean * memory.hours + local_ratio * hours) / total, total)
+
+
+@attrs.frozen
 class HillClimbState:
     """Everything a channel actor persists between fee cycles (the name is kept: the search still climbs)."""
 
@@ -198,6 +223,7 @@ class HillClimbState:
     anchored: bool = False               # the one-time check against the going rate (revops/anchor.py) is done
     published_ppm: int | None = None     # what the last decision published (search fee x scarcity), before Vegas
     ladder: ladder.LadderState = attrs.field(factory=ladder.LadderState)
+    balance: BalanceMemory = attrs.field(factory=BalanceMemory)
 
 
 def initial_state(channel: ChannelView, now: int) -> HillClimbState:
@@ -224,6 +250,12 @@ class FeeObservation:
     refill_ppm: int | None = None  # what refilling this channel costs (the rebalancer's inbound estimate)
     control_ppm: int | None = None  # the live experiment's control arm holds this fee (revops/experiment.py)
     home_ppm: int | None = None    # the node's own rate (30 days), when gossip shows no going rate to the peer
+    window_ratio: float | None = None  # the local ratio averaged over the window (set by decide)
+
+    @property
+    def priced_ratio(self) -> float:
+        """The balance that liquidity is priced on: the window's mean, the balance now before any is known."""
+        return self.channel.local_ratio if self.window_ratio is None else self.window_ratio
 
     @property
     def going_ppm(self) -> int | None:
@@ -250,7 +282,7 @@ def fee_bounds(obs: FeeObservation, cfg: FeeConfig) -> FeeBounds:
     eff_max = cfg.max_fee_ppm if policy.fee_max_ppm is None else min(cfg.max_fee_ppm, policy.fee_max_ppm)
     eff_max = max(eff_min, eff_max)
     mult = (
-        liquidity_multiplier(obs.channel.local_ratio)
+        liquidity_multiplier(obs.priced_ratio)
         * profitability_multiplier(obs.marginal_roi, obs.is_zombie)
         * FLOW_MULTIPLIER.get(obs.flow.flow_class, 1.0)
     )
@@ -293,6 +325,9 @@ def decide(state: HillClimbState, obs: FeeObservation, cfg: FeeConfig) -> tuple[
         return _decision(obs, fee, "passive", f"passive: policy never touches the fee ({fee} ppm)", False, {}), state
     if strategy is Strategy.STATIC or strategy is Strategy.HIVE:
         return _finish(state, obs, _policy_plan(state, obs, cfg), cfg)
+    memory = remember_balance(state.balance, state.window_start, obs.now, obs.channel.local_ratio)
+    state = attrs.evolve(state, balance=memory)
+    obs = attrs.evolve(obs, window_ratio=memory.mean if memory.hours > 0 else None)
     bounds = fee_bounds(obs, cfg)
     plan, s = _congestion_plan(state, obs, bounds, cfg), state
     if plan is None and obs.control_ppm is not None:
@@ -345,7 +380,7 @@ def _control_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds,
     target, scarcity = _publish(fee, obs, attrs.evolve(bounds, floor=bounds.eff_min, ceiling=bounds.eff_max), cfg)
     reason = f"control: the experiment's control arm keeps {fee} ppm"
     if target > fee:
-        reason += (f"; scarcity still applies: local {obs.channel.local_ratio:.0%} < {cfg.scarcity_threshold:.0%} "
+        reason += (f"; scarcity still applies: local {obs.priced_ratio:.0%} < {cfg.scarcity_threshold:.0%} "
                    f"x{scarcity:.2f} -> {target} ppm")
     return _Plan(target, "control", reason, state, inputs={"control_ppm": fee, "scarcity": scarcity})
 
@@ -404,7 +439,7 @@ def _search_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, 
         lad = ladder.record(lad, obs.now, obs.channel.fee_ppm, hours, obs.forwards_out, obs.fees_earned_msat,
                             obs.channel.local_ratio)
     lad, shift = ladder.follow_market(lad, obs.anchor_ppm)
-    shadow = ladder.shadow_ppm(obs.refill_ppm, obs.channel.local_ratio, state.climb_fee_ppm)
+    shadow = ladder.shadow_ppm(obs.refill_ppm, obs.priced_ratio, state.climb_fee_ppm)
     rng = random.Random(f"{obs.channel.scid}:{state.window_start}")   # a held decision draws the same again
     choice = ladder.choose(lad, state.climb_fee_ppm, bounds.floor_no_vegas, bounds.ceiling, shadow,
                            obs.channel.local_ratio, rng)
@@ -438,7 +473,8 @@ def _stay(s: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeCon
     return _Plan(target, branch, reason, s, inputs={**inputs, "climb_fee_ppm": s.climb_fee_ppm,
                                                      "published_ppm": s.published_ppm,
                                                      "vegas_multiplier": obs.vegas_multiplier,
-                                                     "local_ratio": obs.channel.local_ratio})
+                                                     "local_ratio": obs.channel.local_ratio,
+                                                     "priced_ratio": obs.priced_ratio})
 
 
 def _modified(candidate: int, climb: int, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig, climber: str,
@@ -452,7 +488,7 @@ def _modified(candidate: int, climb: int, obs: FeeObservation, bounds: FeeBounds
         reason = f"vegas: floor ×{obs.vegas_multiplier:.2f} → {bounds.floor} ppm lifts {calm} → {target} ppm; {climber}"
     elif target > climb:
         branch = "scarcity"
-        reason = (f"scarcity: local {obs.channel.local_ratio:.0%} < {cfg.scarcity_threshold:.0%} ×{scarcity:.2f} "
+        reason = (f"scarcity: local {obs.priced_ratio:.0%} < {cfg.scarcity_threshold:.0%} ×{scarcity:.2f} "
                   f"on {climb} → {target} ppm; {climber}")
     elif idle and target == obs.channel.fee_ppm:
         branch, reason = "hold", f"hold: {climber}; fee stays {target} ppm"
@@ -462,13 +498,14 @@ def _modified(candidate: int, climb: int, obs: FeeObservation, bounds: FeeBounds
         branch, reason = "search", climber + ("" if target == climb else f", bounded -> {target} ppm")
     return _Plan(target, branch, reason, attrs.evolve(applied, published_ppm=calm),
                  inputs={**inputs, "climb_fee_ppm": climb, "scarcity": scarcity,
-                         "vegas_multiplier": obs.vegas_multiplier, "local_ratio": obs.channel.local_ratio})
+                         "vegas_multiplier": obs.vegas_multiplier, "local_ratio": obs.channel.local_ratio,
+                         "priced_ratio": obs.priced_ratio})
 
 
 def _publish(climb: int, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig) -> tuple[int, float]:
     """The fee to publish for a climb fee: × scarcity (unless amnesty), within the bounds; not compounded."""
     scarcity = 1.0 if virgin_amnesty(obs.channel, obs.has_routed_out_ever) else \
-        scarcity_multiplier(obs.channel.local_ratio, cfg)
+        scarcity_multiplier(obs.priced_ratio, cfg)
     return _clamp(int(climb * scarcity), bounds.floor, bounds.ceiling), scarcity
 
 

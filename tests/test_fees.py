@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from revops.fees import (
     ChainCosts, FeeObservation, HillClimbState, VegasState, decide, economic_floor_ppm, fee_bounds,
-    initial_state, liquidity_multiplier, profitability_multiplier, scarcity_multiplier, vegas_floor_multiplier,
-    vegas_update,
+    BalanceMemory, initial_state, liquidity_multiplier, profitability_multiplier, remember_balance,
+    scarcity_multiplier, vegas_floor_multiplier, vegas_update,
 )
 from revops import ladder
 from revops.flow import FlowMetrics
@@ -74,6 +74,11 @@ def obs(now: int = 2 * H, rate: float = 0.0, fwds: int = 10, channel: ChannelVie
 def state(**kw: Any) -> HillClimbState:
     base: dict[str, Any] = {"climb_fee_ppm": 500, "last_broadcast_fee_ppm": 500, "window_start": 0}
     return HillClimbState(**{**base, **kw})
+
+
+def unchanged(new: HillClimbState, old: HillClimbState) -> bool:
+    """A held decision keeps the state it was given; only the window's balance memory has moved on."""
+    return attrs.evolve(new, balance=old.balance) == old and new.balance.window_start == old.window_start
 
 
 # ------------------------------------------------------------------------------------ Vegas Reflex
@@ -138,6 +143,34 @@ def test_scarcity_curve(local: float, mult: float) -> None:
 
 def test_scarcity_disabled() -> None:
     assert scarcity_multiplier(0.0, attrs.evolve(CFG, enable_scarcity_pricing=False)) == 1.0
+
+
+def test_the_balance_memory_is_a_time_weighted_mean_of_its_window() -> None:
+    m = remember_balance(BalanceMemory(), window_start=0, now=0, local_ratio=0.9)
+    m = remember_balance(m, 0, 3 * H, 0.5)       # 0.5 held for 3 h
+    m = remember_balance(m, 0, 4 * H, 0.1)       # 0.1 for 1 h
+    assert (m.hours, m.mean) == (4.0, pytest.approx((3 * 0.5 + 0.1) / 4))
+    assert remember_balance(m, 0, 4 * H, 0.0) == m                   # no time passed: no weight
+    assert remember_balance(m, 5 * H, 5 * H, 0.3) == BalanceMemory(5 * H, 5 * H, 0.3, 0.0)   # a new window
+
+
+def window(local_ratios: list[float], step: int = H // 2) -> HillClimbState:
+    """The state after one fee cycle every `step` s with these balances, from a window that began at 0."""
+    s = state(published_ppm=500)
+    for i, local in enumerate(local_ratios):
+        _, s = decide(s, obs(now=i * step, channel=chan(local=local)), CFG)
+    return s
+
+
+def test_scarcity_prices_the_balance_the_window_sold_from_not_the_moment() -> None:
+    """Held-out drains seed 10: the top channel swung between 1 % and 60 % from one 12 h decision to the
+    next; priced at the moment of the decision it was held at ×2.9 for 12 h while it refilled."""
+    d, _ = decide(window([0.5] * 24), obs(now=12 * H, channel=chan(local=0.01)), CFG)   # empty only now
+    assert d.branch == "search" and d.inputs["scarcity"] == 1.0
+    assert d.inputs["priced_ratio"] == pytest.approx((0.5 * 11.5 + 0.01 * 0.5) / 12)   # each balance held until the next
+    assert d.inputs["local_ratio"] == 0.01
+    d, _ = decide(window([0.05] * 24), obs(now=12 * H, channel=chan(local=0.05)), CFG)  # empty all along
+    assert d.branch == "scarcity" and d.inputs["scarcity"] == pytest.approx(scarcity_multiplier(0.05, CFG))
 
 
 @pytest.mark.parametrize("local, mult", [(0.0, 3.0), (0.1, 2.0), (0.3, 1.25), (0.5, 1.0), (0.6, 0.85),
@@ -276,7 +309,7 @@ def rich(fees_fwds: dict[int, tuple[float, float]], centre: int = 500, **kw: Any
 def test_a_level_is_held_for_its_dwell_and_the_window_keeps_running() -> None:
     s = state(published_ppm=500)
     d, new = decide(s, obs(now=6 * H, fwds=3, rate=1000.0), CFG)
-    assert (d.branch, d.broadcast, new) == ("hold", False, s)
+    assert (d.branch, d.broadcast, unchanged(new, s)) == ("hold", False, True)
     assert "observing 500 ppm: 6.0 of 12 h, 3 fwds" in d.reason
 
 
@@ -393,14 +426,14 @@ def test_an_external_fee_outside_the_bounds_is_corrected_whatever_the_budget() -
 def test_small_move_is_held_by_the_gate_and_the_window_keeps_running() -> None:
     s = state(climb_fee_ppm=500, last_broadcast_fee_ppm=500, published_ppm=500)
     d, new = decide(s, obs(now=H // 2, floor=510, vegas=2.0), CFG)          # the Vegas floor lifts it by 10
-    assert (d.new_fee_ppm, d.broadcast, new) == (510, False, s)
+    assert (d.new_fee_ppm, d.broadcast, unchanged(new, s)) == (510, False, True)
     assert "held: |Δ| 10 < gate 25 ppm" in d.reason
 
 
 def test_daily_budget_holds_and_window_continues_until_it_frees() -> None:
     s = state(update_times=(1, H))
     d, new = decide(s, obs(now=12 * H, fwds=0, channel=chan(local=0.97)), CFG)
-    assert (d.broadcast, new) == (False, s) and "2 updates in 24 h (limit 2)" in d.reason
+    assert (d.broadcast, unchanged(new, s)) == (False, True) and "2 updates in 24 h (limit 2)" in d.reason
     d, new = decide(s, obs(now=86_400 + 2, fwds=0, channel=chan(local=0.97)), CFG)
     assert d.broadcast and new.update_times == (H, 86_400 + 2)
     assert d.inputs["hours"] == pytest.approx((86_400 + 2) / H, abs=0.01)   # measured over the whole held window
