@@ -211,6 +211,17 @@ def remember_balance(memory: BalanceMemory, window_start: int, now: int, local_r
     return BalanceMemory(window_start, now, (memory.mean * memory.hours + local_ratio * hours) / total, total)
 
 
+def expected_ratio(memory: BalanceMemory, flow: FlowMetrics, now_ratio: float) -> float | None:
+    """The balance the next window sells from. As far as the channel's flow is one-way (the week's net flow
+    over its gross flow) the balance now persists: a channel that drains steadily stays drained; as far as
+    it is two-way, the balance swings back around the last window's mean. None: no window yet."""
+    if memory.hours <= 0:
+        return None
+    gross = flow.ema_out_sat + flow.ema_in_sat
+    one_way = abs(flow.ema_out_sat - flow.ema_in_sat) / gross if gross > 0 else 1.0
+    return one_way * now_ratio + (1 - one_way) * memory.mean
+
+
 @attrs.frozen
 class HillClimbState:
     """Everything a channel actor persists between fee cycles (the name is kept: the search still climbs)."""
@@ -327,7 +338,7 @@ def decide(state: HillClimbState, obs: FeeObservation, cfg: FeeConfig) -> tuple[
         return _finish(state, obs, _policy_plan(state, obs, cfg), cfg)
     memory = remember_balance(state.balance, state.window_start, obs.now, obs.channel.local_ratio)
     state = attrs.evolve(state, balance=memory)
-    obs = attrs.evolve(obs, window_ratio=memory.mean if memory.hours > 0 else None)
+    obs = attrs.evolve(obs, window_ratio=expected_ratio(memory, obs.flow, obs.channel.local_ratio))
     bounds = fee_bounds(obs, cfg)
     plan, s = _congestion_plan(state, obs, bounds, cfg), state
     if plan is None and obs.control_ppm is not None:
