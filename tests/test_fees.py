@@ -154,23 +154,43 @@ def test_the_balance_memory_is_a_time_weighted_mean_of_its_window() -> None:
     assert remember_balance(m, 5 * H, 5 * H, 0.3) == BalanceMemory(5 * H, 5 * H, 0.3, 0.0)   # a new window
 
 
-def window(local_ratios: list[float], step: int = H // 2) -> HillClimbState:
+def flowing(out_sat: float, in_sat: float) -> FlowMetrics:
+    """The week's daily averages out of and into the channel."""
+    return attrs.evolve(flow(), ema_out_sat=out_sat, ema_in_sat=in_sat)
+
+
+def window(local_ratios: list[float], week: FlowMetrics, step: int = H // 2) -> HillClimbState:
     """The state after one fee cycle every `step` s with these balances, from a window that began at 0."""
     s = state(published_ppm=500)
     for i, local in enumerate(local_ratios):
-        _, s = decide(s, obs(now=i * step, channel=chan(local=local)), CFG)
+        _, s = decide(s, attrs.evolve(obs(now=i * step, channel=chan(local=local)), flow=week), CFG)
     return s
 
 
-def test_scarcity_prices_the_balance_the_window_sold_from_not_the_moment() -> None:
-    """Held-out drains seed 10: the top channel swung between 1 % and 60 % from one 12 h decision to the
-    next; priced at the moment of the decision it was held at ×2.9 for 12 h while it refilled."""
-    d, _ = decide(window([0.5] * 24), obs(now=12 * H, channel=chan(local=0.01)), CFG)   # empty only now
-    assert d.branch == "search" and d.inputs["scarcity"] == 1.0
-    assert d.inputs["priced_ratio"] == pytest.approx((0.5 * 11.5 + 0.01 * 0.5) / 12)   # each balance held until the next
-    assert d.inputs["local_ratio"] == 0.01
-    d, _ = decide(window([0.05] * 24), obs(now=12 * H, channel=chan(local=0.05)), CFG)  # empty all along
-    assert d.branch == "scarcity" and d.inputs["scarcity"] == pytest.approx(scarcity_multiplier(0.05, CFG))
+def decide_at_12h(local_ratios: list[float], local_now: float, week: FlowMetrics) -> dict[str, Any]:
+    d, _ = decide(window(local_ratios, week), attrs.evolve(obs(now=12 * H, channel=chan(local=local_now)), flow=week),
+                  CFG)
+    assert d.branch in ("search", "scarcity") and d.inputs["local_ratio"] == local_now
+    return d.inputs
+
+
+def test_a_two_way_channel_is_priced_on_the_balance_its_window_sold_from() -> None:
+    """Held-out drains seed 10: the top channel (flows both ways) swung between 1 % and 61 % from one 12 h
+    decision to the next; priced at the moment of the decision it was held at ×2.9 for 12 h while it refilled."""
+    inputs = decide_at_12h([0.5] * 24, 0.01, flowing(1e6, 1e6))          # empty only at the decision
+    assert inputs["scarcity"] == 1.0
+    assert inputs["priced_ratio"] == pytest.approx((0.5 * 11.5 + 0.01 * 0.5) / 12)   # each held until the next
+
+
+def test_a_one_way_channel_is_priced_on_its_balance_now() -> None:
+    """A channel that drains steadily stays drained: the window's mean would let it run empty unpriced."""
+    inputs = decide_at_12h([0.5] * 24, 0.01, flowing(1e6, 0))
+    assert (inputs["priced_ratio"], inputs["scarcity"]) == (0.01, pytest.approx(scarcity_multiplier(0.01, CFG)))
+    mean = (0.5 * 11.5 + 0.01 * 0.5) / 12
+    inputs = decide_at_12h([0.5] * 24, 0.01, flowing(3e6, 1e6))          # half of the flow is one-way
+    assert inputs["priced_ratio"] == pytest.approx(0.5 * 0.01 + 0.5 * mean)
+    inputs = decide_at_12h([0.05] * 24, 0.05, flowing(0, 0))             # no flow: the balance does not move
+    assert inputs["priced_ratio"] == 0.05 and inputs["scarcity"] == pytest.approx(scarcity_multiplier(0.05, CFG))
 
 
 @pytest.mark.parametrize("local, mult", [(0.0, 3.0), (0.1, 2.0), (0.3, 1.25), (0.5, 1.0), (0.6, 0.85),
