@@ -261,12 +261,13 @@ class FeeObservation:
     refill_ppm: int | None = None  # what refilling this channel costs (the rebalancer's inbound estimate)
     control_ppm: int | None = None  # the live experiment's control arm holds this fee (revops/experiment.py)
     home_ppm: int | None = None    # the node's own rate (30 days), when gossip shows no going rate to the peer
-    window_ratio: float | None = None  # the local ratio averaged over the window (set by decide)
+    expected_local_ratio: float | None = None  # expected_ratio(...) of the window so far (set by decide)
 
     @property
     def priced_ratio(self) -> float:
-        """The balance that liquidity is priced on: the window's mean, the balance now before any is known."""
-        return self.channel.local_ratio if self.window_ratio is None else self.window_ratio
+        """The balance that liquidity is priced on: what the next window is expected to sell from, the balance
+        now before the window has any length."""
+        return self.channel.local_ratio if self.expected_local_ratio is None else self.expected_local_ratio
 
     @property
     def going_ppm(self) -> int | None:
@@ -338,7 +339,7 @@ def decide(state: HillClimbState, obs: FeeObservation, cfg: FeeConfig) -> tuple[
         return _finish(state, obs, _policy_plan(state, obs, cfg), cfg)
     memory = remember_balance(state.balance, state.window_start, obs.now, obs.channel.local_ratio)
     state = attrs.evolve(state, balance=memory)
-    obs = attrs.evolve(obs, window_ratio=expected_ratio(memory, obs.flow, obs.channel.local_ratio))
+    obs = attrs.evolve(obs, expected_local_ratio=expected_ratio(memory, obs.flow, obs.channel.local_ratio))
     bounds = fee_bounds(obs, cfg)
     plan, s = _congestion_plan(state, obs, bounds, cfg), state
     if plan is None and obs.control_ppm is not None:
