@@ -16,9 +16,8 @@ from typing import Any
 
 import attrs
 
-from actors.messages import (ExecutorInit, HealthChanged, IoRequest, IoResult, JobEnded, JobsChanged, LogLine, PollJobs,
-                             ReleaseBudget, RpcFailure, RpcReply, SaveJob, SettleJob, StartJob)
-from actors.messages import JobSpliced
+from actors.messages import (ExecutorInit, HealthChanged, IoRequest, IoResult, JobEnded, JobsChanged, JobSpliced, LogLine,
+                             PollJobs, ReleaseBudget, RpcFailure, RpcReply, SaveJob, SettleJob, StartJob)
 from actors.supervision import SupervisedActor
 from revops import rebalance as rb
 from revops import sling_jobs as sj
