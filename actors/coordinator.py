@@ -358,6 +358,8 @@ class CoordinatorActor(SupervisedActor):
             self.cycle[tag] = msg
             self.waits.reply(FEE_WAIT, tag)
             self.try_fee_cycle()
+        if tag == "cycle_channels" and self.rb_cycle and self.rb_cycle["ids"].get(msg.req_id) == "rb_channels":
+            self.on_rebalance_io("rb_channels", msg)    # the listing both cycles of this Tick asked for (after)
 
     # -- bounded waits (revops/waits.py) --------------------------------------------------------
     def sweep_waits(self, now: int) -> None:
@@ -404,7 +406,10 @@ class CoordinatorActor(SupervisedActor):
         channels_reply, feerates_reply = cycle["cycle_channels"], cycle["cycle_feerates"]
         if channels_reply.error is not None:
             return  # without fresh balances no fee is decided this cycle; the next one retries
-        self.sync_channels(self.parse_channels(channels_reply.result), now)
+        views = self.parse_channels(channels_reply.result)
+        if self.rb_cycle and self.rb_cycle["ids"].get(channels_reply.req_id) == "rb_channels":
+            self.rb_cycle["views"] = views         # the rebalance cycle of this Tick reads the same listing
+        self.sync_channels(views, now)
         chain = self.update_vegas(now, feerates_reply)
         multiplier = fees.vegas_floor_multiplier(self.state.vegas)
         self.state.floor_ppm = fees.economic_floor_ppm(chain, multiplier, False, self.config)
@@ -490,9 +495,20 @@ class CoordinatorActor(SupervisedActor):
         self.send(self.runtime, LedgerQuery(self.next_req, now, self.myAddress))
         for addr in self.children.values():
             self.send(addr, EconQuery(self.next_req, now))
+        shared = self.fee_cycle_listing(now)
         self.rb_cycle["ids"] = {self.request(method, params, tag): tag for method, params, tag in (
             ("listpeerchannels", {}, "rb_channels"), ("listfunds", {}, "rb_funds"),
-            ("sling-jobsettings", {}, "rb_jobsettings"), ("listchannels", {"destination": self.node_id}, "rb_lasthop"))}
+            ("sling-jobsettings", {}, "rb_jobsettings"), ("listchannels", {"destination": self.node_id}, "rb_lasthop"))
+            if not (shared and tag == "rb_channels")}
+        if shared:
+            self.rb_cycle["ids"][shared] = "rb_channels"
+
+    def fee_cycle_listing(self, now: int) -> int | None:
+        """The fee cycle's listpeerchannels request of this same Tick, still in flight: the rebalance cycle
+        reads that listing too (13 MB at 5,000 channels), handed to it after the fee cycle has used it."""
+        if not self.cycle or self.cycle["at"] != now or "cycle_channels" in self.cycle:
+            return None
+        return next((req for req, tag in self.cycle["ids"].items() if tag == "cycle_channels"), None)
 
     def rebalance_cycle_expired(self, wait: Wait) -> None:
         """Decide with what arrived, failing closed: a channel whose actor did not answer is neither source
@@ -570,7 +586,7 @@ class CoordinatorActor(SupervisedActor):
                        if s.replace(":", "x") not in ours and isinstance(js, dict) and js.get("sat_direction") == "pull"}
         econs: list[rb.ChannelEcon] = []
         history: dict[str, list[int]] = {}
-        for view in self.parse_channels(cyc["rb_channels"].result):
+        for view in cyc["views"] if "views" in cyc else self.parse_channels(cyc["rb_channels"].result):
             data = cyc["econ"].get(view.scid) or {}
             if not view.is_normal or not view.scid or view.scid in cyc["silent"] or "degraded" in data:
                 continue   # an actor that did not answer, or cannot run, is neither source nor destination

@@ -157,7 +157,7 @@ def test_a_reconnect_storm_is_one_channel_refresh_per_tick():
             node.connect_peer(pid)
     sim.runtime.run_until_idle()
     sim.advance(sim.step_seconds)                 # the next tick serves what came meanwhile
-    # one at once, one at the next tick; the fee and rebalance cycles of that tick read their own
+    # one at once, one at the next tick; the fee and rebalance cycles of that tick read one more between them
     assert rpc.calls["listpeerchannels"] - before <= 4, rpc.calls["listpeerchannels"] - before
     assert all(c["peer_connected"] for c in sim.rpc("revenue-status")["channels"])
     sim.close()
