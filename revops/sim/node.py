@@ -349,14 +349,15 @@ class SimNode:
         self.bkpr.channel_opened(ch, initial, open_fee_msat)
         return ch
 
-    def spendable_msat(self, ch: Chan) -> int:
+    def spendable_msat(self, ch: Chan, commit_fee_msat: int | None = None) -> int:
+        """`commit_fee_msat`: the commitment fee now, when the caller has it (listpeerchannels: every channel)."""
         held = sum(h["amount_msat"] for h in ch.held if h["direction"] == "out")
-        fee = self._commit_fee_msat() if ch.opener == "local" else 0
+        fee = (self._commit_fee_msat() if commit_fee_msat is None else commit_fee_msat) if ch.opener == "local" else 0
         return max(0, ch.to_us_msat - ch.reserve - held - fee)
 
-    def receivable_msat(self, ch: Chan) -> int:
+    def receivable_msat(self, ch: Chan, commit_fee_msat: int | None = None) -> int:
         held = sum(h["amount_msat"] for h in ch.held if h["direction"] == "in")
-        fee = self._commit_fee_msat() if ch.opener == "remote" else 0
+        fee = (self._commit_fee_msat() if commit_fee_msat is None else commit_fee_msat) if ch.opener == "remote" else 0
         return max(0, ch.capacity_msat - ch.to_us_msat - ch.reserve - held - fee)
 
     def _commit_perkw(self) -> int:
@@ -1156,8 +1157,8 @@ def _peer_chan_json(node: SimNode, ch: Chan, perkw: int, commit_fee_msat: int) -
     d["our_max_htlc_value_in_flight_msat"] = U64MAX
     d["their_reserve_msat"] = ch.reserve
     d["our_reserve_msat"] = ch.reserve
-    d["spendable_msat"] = node.spendable_msat(ch)
-    d["receivable_msat"] = node.receivable_msat(ch)
+    d["spendable_msat"] = node.spendable_msat(ch, commit_fee_msat)
+    d["receivable_msat"] = node.receivable_msat(ch, commit_fee_msat)
     d["minimum_htlc_in_msat"] = 0
     d["minimum_htlc_out_msat"] = ch.htlcmin
     d["maximum_htlc_out_msat"] = ch.htlcmax
