@@ -23,7 +23,7 @@ from actors.messages import (ChannelEconReply, EconQuery, ExecutorInit, JobEnded
                              LedgerQuery, ManualRebalance, PollJobs, RebalanceDebugRequest, RebalanceOutcome,
                              ReserveBudget, ReserveResult, RpcFailure, StartJob)
 from actors.messages import HiveMembership, HivePush
-from actors.messages import JobSpliced
+from actors.messages import Flush, JobSpliced
 from actors.messages import ClbossDesired, ClbossInit, ClbossSeen
 from actors.clboss import ClbossActor
 from actors.sling import SlingExecutorActor
@@ -162,6 +162,8 @@ class CoordinatorActor(SupervisedActor):
             self.cycle["cycle_ledger"] = msg
             self.waits.reply(FEE_WAIT, "cycle_ledger")
             self.try_fee_cycle()
+        elif isinstance(msg, Flush):
+            self.tell_channels(self.children, msg)
         elif isinstance(msg, HiveMembership):
             self.hive_signals += 1
             self.tell_channels((v.scid for v in self.views.values() if v.peer_id == msg.peer_id), msg)

@@ -146,6 +146,11 @@ class Retire:
 
 
 @attrs.frozen
+class Flush:
+    """A clean stop: every channel actor writes the checkpoint it put off (actors/channel.py)."""
+
+
+@attrs.frozen
 class ChannelStatusQuery:
     req_id: int
 

@@ -32,6 +32,7 @@ from actors.messages import (ActorRestarted, BlockAdded, ChannelDirectory, Chann
                              ForwardSettled, HealthChanged, IoRequest, IoResult, LogLine, PeerConnection,
                              PersistFeerate, PersistState, QuarantineState, RecordDecision, RpcReply,
                              RebuildFigures, Start, StoredFigures, Tick, WaitExpired)
+from actors.messages import Flush
 from actors.messages import (LedgerFigures, LedgerQuery, ReleaseBudget, ReserveBudget, ReserveResult, RpcFailure,
                              SaveJob, SettleJob)
 from actors.messages import ClbossOwned, ClbossReport, ClbossSeen
@@ -354,6 +355,8 @@ class Runtime:
         if self.config.stop_jobs_on_shutdown and self.started:
             self._stop_our_jobs()
         if self.asys is not None:
+            if self.started:
+                self.tell(Flush())
             self._drain()
         if self.started:
             self._hand_back_clboss(reason)
