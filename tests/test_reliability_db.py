@@ -11,6 +11,7 @@ import pytest
 from pyln.client import RpcError
 
 from actors.messages import ForwardSettled
+from actors.channel import LIGHT_CHECKPOINT_SECONDS
 from revops import simulate
 from revops.plugin_main import App
 from revops.sim.faults import FaultyRpc
@@ -68,7 +69,8 @@ def test_a_database_refusing_writes_degrades_visibly_and_loses_no_forward():
     sim = simulate.start(scenario, node=node, rpc=rpc)
     sim.advance(HOUR)
     sim.store.db.set_authorizer(lambda action, *a: sqlite3.SQLITE_DENY if action in WRITES else sqlite3.SQLITE_OK)
-    sim.advance(3 * HOUR)
+    # long enough for a write whatever happens: a checkpoint put off is written within LIGHT_CHECKPOINT_SECONDS
+    sim.advance(LIGHT_CHECKPOINT_SECONDS + HOUR)
     health = sim.rpc("revenue-status")["health"]["database"]
     assert health["status"] == "error" and "not authorized" in health["last_error"]
     sim.store.db.set_authorizer(None)
