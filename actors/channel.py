@@ -142,12 +142,7 @@ class ChannelActor(SupervisedActor):
         if isinstance(msg, ForwardSettled):
             self.on_forward(msg)
         elif isinstance(msg, ChannelUpdate):
-            spliced = msg.view.scid != self.view.scid
-            self.view = msg.view
-            if spliced:    # the coordinator re-keyed this actor: its checkpoint goes under the new scid at once,
-                self.name = f"channel {msg.view.scid}"     # and a forward told under the new one before the
-                self.persist()                             # re-keying is counted from the store
-                self.send(self.runtime, RebuildFigures(msg.view.scid, self.state.hill.window_start, self.myAddress))
+            self.on_update(msg.view)
         elif isinstance(msg, PolicyUpdate):
             self.policy = msg.policy
         elif isinstance(msg, FeeCycle):
@@ -175,6 +170,14 @@ class ChannelActor(SupervisedActor):
                 self.persist()
         elif isinstance(msg, Crash):
             raise RuntimeError(msg.text)
+
+    def on_update(self, view: ChannelView) -> None:
+        spliced = view.scid != self.view.scid
+        self.view = view
+        if spliced:    # the coordinator re-keyed this actor: its checkpoint goes under the new scid at once,
+            self.name = f"channel {view.scid}"     # and a forward told under the new one before the
+            self.persist()                         # re-keying is counted from the store
+            self.send(self.runtime, RebuildFigures(view.scid, self.state.hill.window_start, self.myAddress))
 
     def on_init(self, msg: ChannelInit) -> None:
         self.view, self.policy, self.config, self.runtime = msg.view, msg.policy, msg.config, msg.runtime
@@ -242,6 +245,8 @@ class ChannelActor(SupervisedActor):
                 for day, v in sorted(self.state.buckets.items(), reverse=True) if 0 <= today - day < horizon]
 
     def on_fee_cycle(self, msg: FeeCycle) -> None:
+        if msg.view is not None:
+            self.on_update(msg.view)
         self.config = msg.config
         self.flow_metrics = flow.analyze(self.view, self.daily_buckets(msg.now), msg.config)
         roi, floor = self.assess(msg)

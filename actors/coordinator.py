@@ -249,9 +249,10 @@ class CoordinatorActor(SupervisedActor):
         if self.clboss is not None:           # from Start on
             self.send(self.clboss, msg)
 
-    def sync_channels(self, channels: tuple[ChannelView, ...], now: int) -> None:
+    def sync_channels(self, channels: tuple[ChannelView, ...], now: int, tell: bool = True) -> None:
         """Spawn actors for new active channels, update the others (a spliced one under its new short channel
-        id, history and all), retire those that left."""
+        id, history and all), retire those that left. `tell=False`: the caller hands each actor its new view
+        (the fee cycle, in FeeCycle: one message per channel, not two)."""
         directory = ChannelDirectory({c.scid: c.peer_id for c in channels if c.scid},
                                      frozenset(c.peer_id for c in channels),
                                      {c.scid: c.channel_id for c in channels if c.scid and c.channel_id})
@@ -271,7 +272,8 @@ class CoordinatorActor(SupervisedActor):
         for scid, view in normal.items():
             self.views[scid] = view
             if scid in self.children:
-                self.send(self.children[scid], ChannelUpdate(view, now))
+                if tell:
+                    self.send(self.children[scid], ChannelUpdate(view, now))
                 continue
             addr = self.createActor(ChannelActor)
             self.children[scid] = addr
@@ -411,7 +413,7 @@ class CoordinatorActor(SupervisedActor):
         views = self.parse_channels(channels_reply.result)
         if self.rb_cycle and self.rb_cycle["ids"].get(channels_reply.req_id) == "rb_channels":
             self.rb_cycle["views"] = views         # the rebalance cycle of this Tick reads the same listing
-        self.sync_channels(views, now)
+        self.sync_channels(views, now, tell=False)
         chain = self.update_vegas(now, feerates_reply)
         multiplier = fees.vegas_floor_multiplier(self.state.vegas)
         self.state.floor_ppm = fees.economic_floor_ppm(chain, multiplier, False, self.config)
@@ -429,7 +431,8 @@ class CoordinatorActor(SupervisedActor):
                                      figures_at=cycle["ledger_at"], anchor_ppm=self.anchor_ppm(scid),
                                      refill_ppm=self.refill_ppm.get(self.views[scid].peer_id) if scid in self.views
                                      else None, control_ppm=self.control_ppm(scid, now),
-                                     home_ppm=ledger.node_ppm if self.unanchored_channel(scid) else None))
+                                     home_ppm=ledger.node_ppm if self.unanchored_channel(scid) else None,
+                                     view=self.views[scid]))
         self.checkpoint = copy.deepcopy(self.state)
 
     def control_ppm(self, scid: str, now: int) -> int | None:

@@ -138,6 +138,7 @@ class FeeCycle:
     refill_ppm: int | None = None            # cost of routing into the peer, the rebalancer's estimate
     control_ppm: int | None = None           # the live experiment's control arm holds this fee (None = managed)
     home_ppm: int | None = None              # the node's own rate, when gossip shows no going rate toward the peer
+    view: ChannelView | None = None          # the channel in this cycle's listpeerchannels (a ChannelUpdate first)
 
 
 @attrs.frozen
