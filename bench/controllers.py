@@ -2,8 +2,10 @@
 
 Each baseline drives a SimNode directly, with exactly what a real controller would see: it reads
 `listpeerchannels`, `listforwards` and `feerates` at its own cadence and writes fees with `setchannel`.
-None of them rebalances (clboss's rebalancers and v1.4's EV rebalancer are not ported); our controller
-(a) runs through `revops.simulate` with its real runtime and actors instead.
+Only the clboss-like baseline rebalances: its EarningsRebalancer (bench/clboss_rebalancer.py) moves funds
+on the simulator's rebalancing market, the one the emulated sling gives our plugin; clboss's
+JitRebalancer and v1.4's EV rebalancer are not ported. Our controller (a) runs through `revops.simulate`
+with its real runtime and actors instead.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Protocol
 
 import attrs
 
+from bench.clboss_rebalancer import EarningsRebalancer
 from revops.sim.node import SimNode
 
 HOUR = 3600
@@ -183,12 +186,14 @@ class Deck:
 
 @attrs.define
 class ClbossLike:
-    """clboss fee setting: competitors' median fee × price theory × balance modder, per peer.
+    """clboss: competitors' median fee × price theory × balance modder per peer, and its EarningsRebalancer.
 
     The competitor median is clboss's PeerCompetitorFeeMonitor: the median fee of the other nodes'
     channels toward the peer, as the simulator's gossip shows them (revops/sim/competitors.py) — the
-    same survey our price anchor reads. Not ported: FeeModderBySize (no peer graph in the simulation),
-    the Jit/Earnings rebalancers. Runs on clboss's 10-minute timer; writes only changed fees.
+    same survey our price anchor reads. The EarningsRebalancer (with its EarningsTracker and FundsMover)
+    is bench/clboss_rebalancer.py; `rebalancer=None` is clboss's fee setting alone (the baseline before
+    the port). Not ported: FeeModderBySize (no peer graph in the simulation), the JitRebalancer. Runs on
+    clboss's 10-minute timer; writes only changed fees.
     """
 
     name: str = "clboss"
@@ -198,6 +203,8 @@ class ClbossLike:
     decks: dict[str, Deck] = attrs.field(factory=dict)
     earned: dict[str, int] = attrs.field(factory=dict)   # peer -> fees earned as outgoing, msat
     log: ForwardLog = attrs.field(factory=ForwardLog)
+    rebalancer: EarningsRebalancer | None = attrs.field(
+        default=attrs.Factory(lambda self: EarningsRebalancer(seed=self.seed), takes_self=True))
     _rng: random.Random = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -210,6 +217,8 @@ class ClbossLike:
             if f["status"] == "settled" and f.get("out_channel") in peer_of:
                 peer = peer_of[f["out_channel"]]
                 self.earned[peer] = self.earned.get(peer, 0) + int(f["fee_msat"])
+                if self.rebalancer is not None and f.get("in_channel") in peer_of:
+                    self.rebalancer.forward_fee(peer_of[f["in_channel"]], peer, int(f["fee_msat"]))
         for ch in chans:
             deck = self.decks.setdefault(ch.peer_id, Deck())
             level = deck.play(now, self.earned.get(ch.peer_id, 0), self._rng, self.card_s)
@@ -218,3 +227,5 @@ class ClbossLike:
             base, ppm = int(median_base * m), int(median_ppm * m)
             if (base, ppm) != (ch.fee_base, ch.fee_ppm):
                 set_fee(node, ch.scid, base, ppm)
+        if self.rebalancer is not None:
+            self.rebalancer.step(node, now, chans)

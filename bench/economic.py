@@ -43,6 +43,9 @@ CONTROLLERS = ("ours",) + BASELINES + ("hindsight",)
 # the Vegas Reflex and the htlc_maximum_msat valve (both measured in docs/benchmarks.md)
 VARIANTS = {"ours_vegas": {"revenue-ops-vegas-reflex": "true"},
             "ours_htlcmax": {"revenue-ops-htlc-max-valve": "true"}}
+# A baseline's version, bumped when what it does changes (clboss 2: its EarningsRebalancer ported); cached
+# runs of another version, like those of another simulator version, stay in the file but are never reused.
+CONTROLLER_VERSIONS = {"clboss": 2}
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
@@ -101,6 +104,16 @@ def run_ours(sc: Scenario, seed: int, days: float, options: Mapping[str, str] | 
             sim.close()
 
 
+def controller_version(name: str) -> int:
+    return CONTROLLER_VERSIONS.get(name, 1)
+
+
+def current(run: dict) -> bool:
+    """A cached run measured by this simulator and this version of its controller."""
+    return (run.get("sim_version") == SIM_VERSION
+            and run.get("controller_version", 1) == controller_version(run["controller"]))
+
+
 def run_task(task: tuple[str, int, str, float]) -> dict:
     """One (scenario, seed, controller) run; the unit of work of the process pool."""
     from bench.hindsight import search
@@ -118,7 +131,7 @@ def run_task(task: tuple[str, int, str, float]) -> dict:
         res = run_baseline(sc, seed, make_baseline(name, seed), days)
     res.pop("per_channel", None)
     return {"scenario": sc.name, "seed": seed, "controller": name, "commit": _commit(),
-            "wall_s": round(time.monotonic() - t0, 2),
+            "controller_version": controller_version(name), "wall_s": round(time.monotonic() - t0, 2),
             **res, **extra}
 
 
@@ -337,8 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     out, cache = run_cache(a.out, a.fresh)
     runs = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
-    # runs of another simulator version stay in the file for the record but never mix with these
-    runs = [r for r in runs if r.get("sim_version") == SIM_VERSION]
+    # runs of another simulator or controller version stay in the file for the record but never mix with these
+    runs = [r for r in runs if current(r)]
     done = {(r["scenario"], r["seed"], r["controller"], r["days"]) for r in runs}
     cost = {"ours": 3, "hindsight": 2, "v1.4": 1}
     tasks = [(scenario_path(s), seed, c, a.days or load_scenario(scenario_path(s)).duration_days)
