@@ -9,32 +9,24 @@ from bench.controllers import ClbossLike, read_channels
 from bench.economic import run_baseline
 from revops.sim.node import SimNode
 from revops.sim.scenario import loads_scenario
+from tests.test_bench_controllers import TINY
 
-NODE = """
-name = "reb"
-[[channels]]
-name = "a"
-capacity_sat = 4_000_000
-local_sat = 2_000_000
-[[channels]]
-name = "b"
-capacity_sat = 4_000_000
-local_sat = 600_000
-[[channels]]
-name = "c"
-capacity_sat = 2_000_000
-local_sat = 1_000_000
+MARKET = """
 [rebalance]
 cost_ppm_median = {cost}
 cost_ppm_sigma = {sigma}
 failure_probability = {fail}
-{demand}
 """
 
 
-def node(cost: float = 300, sigma: float = 0.0, fail: float = 0.0, demand: str = "", seed: int = 0) -> SimNode:
-    return SimNode(loads_scenario(NODE.format(cost=cost, sigma=sigma, fail=fail, demand=demand), name="reb"),
-                   seed=seed)
+def scenario(cost: float = 300, sigma: float = 0.0, fail: float = 0.0, demand: str = ""):
+    """test_bench_controllers' three channels (b at 15 % local) on a rebalancing market of our choosing."""
+    market = MARKET.format(cost=cost, sigma=sigma, fail=fail)
+    return loads_scenario(TINY.format(demand=market + demand), name="reb")
+
+
+def node(cost: float = 300, fail: float = 0.0) -> SimNode:
+    return SimNode(scenario(cost=cost, fail=fail), seed=0)
 
 
 def earned(reb: EarningsRebalancer, n: SimNode, out: str, into: str, fee_msat: int) -> None:
@@ -120,7 +112,7 @@ to = "b"
 rate_per_hour = 6
 market_ppm = 600
 """
-    sc = loads_scenario(NODE.format(cost=300, sigma=0.6, fail=0.35, demand=demand), name="reb")
+    sc = scenario(cost=300, sigma=0.6, fail=0.35, demand=demand)
     with_reb, alone = ClbossLike(seed=1), ClbossLike(seed=1, rebalancer=None)
     res = run_baseline(sc, 1, with_reb, 4)
     assert run_baseline(sc, 1, alone, 4)["rebalance_cost_msat"] == 0
