@@ -55,7 +55,8 @@ Choices of this emulation (no graph in the simulator):
 
 Not ported: the JitRebalancer (``Boss/Mod/JitRebalancer.cpp``): it defers a forward in the htlc_accepted
 hook while it refills the outgoing channel, and the simulator resolves forwards inside the node where no
-baseline can hold them. The InitialRebalancer is disabled in clboss itself since 0.13A.
+baseline can hold them (the stand-in lightningd's htlc_accepted is observe-only, docs/standin.md). Its
+absence leaves clboss without on-demand refills, which favours us. The InitialRebalancer is disabled in clboss itself since 0.13A.
 """
 from __future__ import annotations
 
