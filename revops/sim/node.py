@@ -1314,10 +1314,16 @@ def _h_listchannels(node: SimNode, p: dict) -> dict:
     def keep(src: str, dst: str, scid: str) -> bool:   # filter before building each entry
         return all({"source": src, "destination": dst, "short_channel_id": scid}[k] == v for k, v in filters)
 
-    listed = [c for c in node.channels.values() if c.state in _GOSSIPED]
-    out = [_chan_dir(node, c, from_us) for c, from_us in _our_directions(node, listed, filters)]
-    peer_ids = {c.peer_id for c in listed}
     end = p.get("source", p.get("destination"))
+    # one peer's end (the price-anchor survey asks 100 times a fee cycle): one pass over its channels only
+    listed = [c for c in node.channels.values() if c.peer_id == end and c.state in _GOSSIPED] \
+        if end is not None and end != node.id else []
+    if listed:
+        peer_ids = {end}
+    else:
+        listed = [c for c in node.channels.values() if c.state in _GOSSIPED]
+        peer_ids = {c.peer_id for c in listed}
+    out = [_chan_dir(node, c, from_us) for c, from_us in _our_directions(node, listed, filters)]
     if end is not None and end == node.id:
         peers = []
     elif end is not None and end in peer_ids:
