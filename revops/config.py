@@ -163,8 +163,9 @@ OPTIONS: tuple[Option, ...] = (
            "local ratio below which a channel needs filling (must be < high-liquidity-threshold)"),
     _float("high-liquidity-threshold", "high_liquidity_threshold", 0.8, 0.0, 1.0,
            "local ratio above which a channel can be drained"),
-    _int("rebalance-cooldown-hours", "rebalance_cooldown_hours", 24, 0, 720,
-         "no new rebalance into a channel within this many hours of the last one"),
+    _int("rebalance-cooldown-hours", "rebalance_cooldown_hours", 0, 0, 720,
+         "no new rebalance into a channel within this many hours of the last one (0: none; every refill "
+         "still passes the EV gate)"),
     _int("inbound-fee-estimate-ppm", "inbound_fee_estimate_ppm", 500, 0, 100_000,
          "assumed cost of routing into a channel when no history exists, ppm"),
     _int("max-concurrent-jobs", "max_concurrent_jobs", 5, 1, 50, "sling jobs running at once"),

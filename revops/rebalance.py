@@ -40,6 +40,7 @@ TARGET_DAYS = 3                   # fill up to three days of outbound demand ...
 TARGET_RATIO_SOURCE = 0.85        # ... capped at this share of capacity for SOURCE-class channels
 TARGET_RATIO_OTHER = 0.50         # ... and at this share for the others
 RECENT_DAYS = 3                   # out_sats_3d covers this many days
+SALE_HORIZON_DAYS = 1             # a refill (and a source's lost sales) is judged on a day of demand
 STAGNANT_RATIO = (0.4, 0.6)       # balanced and idle channels may also be sources
 STAGNANT_TURNOVER = 0.0015        # outbound sats per day / capacity below this = idle
 DEFAULT_INBOUND_PPM = 1000        # inbound estimate when neither history nor gossip knows the peer
@@ -297,10 +298,6 @@ def _ceil_ppm(amount_msat: int, ppm: float) -> int:
     return math.ceil(amount_msat * ppm / PPM)
 
 
-def _horizon_days(cfg: RebalanceConfig) -> float:
-    return cfg.rebalance_cooldown_hours / 24
-
-
 def _daily_out_sat(ch: ChannelEcon, cfg: RebalanceConfig) -> float:
     """Outbound demand per day: the higher of the last 3 days and the flow window.
 
@@ -309,11 +306,11 @@ def _daily_out_sat(ch: ChannelEcon, cfg: RebalanceConfig) -> float:
     return max(ch.out_sats_3d / RECENT_DAYS, ch.out_sats_window / max(1, cfg.flow_window_days))
 
 
-def _utilisation(daily_out_sat: float, amount_sat: int, cfg: RebalanceConfig) -> float:
-    """Share of `amount_sat` expected to flow out within the cooldown horizon, in [0, 1]."""
+def _utilisation(daily_out_sat: float, amount_sat: int) -> float:
+    """Share of `amount_sat` expected to flow out within a day (SALE_HORIZON_DAYS), in [0, 1]."""
     if amount_sat <= 0:
         return 0.0
-    return min(1.0, max(0.0, daily_out_sat * _horizon_days(cfg) / amount_sat))
+    return min(1.0, max(0.0, daily_out_sat * SALE_HORIZON_DAYS / amount_sat))
 
 
 def _peer_ratios(channels: Iterable[ChannelEcon]) -> dict[str, float]:
@@ -488,7 +485,6 @@ class _SourcePool:
 
     def __init__(self, pool: Sequence[ChannelEcon], cfg: RebalanceConfig):
         self.channels = pool
-        self.cfg = cfg
         self.spare_sat = [src.view.spendable_msat // MSAT_PER_SAT - _deplete_floor_sat(src.view) for src in pool]
         self.daily_out_sat = [_daily_out_sat(src, cfg) for src in pool]
         self.by_peer: dict[str, list[int]] = {}
@@ -506,7 +502,7 @@ class _SourcePool:
             if self.spare_sat[i] < amount_sat:
                 short.append(i)
             else:
-                weight = _utilisation(self.daily_out_sat[i], amount_sat, self.cfg)
+                weight = _utilisation(self.daily_out_sat[i], amount_sat)
                 usable.append((i, _Source(src, src.fee_ppm * weight)))
         usable.sort(key=lambda u: (u[1].opp_ppm, -u[1].econ.view.spendable_msat, u[1].econ.scid))
         self._last = (amount_sat, (usable, short))
@@ -562,7 +558,7 @@ def _dearest_kept(pool: _SourcePool, queries: Sequence[_Priced]) -> list[float |
     keeps none: the same figure as max(s.opp_ppm for s in kept) in _economics, without a per-destination
     pass over the sources.
 
-    A source's cost for amount A is fee x min(1, g / A) (g: its outbound demand over the cooldown horizon):
+    A source's cost for amount A is fee x min(1, g / A) (g: its outbound demand over the sale horizon):
     fixed (its fee) once g / A >= 1, or nothing when g is 0; otherwise fee x g / A, so ordered by fee x g.
     Destinations are taken by decreasing amount; sources join as their spare reaches the amount and move to
     the fixed set when they saturate, each at most twice, in two sorted lists. A query looks up the gate's
@@ -570,10 +566,8 @@ def _dearest_kept(pool: _SourcePool, queries: Sequence[_Priced]) -> list[float |
     (and the ones it excludes), so every answer equals the sort-and-scan's, bit for bit.
     """
     answers: list[float | None] = [None] * len(queries)
-    cfg = pool.cfg
-    horizon = _horizon_days(cfg)
     fee = [src.fee_ppm for src in pool.channels]
-    g = [d * horizon for d in pool.daily_out_sat]           # as _utilisation computes it
+    g = [d * SALE_HORIZON_DAYS for d in pool.daily_out_sat]           # as _utilisation computes it
     by_spare = sorted(range(len(fee)), key=lambda i: -pool.spare_sat[i])
     by_demand = sorted((i for i in range(len(fee)) if g[i] > 0), key=lambda i: -g[i])
     fixed, scaled = SortedList(), SortedList()               # (cost, i); (fee x g, i)
@@ -591,13 +585,13 @@ def _dearest_kept(pool: _SourcePool, queries: Sequence[_Priced]) -> list[float |
             n_saturated += 1
             if joined[i]:
                 scaled.remove((fee[i] * g[i], i))
-                fixed.add((fee[i] * _utilisation(pool.daily_out_sat[i], amount, cfg), i))
+                fixed.add((fee[i] * _utilisation(pool.daily_out_sat[i], amount), i))
         while n_joined < len(by_spare) and pool.spare_sat[by_spare[n_joined]] >= amount:
             i = by_spare[n_joined]
             n_joined += 1
             joined[i] = True
             if g[i] <= 0 or g[i] / amount >= 1.0:
-                fixed.add((fee[i] * _utilisation(pool.daily_out_sat[i], amount, cfg), i))
+                fixed.add((fee[i] * _utilisation(pool.daily_out_sat[i], amount), i))
             else:
                 scaled.add((fee[i] * g[i], i))
         best = None
@@ -626,7 +620,7 @@ def _dearest_in(keys: SortedList, scale: float, query: _Priced, fee: Sequence[in
             break
         if i in query.excluded:
             continue
-        cost = fee[i] * _utilisation(pool.daily_out_sat[i], query.amount_sat, pool.cfg)
+        cost = fee[i] * _utilisation(pool.daily_out_sat[i], query.amount_sat)
         if inbound + cost <= earn and (best is None or cost > best):
             best = cost
     return best
@@ -659,7 +653,7 @@ class _Economics:
 def _earnable(dest: ChannelEcon, amount_sat: int, hive: bool, cfg: RebalanceConfig) -> tuple[float, float]:
     """(utilisation, earnable ppm): the destination's fee x utilisation (+ the hive allowance)."""
     amount_msat = amount_sat * MSAT_PER_SAT
-    util = _utilisation(_daily_out_sat(dest, cfg), amount_sat, cfg)
+    util = _utilisation(_daily_out_sat(dest, cfg), amount_sat)
     allowance_ppm = cfg.hive_rebalance_tolerance * MSAT_PER_SAT * PPM / amount_msat if hive else 0.0
     return util, dest.fee_ppm * util + allowance_ppm
 

@@ -54,7 +54,8 @@ REFERENCE_OPTIONS = {
 INTERNAL_FIELDS = {
     "source_threshold": 0.5, "sink_threshold": -0.5, "base_fee_msat": 0, "rebalance_min_profit_ppm": 0,
     "rebalance_max_amount": 5_000_000, "rebalance_min_amount": 50_000, "low_liquidity_threshold": 0.2,
-    "high_liquidity_threshold": 0.8, "rebalance_cooldown_hours": 24, "inbound_fee_estimate_ppm": 500,
+    "high_liquidity_threshold": 0.8, "inbound_fee_estimate_ppm": 500,
+    "rebalance_cooldown_hours": 0,   # the reference's 24 h blocked refills a depleted earner (docs/rebalancing.md)
     "estimated_open_cost_sats": 5000, "max_concurrent_jobs": 5, "sling_job_timeout_seconds": 7200,
     "sling_chunk_size_sats": 500_000, "sling_max_hops": 5, "sling_parallel_jobs": 1,
     "sling_target_sink": 0.35, "sling_target_source": 0.65, "sling_target_balanced": 0.50,

@@ -327,6 +327,27 @@ def test_ping_pong_applies_to_every_channel_of_the_peer() -> None:
     assert codes(rej, "200x1x0", Role.SOURCE) == ["pingpong"]
 
 
+def test_by_default_a_depleted_earner_refilled_an_hour_ago_is_refilled_again() -> None:
+    """The reference's 24 h cooldown left the top earner of held-out `drifting` seed 10 empty and refused for
+    213 of 720 hours (docs/rebalancing.md, "No cooldown by default"); each refill passes the gate on its own."""
+    from revops import config as C
+
+    default = attrs.evolve(CFG, rebalance_cooldown_hours=C.option_for("revenue-ops-rebalance-cooldown-hours").default)
+    cands, rejections = run([dest(last_success_at=NOW - HOUR), source()], cfg=default)
+    assert [c.dest_scid for c in cands] == ["100x1x0"]
+    assert "cooldown" not in codes(rejections, "100x1x0", Role.DESTINATION)
+
+
+def test_the_gate_judges_a_refill_on_a_day_of_demand_whatever_the_cooldown() -> None:
+    """u = demand per day x 1 day / amount: a cooldown set by the operator only delays, it does not change
+    what a refill is expected to earn (it used to be the gate's horizon: 0 h meant u = 0, nothing ever passed)."""
+    # 200k sat a day: the refill to three days of demand is 350k sat, of which 200k sell within a day
+    for hours in (0, 24, 72):
+        c = run([dest(out_3d=600_000, out_window=1_400_000), source()],
+                cfg=attrs.evolve(CFG, rebalance_cooldown_hours=hours))[0][0]
+        assert (c.amount_sat, c.expected_income_msat) == (350_000, 200_000)   # 200k sat sold at 1000 ppm
+
+
 def test_backoff_and_futility_release_in_time() -> None:
     assert backoff_seconds(0) == 600 and backoff_seconds(2) == 2400 and backoff_seconds(9) == 9600
     assert run([dest(failure_count=2, last_failure_at=NOW - 2401), source()])[0]
