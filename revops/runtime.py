@@ -51,8 +51,10 @@ FORWARD_BATCH = 1000      # forward_events already queued are stored in one tran
 NO_WAIT = datetime.timedelta(0)
 # the heap is large and long-lived (every channel actor's state) and a fee cycle allocates in bursts: with
 # CPython's default (700, 10, 10) two full collections ran inside each cycle, a quarter of its time at 2,000
-# channels (docs/architecture.md)
-GC_THRESHOLDS = (50_000, 20, 20)
+# channels (docs/architecture.md); at 5,000 channels a 50,000 first threshold still ran two young
+# collections inside the cycle (0.04-0.08 s: the listing's ~100,000 containers were alive and traversed),
+# 12 over three fee intervals (0.42 s) where 200,000 runs one (0.12 s), at the same peak RSS
+GC_THRESHOLDS = (200_000, 20, 20)
 
 
 # a forward_event queued behind other messages is taken before them, up to this many in a row while they wait
