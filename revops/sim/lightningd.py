@@ -27,7 +27,7 @@ import threading
 import time
 import contextlib
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from pyln.client import LightningRpc, RpcError
 

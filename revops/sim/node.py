@@ -1497,7 +1497,7 @@ def _h_plugin(node: SimNode, p: dict) -> dict:
         node.set_plugin_installed(name, True)
         return {"command": "start", "plugins": _plugin_list(node)}
     if sub == "stop" and name == "bookkeeper":
-        raise _BadParam(f"bookkeeper cannot be managed when --plugin-dir or --plugin is not dynamic")
+        raise _BadParam("bookkeeper cannot be managed when --plugin-dir or --plugin is not dynamic")
     if "plugin" not in p and sub in ("start", "stop", "startdir"):
         raise _BadParam("missing required parameter: plugin")
     raise _BadParam(f"{p.get('plugin')}: plugin not known to the simulated node")
