@@ -122,8 +122,10 @@ class ChannelActor(SupervisedActor):
         scid = self.view.scid if self.view is not None else "?"
         if isinstance(msg, ChannelStatusQuery):
             self.send(sender, ChannelStatus(msg.req_id, scid, {"scid": scid, "degraded": self.degraded}))
-        elif isinstance(msg, EconQuery):
-            self.send(sender, ChannelEconReply(msg.req_id, scid, {"degraded": self.degraded}))
+        elif isinstance(msg, (EconQuery, FeeCycle)):
+            req = msg.req_id if isinstance(msg, EconQuery) else msg.econ_req
+            if req is not None:
+                self.send(sender, ChannelEconReply(req, scid, {"degraded": self.degraded}))
         elif isinstance(msg, ManualFee):
             self.send(self.runtime, RpcFailure(msg.req_id, self.degraded))
         elif isinstance(msg, Retire) and self.view is not None:
@@ -146,6 +148,8 @@ class ChannelActor(SupervisedActor):
         elif isinstance(msg, PolicyUpdate):
             self.policy = msg.policy
         elif isinstance(msg, FeeCycle):
+            if msg.econ_req is not None:    # answered as of before this cycle, as a separate EconQuery would be
+                self.send(sender, ChannelEconReply(msg.econ_req, self.view.scid, self.econ(msg.now)))
             self.on_fee_cycle(msg)
         elif isinstance(msg, IoResult):
             self.on_io_result(msg)

@@ -139,6 +139,7 @@ class FeeCycle:
     control_ppm: int | None = None           # the live experiment's control arm holds this fee (None = managed)
     home_ppm: int | None = None              # the node's own rate, when gossip shows no going rate toward the peer
     view: ChannelView | None = None          # the channel in this cycle's listpeerchannels (a ChannelUpdate first)
+    econ_req: int | None = None              # the rebalance cycle of the same Tick asks too: an EconQuery first
 
 
 @attrs.frozen

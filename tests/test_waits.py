@@ -146,6 +146,10 @@ def test_an_actor_that_cannot_start_answers_with_its_error(monkeypatch):
     with pytest.raises(Exception, match="could not start"):
         sim.rpc("revenue-set-fee", {"channel_id": bad["scid"], "fee_ppm": 100})
     assert bad["scid"] not in {c["scid"] for c in status["channels"]}
+    rebalances = status["coordinator"]["rebalancing"]["cycles"]
+    sim.advance(3 * 3600)      # it answers the econ query too, a separate one or the one in a FeeCycle
+    assert sim.rpc("revenue-status")["coordinator"]["rebalancing"]["cycles"] > rebalances
+    assert sim.runtime.waits_expired["rebalance cycle"] == 0
     sim.close()
 
 
