@@ -148,9 +148,7 @@ class ChannelActor(SupervisedActor):
         elif isinstance(msg, PolicyUpdate):
             self.policy = msg.policy
         elif isinstance(msg, FeeCycle):
-            if msg.econ_req is not None:    # answered as of before this cycle, as a separate EconQuery would be
-                self.send(sender, ChannelEconReply(msg.econ_req, self.view.scid, self.econ(msg.now)))
-            self.on_fee_cycle(msg)
+            self.on_fee_cycle(msg, sender)
         elif isinstance(msg, IoResult):
             self.on_io_result(msg)
         elif isinstance(msg, ChannelStatusQuery):
@@ -159,7 +157,7 @@ class ChannelActor(SupervisedActor):
             self.persist()
             self.send(self.runtime, ChannelRetired(self.view.scid, msg.now))
         elif isinstance(msg, EconQuery):
-            self.send(sender, ChannelEconReply(msg.req_id, self.view.scid, self.econ(msg.now)))
+            self.send(sender, ChannelEconReply(msg.req_id, self.view.scid, self.econ(self.daily_buckets(msg.now))))
         elif isinstance(msg, RebalanceOutcome):
             self.on_rebalance_outcome(msg)
         elif isinstance(msg, (HiveMembership, HivePush)):
@@ -248,11 +246,14 @@ class ChannelActor(SupervisedActor):
         return [flow.DailyBucket(day_age=today - day, in_msat=v[0], out_msat=v[1], fee_msat=v[2], forwards=v[3])
                 for day, v in sorted(self.state.buckets.items(), reverse=True) if 0 <= today - day < horizon]
 
-    def on_fee_cycle(self, msg: FeeCycle) -> None:
+    def on_fee_cycle(self, msg: FeeCycle, sender: Any) -> None:
+        days = self.daily_buckets(msg.now)
+        if msg.econ_req is not None:    # answered as of before this cycle, as a separate EconQuery would be
+            self.send(sender, ChannelEconReply(msg.econ_req, self.view.scid, self.econ(days)))
         if msg.view is not None:
             self.on_update(msg.view)
         self.config = msg.config
-        self.flow_metrics = flow.analyze(self.view, self.daily_buckets(msg.now), msg.config)
+        self.flow_metrics = flow.analyze(self.view, days, msg.config)
         roi, floor = self.assess(msg)
         obs = fees.FeeObservation(
             now=msg.now, channel=self.view, flow=self.flow_metrics,
@@ -376,9 +377,9 @@ class ChannelActor(SupervisedActor):
         self.persist()
 
     # -- rebalancing ----------------------------------------------------------------------------
-    def econ(self, now: int) -> dict:
-        """What the rebalance cycle needs from this channel: flow class, outbound demand, failure counters."""
-        days = self.daily_buckets(now)
+    def econ(self, days: list[flow.DailyBucket]) -> dict:
+        """What the rebalance cycle needs from this channel (`days`: its daily_buckets now): flow class,
+        outbound demand, failure counters."""
         return {"flow": self.flow_metrics.flow_class.value if self.flow_metrics else "unknown",
                 "out_sats_3d": sum(b.out_msat for b in days if b.day_age < 3) // 1000,
                 "out_sats_window": sum(b.out_msat for b in days) // 1000,

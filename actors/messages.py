@@ -148,6 +148,13 @@ class Retire:
 
 
 @attrs.frozen
+class FanOut:
+    """coordinator → itself: the rest of a fan-out to the channel actors, (address, message) in order, sent a
+    chunk at a time (CoordinatorActor.fan_out)."""
+    messages: list
+
+
+@attrs.frozen
 class Flush:
     """A clean stop: every channel actor writes the checkpoint it put off (actors/channel.py)."""
 

@@ -5,6 +5,7 @@ Pure functions: a channel as lightningd shows it plus its daily forward buckets 
 """
 from __future__ import annotations
 
+import functools
 from typing import Iterable, Protocol
 
 import attrs
@@ -74,10 +75,17 @@ def slot_use(channel: ChannelView) -> float:
     return max(slots, value)
 
 
+@functools.cache
+def _ema_weights(window_days: int) -> tuple[tuple[float, ...], float]:
+    """The weights 0.8**k of a window and their sum (the same floats every call, computed once)."""
+    weights = tuple(EMA_DECAY**k for k in range(window_days))
+    return weights, sum(weights)
+
+
 def _ema(values: dict[int, int], window_days: int) -> float:
     """Day-weighted average (0.8**k) over every day of the window; empty days count as zero."""
-    weights = [EMA_DECAY**k for k in range(window_days)]
-    return sum(values.get(k, 0) * w for k, w in enumerate(weights)) / sum(weights)
+    weights, total = _ema_weights(window_days)
+    return sum(values.get(k, 0) * w for k, w in enumerate(weights)) / total
 
 
 def _classify(ratio: float, has_flow: bool, local_ratio: float, cfg: FlowConfig) -> tuple[FlowClass, float, str]:

@@ -161,6 +161,18 @@ def test_sim_listchannels_filters_agree_with_the_full_listing() -> None:
     for key, value in probes:
         expected = [c for c in everything if c[key] == value]
         assert expected and node.call("listchannels", {key: value})["channels"] == expected, (key, value)
+    # a peer's second channel, then a splice of its first (re-listed last under a new short channel id)
+    spliced = node.by_name["acinq"].scid
+    node.open_channel(peer, confirms=0)
+    node.splice_channel(spliced, 100_000, confirms=1)
+    while node.by_name["acinq"].splice is not None:
+        node.advance_to(node.now + 600)
+    everything = node.call("listchannels")["channels"]
+    ours = [c["short_channel_id"] for c in everything if c["destination"] == peer and c["source"] == node.id]
+    assert len(ours) == 2 and ours[-1] == node.by_name["acinq"].scid != spliced
+    for key, value in (("destination", peer), ("source", peer)):
+        expected = [c for c in everything if c[key] == value]
+        assert node.call("listchannels", {key: value})["channels"] == expected, (key, value)
 
 
 def test_sim_relays_at_most_the_rate_limit_of_fee_updates() -> None:

@@ -207,6 +207,7 @@ class SimNode:
         self.channels: dict[str, Chan] = {}        # scid -> Chan (including closed)
         self.by_name: dict[str, Chan] = {}
         self.by_chanid: dict[str, Chan] = {}
+        self.by_peer: dict[str, list[Chan]] = {}    # a peer's channels, in the order of self.channels
         self.peers: dict[str, dict] = {}
         self.forwards: list[dict] = []             # listforwards entries, by created_index-1
         self._updated: list[dict] = []             # forwards with updated_index, in order
@@ -340,6 +341,7 @@ class SimNode:
         self.channels[scid] = ch
         self.by_name[name] = ch
         self.by_chanid[ch.channel_id] = ch
+        self.by_peer.setdefault(peer_id, []).append(ch)
         ts = ch.opened_time
         ch.state_changes.append({"timestamp": _iso(max(0, ts)), "old_state": AWAITING, "new_state": NORMAL,
                                  "cause": "user" if opener == "local" else "remote", "message": "Lockin complete"})
@@ -853,6 +855,8 @@ class SimNode:
         ch.past_scids.append(old)
         ch.scid = f"{sp['mined_at']}x{sp['tx']}x0"
         self.channels[ch.scid] = ch
+        self.by_peer[ch.peer_id].remove(ch)     # last in self.channels now, so last among its peer's too
+        self.by_peer[ch.peer_id].append(ch)
         amount = sp["amount_sat"] * 1000
         default = self._default_htlcmax(ch)
         ch.capacity_msat += amount
@@ -1316,8 +1320,8 @@ def _h_listchannels(node: SimNode, p: dict) -> dict:
 
     end = p.get("source", p.get("destination"))
     # one peer's end (the price-anchor survey asks 100 times a fee cycle): one pass over its channels only
-    listed = [c for c in node.channels.values() if c.peer_id == end and c.state in _GOSSIPED] \
-        if end is not None and end != node.id else []
+    listed = [c for c in node.by_peer.get(end, ()) if c.state in _GOSSIPED] if end is not None and end != node.id \
+        else []
     if listed:
         peer_ids = {end}
     else:
