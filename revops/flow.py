@@ -83,9 +83,10 @@ def _ema_weights(window_days: int) -> tuple[tuple[float, ...], float]:
 
 
 def _ema(values: dict[int, int], window_days: int) -> float:
-    """Day-weighted average (0.8**k) over every day of the window; empty days count as zero."""
+    """Day-weighted average (0.8**k) over every day of the window; empty days count as zero (they add an
+    exact 0.0, so only the days with flow are summed, in the same order: the same float)."""
     weights, total = _ema_weights(window_days)
-    return sum(values.get(k, 0) * w for k, w in enumerate(weights)) / total
+    return sum(v * weights[k] for k, v in sorted(values.items()) if 0 <= k < window_days) / total
 
 
 def _classify(ratio: float, has_flow: bool, local_ratio: float, cfg: FlowConfig) -> tuple[FlowClass, float, str]:
@@ -118,12 +119,12 @@ def analyze(channel: ChannelView, buckets: Iterable[DailyBucket], cfg: FlowConfi
     capacity_sat = channel.capacity_msat // 1000
     ema_in = _ema(ins, window) / 1000
     ema_out = _ema(outs, window) / 1000
-    sats_in = sum(ins.values()) // 1000
-    sats_out = sum(outs.values()) // 1000
+    in_msat, out_msat = sum(ins.values()), sum(outs.values())
+    sats_in, sats_out = in_msat // 1000, out_msat // 1000
     ratio = (ema_out - ema_in) / capacity_sat if capacity_sat else 0.0
     use = slot_use(channel)
     congested = use > cfg.htlc_congestion_threshold
-    has_flow = sum(ins.values()) + sum(outs.values()) > 0
+    has_flow = in_msat + out_msat > 0
     if congested:
         flow_class, reason = FlowClass.CONGESTED, f"HTLC use {use:.0%} > {cfg.htlc_congestion_threshold:.0%}"
     else:

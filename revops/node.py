@@ -191,7 +191,7 @@ def parse_channel(ch: dict, connected: bool | None = None) -> dict:
         "fee_base_msat": int(local.get("fee_base_msat", ch.get("fee_base_msat", 0))),
         "fee_ppm": int(local.get("fee_proportional_millionths", ch.get("fee_proportional_millionths", 0))),
         "htlc_count": len(htlcs),
-        "htlc_value_msat": sum(int(h.get("amount_msat", 0)) for h in htlcs),
+        "htlc_value_msat": sum(int(h.get("amount_msat", 0)) for h in htlcs) if htlcs else 0,
         "max_accepted_htlcs": int(ch.get("max_accepted_htlcs", 483)),
         "peer_connected": bool(ch.get("peer_connected", True) if connected is None else connected),
         "funding_txid": ch.get("funding_txid", ""),

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import attrs
 import pytest
+from hypothesis import given, strategies as st
 
-from revops.flow import DailyBucket, analyze, slot_use
+from revops.flow import EMA_DECAY, DailyBucket, _ema, analyze, slot_use
 from revops.model import ChannelView, FlowClass
 
 CAP = 10_000_000_000  # 10 M sat in msat
@@ -49,6 +50,14 @@ def test_slot_exhaustion_is_congestion_first_whatever_the_flow() -> None:
     buckets = [DailyBucket(0, out_msat=CAP)]
     m = analyze(chan(htlcs=400), buckets, Cfg())
     assert m.flow_class is FlowClass.CONGESTED and m.reason.startswith("HTLC use")
+
+
+@given(st.integers(1, 30), st.dictionaries(st.integers(-2, 32), st.integers(0, 10**13), max_size=12))
+def test_ema_sums_only_the_days_with_flow_to_the_same_float(window: int, days: dict[int, int]) -> None:
+    """An empty day adds an exact 0.0: summing only the days with flow, in order, is the same float."""
+    weights = [EMA_DECAY**k for k in range(window)]
+    every_day = sum(days.get(k, 0) * w for k, w in enumerate(weights)) / sum(weights)
+    assert _ema(days, window) == every_day
 
 
 def test_ema_weights_recent_days_more() -> None:
