@@ -38,11 +38,10 @@ do. The source must have ``amount + fee`` spendable and be connected, the destin
 receive ``amount`` and be connected, else the attempt fails at the source / destination.
 
 Choices of this emulation (no graph in the simulator):
-* The draws come from the baseline's own stream, ``random.Random(f"clboss-rebalance:{seed}")``, not the
-  node's ``rng``: the costs and failures follow the same distributions as sling's, while the node's
-  payment draws stay those every other baseline sees (the emulated sling draws from ``node.rng``, which
-  shifts the demand draws of ours' runs; both are unbiased, this keeps the baselines paired). The
-  timer and the die use the same stream, so the fee-setting half of clboss is unchanged.
+* The draws come from the baseline's own stream, ``random.Random(f"clboss-rebalance:{seed}")``: the costs
+  and failures follow the same distributions as sling's (whose draws are the emulated sling's own stream),
+  and no draw of the market's payment streams moves (docs/simulator.md "Random streams"). The timer and
+  the die use the same stream.
 * A move runs to its end within the 10-minute step at which the timer fires; concurrent attempts run one
   after the other, in the order they were split, each seeing the budget left by those before it.
 * After a failed payment clboss excludes the failing channel and asks again; its attempts end when the

@@ -218,7 +218,9 @@ def test_plugin_moves_default_fees_to_the_going_rate_within_hours() -> None:
 
 
 def test_plugin_starts_a_channel_gossip_cannot_price_at_the_nodes_own_rate() -> None:
-    sim = simulate.start(load_scenario("small"), seed=5)
+    # a seed whose node has forwards paying over twice the channel's floor by the first fee cycle (with
+    # none yet the search starts at its floor and the start does not apply, which another seed shows)
+    sim = simulate.start(load_scenario("small"), seed=1)
     try:
         lonely = sim.node.open_channels()[0]
         competitors = sim.node.competitors

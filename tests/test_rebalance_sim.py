@@ -337,7 +337,9 @@ def test_a_lost_sling_answer_does_not_leave_a_job_unwatched():
     sim.advance(3 * 3600)
     assert len(dropped) == 2
     rows = [r for r in reservations(sim) if r["scid"] == hot]
-    assert rows[0]["status"] == "settled" and hot not in sim.node.sling.running
+    # the job whose answers were lost ended and left the registry (a later job may run on the channel)
+    assert rows[0]["status"] == "settled"
+    assert rows[0]["id"] not in {job.job_id for job, _ in sim.runtime.ledger.load_jobs()}
 
 
 def test_the_real_plugin_rebalances_through_sling_over_the_plugin_protocol(tmp_path, monkeypatch):

@@ -79,8 +79,12 @@ def test_a_stale_sender_fails_once_and_retries_with_a_part_that_fits() -> None:
     failed = [e for e in events if e["status"] == "local_failed"]
     assert failed and all(e["failreason"] == "WIRE_TEMPORARY_CHANNEL_FAILURE" for e in failed)
     retried = [e for e in events if e["status"] == "settled"]
-    assert len(retried) == len(failed) and all(e["out_msat"] == 250_000_000 for e in retried)
-    assert node.ledger.forwards_failed_other == len(failed) and node.ledger.forwards_failed_liquidity == 0
+    assert retried and all(e["out_msat"] == 250_000_000 for e in retried)
+    # every payment failed once on the limit and retried one part: it settled, or failed for liquidity
+    # only once the channel had no 250,000 sat left to send
+    led = node.ledger
+    assert led.forwards_failed_other == led.payments_arrived == len(retried) + led.forwards_failed_liquidity
+    assert led.forwards_failed_liquidity == 0 or node.spendable_msat(out) < 250_000_000
 
 
 def test_a_payment_above_the_default_limit_is_attempted_whole_and_fails_for_every_controller() -> None:

@@ -15,6 +15,7 @@ Like the real one (Boss/Mod/UnmanagedManager.cpp, ChannelFeeSetter.cpp):
 from __future__ import annotations
 
 import math
+import random
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +49,8 @@ class Clboss:
 
     def _lnfee(self, peer_id: str) -> dict:
         mb, mp = self._median_fees(peer_id)
-        m = self.multipliers.setdefault(peer_id, round(math.exp(self.node.rng.gauss(0, 0.5)), 5))
+        m = self.multipliers.setdefault(peer_id, round(math.exp(
+            random.Random(f"clboss-multiplier:{self.node.seed}:{peer_id}").gauss(0, 0.5)), 5))
         return {"median_base": mb, "median_proportional": mp, "multiplier": m,
                 "final_base": int(mb * m), "final_proportional": int(mp * m)}
 

@@ -10,6 +10,7 @@ import bisect
 import functools
 import hashlib
 import heapq
+import itertools
 import json
 import os
 import random
@@ -54,7 +55,7 @@ SPLICE_WEIGHT = 1000
 HTLC_SUCCESS_WEIGHT = 703
 DUST_LIMIT_MSAT = 546_000  # an HTLC below it is trimmed from the commitment: its value goes to the miners
 # Bumped whenever a change to the market model changes run results: bench caches key on it.
-SIM_VERSION = 2
+SIM_VERSION = 3
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -191,8 +192,11 @@ class SimNode:
         # the Core Lightning version whose JSON the node answers in: the argument, else the scenario's
         self.cln_version = versions.check_version(cln_version or sc.node.cln_version)
         self.seed = seed
-        self.rng = random.Random(seed)
-        # force-close draws come from their own stream: they never shift the market's draws
+        # every purpose draws from its own stream, so what a controller changes (which payments we forward,
+        # which rebalances run) never shifts another purpose's draws (docs/simulator.md "Random streams");
+        # the payments' draws are each demand stream's own (Stream.rng)
+        self.block_rng = random.Random(f"blocks:{seed}")
+        self.htlc_rng = random.Random(f"htlc-timing:{seed}")     # when an HTLC arrives and resolves
         self.onchain_rng = random.Random(f"onchain:{seed}")
         self.lightning_dir = lightning_dir
         self.now: int = sc.start_time
@@ -227,7 +231,7 @@ class SimNode:
             self._add_channel(spec.name, spec.peer_id, spec.peer_alias, spec.capacity_sat, spec.local_sat, spec.opener,
                               spec.age_days, spec.max_accepted_htlcs, spec.fee_base_msat, spec.fee_ppm, initial=True,
                               open_fee_msat=spec.open_fee_sat * 1000)
-        self.streams = mk.demand_streams(sc)
+        self.streams = mk.demand_streams(sc, seed)
         self.shifts_applied = 0
         self._stream_by_name = {s.name: s for s in self.streams}
         for i, s in enumerate(self.streams):
@@ -245,7 +249,7 @@ class SimNode:
             for i, sp in enumerate(sc.mempool.spikes):
                 self._push(sc.start_time + sp.at_day * DAY, "spike", (i, True))
                 self._push(sc.start_time + (sp.at_day + sp.duration_hours / 24.0) * DAY, "spike", (i, False))
-        self._push(self._t + self.rng.expovariate(1.0 / sc.market.block_interval_s), "block", None)
+        self._push(self._t + self.block_rng.expovariate(1.0 / sc.market.block_interval_s), "block", None)
         self.sling = Sling(self)
         self.clboss = Clboss(self)
         self.competitors = Competitors(self)
@@ -331,7 +335,8 @@ class SimNode:
                   last_update=int(self._t - min(age_days * DAY, 3600)))
         ch.remote_fee_base = 1000
         ch.remote_fee_ppm = max(1, int(self.scenario.rebalance.cost_ppm_median * 0.5 *
-                                       (2.718281828 ** (0.7 * self.rng.gauss(0, 1)))))
+                                       (2.718281828 ** (0.7 * random.Random(f"remote-fee:{self.seed}:{name}")
+                                                        .gauss(0, 1)))))
         ch.fee_hist_t.append(float("-inf"))
         ch.fee_hist_v.append((base, ppm))
         ch.gossip_t.append(float("-inf"))
@@ -431,7 +436,7 @@ class SimNode:
     # ------------------------------------------------------------------ events
     def _sched_stream(self, i: int, t: float) -> None:
         s = self.streams[i]
-        nxt = s.next_arrival(self.rng, t)
+        nxt = s.next_arrival(t)
         if nxt is not None:
             self._push(nxt, "pay", (i, s.generation))
 
@@ -473,7 +478,7 @@ class SimNode:
                     self.bkpr.channel_closed(ch)
                 elif ch.state == "ONCHAIN" and self.blockheight >= ch.closed_height + 100:
                     self._set_state(ch, "CLOSED", "unknown", None)
-        self._push(self._t + self.rng.expovariate(1.0 / self.scenario.market.block_interval_s), "block", None)
+        self._push(self._t + self.block_rng.expovariate(1.0 / self.scenario.market.block_interval_s), "block", None)
 
     def _ev_spike(self, data: tuple[int, bool]) -> None:
         """On-chain substitution: while the feerate is m × its baseline, every stream's payment rate is
@@ -552,16 +557,19 @@ class SimNode:
         self._push(t, "call", fn)
 
     # ------------------------------------------------------------------ payments
-    def _pick(self, candidates: list[Chan], weight: Callable[[Chan], int]) -> Chan | None:
-        ws = [weight(c) for c in candidates]
-        if not candidates or sum(ws) <= 0:
+    @staticmethod
+    def _pick(candidates: list[Chan], weight: Callable[[Chan], int], u: float) -> Chan | None:
+        """A candidate drawn with probability proportional to its weight, by the uniform u (as
+        ``random.choices`` draws: the first whose cumulative weight exceeds u × total)."""
+        cum = list(itertools.accumulate(weight(c) for c in candidates))
+        if not cum or cum[-1] <= 0:
             return None
-        return self.rng.choices(candidates, ws)[0]
+        return candidates[bisect.bisect(cum, u * cum[-1], 0, len(cum) - 1)]
 
     def _payment(self, s: mk.Stream) -> None:
         led = self.ledger
-        amount = s.draw_amount_msat(self.rng)
-        tol = s.draw_tolerance_msat(self.rng, amount)
+        pay = s.draw_payment()
+        amount, tol = pay.amount_msat, pay.tolerance_msat
         led.payments_wanted += 1
         led.wtp_msat += tol
         if s.drain_side is None:
@@ -575,9 +583,11 @@ class SimNode:
                 others = [c for c in self.channels.values() if c is not fixed]
             others = [c for c in others if c.state in LIVE and c is not fixed]
             if s.drain_side == "out":
-                dst, src = fixed, self._pick(others, lambda c: self.receivable_msat(c) if self.usable(c) else 0)
+                dst, src = fixed, self._pick(others, lambda c: self.receivable_msat(c) if self.usable(c) else 0,
+                                                 pay.pick_u)
             else:
-                src, dst = fixed, self._pick(others, lambda c: self.spendable_msat(c) if self.usable(c) else 0)
+                src, dst = fixed, self._pick(others, lambda c: self.spendable_msat(c) if self.usable(c) else 0,
+                                                 pay.pick_u)
         if src is None or dst is None or dst.state not in LIVE or src.state not in LIVE:
             led.payments_no_inbound += 1
             return
@@ -596,25 +606,26 @@ class SimNode:
             led.payments_no_inbound += 1  # the upstream peer cannot send it to us; no HTLC reaches us
             return
         led.payments_arrived += 1
-        ok = self._forward(src, dst, amount, in_msat, self._t)
+        ok = self._forward(src, dst, amount, in_msat, self._t, pay.settle_u)
         if ok == "fee":
             cur = cln_fee(dst.fee_base, dst.fee_ppm, amount)
             if cur <= tol and self.receivable_msat(src) >= amount + cur:
                 # the sender learns our new channel_update from the error and retries once
-                self._forward(src, dst, amount, amount + cur, self._t + 0.5)
+                self._forward(src, dst, amount, amount + cur, self._t + 0.5, pay.settle_u)
         elif ok == "htlcmax" and splittable and dst.htlcmax >= dst.htlcmin:
             # a lowered htlc_maximum_msat not yet in the sender's gossip: it learns the update from the
             # error and retries once with a part that fits, like a fee raise above
-            self._retry_part(s, src, dst, tol, amount, dst.htlcmax)
+            self._retry_part(s, pay, src, dst, amount, dst.htlcmax)
         elif ok == "liquidity" and self.scenario.market.mpp_split_on_failure:
             # opt-in (docs/simulator.md): an MPP sender splits after a failure and retries half through us
-            self._retry_part(s, src, dst, tol, amount, amount // 2)
+            self._retry_part(s, pay, src, dst, amount, amount // 2)
 
-    def _retry_part(self, s: mk.Stream, src: Chan, dst: Chan, tol: int, amount: int, part: int) -> None:
-        """The sender's one retry through us with a part of the payment, at our current fee, if it pays."""
+    def _retry_part(self, s: mk.Stream, pay: mk.Payment, src: Chan, dst: Chan, amount: int, part: int) -> None:
+        """The sender's one retry through us with a part of the payment, at our current fee, if it pays
+        (the same downstream route: the same downstream outcome)."""
         cur = cln_fee(dst.fee_base, dst.fee_ppm, part)
-        if cur <= self._part_tolerance(s, tol, amount, part) and self.receivable_msat(src) >= part + cur:
-            self._forward(src, dst, part, part + cur, self._t + 0.5)
+        if cur <= self._part_tolerance(s, pay.tolerance_msat, amount, part) and self.receivable_msat(src) >= part + cur:
+            self._forward(src, dst, part, part + cur, self._t + 0.5, pay.settle_u)
 
     @staticmethod
     def _default_htlcmax(ch: Chan) -> int:
@@ -626,8 +637,8 @@ class SimNode:
         """The fee tolerance of one part: the stream's base fee plus the payment's ppm tolerance on the part."""
         return s.market_base_msat + (tol - s.market_base_msat) * part // amount
 
-    def _forward(self, src: Chan, dst: Chan, out_msat: int, in_msat: int, t: float) -> str:
-        """One HTLC arriving on src for dst.
+    def _forward(self, src: Chan, dst: Chan, out_msat: int, in_msat: int, t: float, settle_u: float) -> str:
+        """One HTLC arriving on src for dst; settle_u (the payment's draw) decides a downstream failure.
         Returns 'settled' | 'failed' | 'liquidity' | 'fee' | 'htlcmax' | 'other'."""
         led = self.ledger
         self._payment_n += 1
@@ -636,7 +647,7 @@ class SimNode:
         in_id = src.next_in_id
         src.next_in_id += 1
         created = len(self.forwards) + 1
-        rt = round(t + self.rng.random() * 0.001, 6)
+        rt = round(t + self.htlc_rng.random() * 0.001, 6)
         paid = in_msat - out_msat
         need = cln_fee(dst.fee_base, dst.fee_ppm, out_msat)
         fail = None
@@ -676,8 +687,8 @@ class SimNode:
         dst.next_out_id += 1
         dst.stats["out_payments_offered"] += 1
         dst.stats["out_offered_msat"] += out_msat
-        settled = self.rng.random() >= self.scenario.market.downstream_fail_rate
-        resolved = round(rt + self.scenario.market.settle_delay_ms / 1000.0 * (0.5 + self.rng.random()), 6)
+        settled = settle_u >= self.scenario.market.downstream_fail_rate
+        resolved = round(rt + self.scenario.market.settle_delay_ms / 1000.0 * (0.5 + self.htlc_rng.random()), 6)
         rate = self.scenario.market.htlc_force_close_rate
         if rate and self.onchain_rng.random() < rate:
             # stuck: a peer stops answering with the HTLC in flight; with even odds it is the downstream

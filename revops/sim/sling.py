@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import statistics
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,8 @@ class Sling:
 
     def __init__(self, node: "SimNode"):
         self.node = node
+        # rebalance routes are drawn from sling's own stream: they never shift the payments' draws
+        self.rng = random.Random(f"sling:{node.seed}")
         self.jobs: dict[str, dict] = {}
         self.running: dict[str, int] = {}  # scid -> generation of its attempt loop
         self.status: dict[str, str] = {}     # scid -> state of its task (the task exists while listed here)
@@ -206,8 +209,8 @@ class Sling:
             self.status[scid] = "NoCandidates"
             return False
         self.status[scid] = "Rebalancing"
-        src = node.rng.choice(srcs)
-        cost_ppm = draw_rebalance_cost_ppm(node.rng, node.scenario.rebalance)
+        src = self.rng.choice(srcs)
+        cost_ppm = draw_rebalance_cost_ppm(self.rng, node.scenario.rebalance)
         fee = -(-int(cost_ppm * amount) // 1_000_000)
         rec_f = {"t": node.now, "amount_msat": amount, "partner": src.scid}
         if cost_ppm > job["maxppm"]:
@@ -216,7 +219,7 @@ class Sling:
             node.ledger.rebalances_failed += 1
             self._save_stats_later()
             return False
-        if node.rng.random() < node.scenario.rebalance.failure_probability:
+        if self.rng.random() < node.scenario.rebalance.failure_probability:
             rec_f["reason"] = "WIRE_TEMPORARY_CHANNEL_FAILURE"
             self.failures.setdefault(scid, []).append(rec_f)
             node.ledger.rebalances_failed += 1
@@ -249,12 +252,12 @@ class Sling:
             self.status[scid] = "NoCandidates"
             return False
         self.status[scid] = "Rebalancing"
-        dst = node.rng.choice(dsts)
-        cost_ppm = draw_rebalance_cost_ppm(node.rng, node.scenario.rebalance)
+        dst = self.rng.choice(dsts)
+        cost_ppm = draw_rebalance_cost_ppm(self.rng, node.scenario.rebalance)
         fee = -(-int(cost_ppm * amount) // 1_000_000)
         if cost_ppm > job["maxppm"]:
             self.status[scid] = "TooExp"
-        if cost_ppm > job["maxppm"] or node.rng.random() < node.scenario.rebalance.failure_probability:
+        if cost_ppm > job["maxppm"] or self.rng.random() < node.scenario.rebalance.failure_probability:
             self.failures.setdefault(scid, []).append({"t": node.now, "amount_msat": amount, "partner": dst.scid,
                                                        "reason": "TooExp" if cost_ppm > job["maxppm"] else
                                                        "WIRE_TEMPORARY_CHANNEL_FAILURE"})
