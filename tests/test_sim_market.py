@@ -31,6 +31,25 @@ def test_determinism_same_seed_same_run_different_seed_differs():
     assert a.snapshot() != c.snapshot()
 
 
+def test_every_controller_meets_the_same_payments():
+    """Common random numbers (docs/simulator.md "Random streams"): a different fee, or a rebalancer at
+    work, changes which payments we forward, never which payments want to route through us."""
+    def run(fee_ppm: int, rebalance: bool) -> SimNode:
+        sc = load_scenario("small")
+        node = SimNode(sc, seed=3)
+        node.call("setchannel", {"id": "all", "feeppm": fee_ppm})
+        if rebalance:
+            node.call("sling-job", {"scid": node.by_name["merchant"].scid, "direction": "pull",
+                                    "amount": 100000, "maxppm": 3000, "outppm": 5000})
+            node.call("sling-go", {})
+        node.advance_to(sc.start_time + 5 * DAY)
+        return node
+    runs = [run(50, False), run(2000, False), run(50, True)]
+    assert runs[0].ledger.forwards_settled != runs[1].ledger.forwards_settled
+    assert runs[2].ledger.rebalanced_msat > 0 and runs[0].ledger.rebalanced_msat == 0
+    assert len({(n.ledger.payments_wanted, n.ledger.wtp_msat, n.blockheight) for n in runs}) == 1
+
+
 def test_price_elasticity():
     cheap, _ = _run(1, fee_ppm=50)
     dear, _ = _run(1, fee_ppm=2000)

@@ -53,7 +53,7 @@ class Stream:
     tolerance_factor: float = 1.0  # ... and a higher tolerance for off-chain fees
     # this stream's own draws (arrivals, amounts, tolerances, counterparts, downstream outcomes): what one
     # controller does never shifts the payments another meets (docs/simulator.md "Random streams")
-    rng: random.Random = attrs.field(factory=random.Random, eq=False, repr=False)
+    rng: random.Random = attrs.field(kw_only=True, eq=False, repr=False)
 
     def draw_payment(self) -> Payment:
         """The next payment's draws, all taken whatever happens to the payment, so the stream stays in step."""
