@@ -261,13 +261,6 @@ class FeeObservation:
     refill_ppm: int | None = None  # what refilling this channel costs (the rebalancer's inbound estimate)
     control_ppm: int | None = None  # the live experiment's control arm holds this fee (revops/experiment.py)
     home_ppm: int | None = None    # the node's own rate (30 days), when gossip shows no going rate to the peer
-    expected_local_ratio: float | None = None  # expected_ratio(...) of the window so far (set by decide)
-
-    @property
-    def priced_ratio(self) -> float:
-        """The balance that liquidity is priced on: what the next window is expected to sell from, the balance
-        now before the window has any length."""
-        return self.channel.local_ratio if self.expected_local_ratio is None else self.expected_local_ratio
 
     @property
     def going_ppm(self) -> int | None:
@@ -285,16 +278,21 @@ class FeeBounds:
     ceiling: int          # eff_max × bounds multiplier (≥ 0.5), within [floor, eff_max]
     floor_no_vegas: int   # the floor had Vegas been calm; only used to name the branch
     multiplier: float     # liquidity × profitability × flow-state
+    # the balance that liquidity is priced on: what the next window is expected to sell from (expected_ratio),
+    # the balance now before the window has any length; kept here, not in a copy of the observation (a
+    # copy per channel and cycle was a tenth of `decide` at 5,000 channels)
+    priced_ratio: float
 
 
-def fee_bounds(obs: FeeObservation, cfg: FeeConfig) -> FeeBounds:
+def fee_bounds(obs: FeeObservation, cfg: FeeConfig, expected_local_ratio: float | None = None) -> FeeBounds:
     """Bounds multipliers move the floor up (×≤3) or the ceiling down (×≥0.5), never the fee itself."""
+    priced = obs.channel.local_ratio if expected_local_ratio is None else expected_local_ratio
     policy = obs.policy
     eff_min = max(cfg.min_fee_ppm, policy.fee_min_ppm or 0)
     eff_max = cfg.max_fee_ppm if policy.fee_max_ppm is None else min(cfg.max_fee_ppm, policy.fee_max_ppm)
     eff_max = max(eff_min, eff_max)
     mult = (
-        liquidity_multiplier(obs.priced_ratio)
+        liquidity_multiplier(priced)
         * profitability_multiplier(obs.marginal_roi, obs.is_zombie)
         * FLOW_MULTIPLIER.get(obs.flow.flow_class, 1.0)
     )
@@ -309,6 +307,7 @@ def fee_bounds(obs: FeeObservation, cfg: FeeConfig) -> FeeBounds:
         ceiling=_clamp(int(eff_max * ceiling_mult), floor, eff_max),
         floor_no_vegas=_clamp(int(calm_floor * floor_mult), eff_min, floor),
         multiplier=mult,
+        priced_ratio=priced,
     )
 
 
@@ -339,8 +338,7 @@ def decide(state: HillClimbState, obs: FeeObservation, cfg: FeeConfig) -> tuple[
         return _finish(state, obs, _policy_plan(state, obs, cfg), cfg)
     memory = remember_balance(state.balance, state.window_start, obs.now, obs.channel.local_ratio)
     state = attrs.evolve(state, balance=memory)
-    obs = attrs.evolve(obs, expected_local_ratio=expected_ratio(memory, obs.flow, obs.channel.local_ratio))
-    bounds = fee_bounds(obs, cfg)
+    bounds = fee_bounds(obs, cfg, expected_ratio(memory, obs.flow, obs.channel.local_ratio))
     plan, s = _congestion_plan(state, obs, bounds, cfg), state
     if plan is None and obs.control_ppm is not None:
         plan = _control_plan(state, obs, bounds, cfg)
@@ -348,8 +346,7 @@ def decide(state: HillClimbState, obs: FeeObservation, cfg: FeeConfig) -> tuple[
         s = attrs.evolve(state, anchored=True)   # a held move keeps `state`, so the check comes again
         plan = _anchor_plan(s, obs, bounds, cfg)
     plan = plan or _external_plan(s, obs, bounds) or _search_plan(s, obs, bounds, cfg)
-    plan = attrs.evolve(plan, inputs={**_bounds_inputs(bounds), **plan.inputs})
-    return _finish(state, obs, _out_of_bounds(plan, obs.channel.fee_ppm, bounds), cfg)
+    return _finish(state, obs, _out_of_bounds(plan, obs.channel.fee_ppm, bounds), cfg, _bounds_inputs(bounds))
 
 
 def _out_of_bounds(plan: _Plan, in_force: int, bounds: FeeBounds) -> _Plan:
@@ -392,7 +389,7 @@ def _control_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds,
     target, scarcity = _publish(fee, obs, attrs.evolve(bounds, floor=bounds.eff_min, ceiling=bounds.eff_max), cfg)
     reason = f"control: the experiment's control arm keeps {fee} ppm"
     if target > fee:
-        reason += (f"; scarcity still applies: local {obs.priced_ratio:.0%} < {cfg.scarcity_threshold:.0%} "
+        reason += (f"; scarcity still applies: local {bounds.priced_ratio:.0%} < {cfg.scarcity_threshold:.0%} "
                    f"x{scarcity:.2f} -> {target} ppm")
     return _Plan(target, "control", reason, state, inputs={"control_ppm": fee, "scarcity": scarcity})
 
@@ -451,7 +448,7 @@ def _search_plan(state: HillClimbState, obs: FeeObservation, bounds: FeeBounds, 
         lad = ladder.record(lad, obs.now, obs.channel.fee_ppm, hours, obs.forwards_out, obs.fees_earned_msat,
                             obs.channel.local_ratio)
     lad, shift = ladder.follow_market(lad, obs.anchor_ppm)
-    shadow = ladder.shadow_ppm(obs.refill_ppm, obs.priced_ratio, state.climb_fee_ppm)
+    shadow = ladder.shadow_ppm(obs.refill_ppm, bounds.priced_ratio, state.climb_fee_ppm)
     rng = random.Random(f"{obs.channel.scid}:{state.window_start}")   # a held decision draws the same again
     choice = ladder.choose(lad, state.climb_fee_ppm, bounds.floor_no_vegas, bounds.ceiling, shadow,
                            obs.channel.local_ratio, rng)
@@ -486,7 +483,7 @@ def _stay(s: HillClimbState, obs: FeeObservation, bounds: FeeBounds, cfg: FeeCon
                                                      "published_ppm": s.published_ppm,
                                                      "vegas_multiplier": obs.vegas_multiplier,
                                                      "local_ratio": obs.channel.local_ratio,
-                                                     "priced_ratio": obs.priced_ratio})
+                                                     "priced_ratio": bounds.priced_ratio})
 
 
 def _modified(candidate: int, climb: int, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig, climber: str,
@@ -500,7 +497,7 @@ def _modified(candidate: int, climb: int, obs: FeeObservation, bounds: FeeBounds
         reason = f"vegas: floor ×{obs.vegas_multiplier:.2f} → {bounds.floor} ppm lifts {calm} → {target} ppm; {climber}"
     elif target > climb:
         branch = "scarcity"
-        reason = (f"scarcity: local {obs.priced_ratio:.0%} < {cfg.scarcity_threshold:.0%} ×{scarcity:.2f} "
+        reason = (f"scarcity: local {bounds.priced_ratio:.0%} < {cfg.scarcity_threshold:.0%} ×{scarcity:.2f} "
                   f"on {climb} → {target} ppm; {climber}")
     elif idle and target == obs.channel.fee_ppm:
         branch, reason = "hold", f"hold: {climber}; fee stays {target} ppm"
@@ -511,18 +508,20 @@ def _modified(candidate: int, climb: int, obs: FeeObservation, bounds: FeeBounds
     return _Plan(target, branch, reason, attrs.evolve(applied, published_ppm=calm),
                  inputs={**inputs, "climb_fee_ppm": climb, "scarcity": scarcity,
                          "vegas_multiplier": obs.vegas_multiplier, "local_ratio": obs.channel.local_ratio,
-                         "priced_ratio": obs.priced_ratio})
+                         "priced_ratio": bounds.priced_ratio})
 
 
 def _publish(climb: int, obs: FeeObservation, bounds: FeeBounds, cfg: FeeConfig) -> tuple[int, float]:
     """The fee to publish for a climb fee: × scarcity (unless amnesty), within the bounds; not compounded."""
     scarcity = 1.0 if virgin_amnesty(obs.channel, obs.has_routed_out_ever) else \
-        scarcity_multiplier(obs.priced_ratio, cfg)
+        scarcity_multiplier(bounds.priced_ratio, cfg)
     return _clamp(int(climb * scarcity), bounds.floor, bounds.ceiling), scarcity
 
 
-def _finish(state: HillClimbState, obs: FeeObservation, plan: _Plan, cfg: FeeConfig) -> tuple[FeeDecision, HillClimbState]:
-    """Gossip hygiene: no-op when in force, hysteresis gate, daily budget; emergencies and pins pass."""
+def _finish(state: HillClimbState, obs: FeeObservation, plan: _Plan, cfg: FeeConfig,
+            bounds_inputs: dict[str, Any] | None = None) -> tuple[FeeDecision, HillClimbState]:
+    """Gossip hygiene: no-op when in force, hysteresis gate, daily budget; emergencies and pins pass.
+    `bounds_inputs` (a dynamic decision's bounds) lead the decision's inputs."""
     now, in_force, target = obs.now, obs.channel.fee_ppm, plan.target
     leaving_congestion = state.last_branch == "congestion" and plan.branch != "congestion"
     exempt = plan.exempt or leaving_congestion
@@ -530,7 +529,7 @@ def _finish(state: HillClimbState, obs: FeeObservation, plan: _Plan, cfg: FeeCon
     # the gate is a share of the lower of the two fees, so a move and its reversal face the same gate: on
     # the higher fee, the return from a step that just passed could be held for ever
     gate = math.floor(cfg.gossip_hysteresis * min(in_force, target))
-    inputs = {**plan.inputs, "in_force_ppm": in_force, "gate_ppm": gate, "updates_24h": len(recent)}
+    inputs = {**(bounds_inputs or {}), **plan.inputs, "in_force_ppm": in_force, "gate_ppm": gate, "updates_24h": len(recent)}
     took_effect = plan.applied if plan.branch == "hold" else attrs.evolve(plan.applied, last_branch=plan.branch)
     if target == in_force:
         return _decision(obs, target, plan.branch, plan.reason, False, inputs), took_effect
