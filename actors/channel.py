@@ -7,6 +7,7 @@ revops.fees and asks the runtime to run `setchannel`; it never does I/O or reads
 from __future__ import annotations
 
 import collections
+import operator
 
 from typing import Any
 
@@ -29,8 +30,9 @@ STATE_VERSION = 1     # of the persisted ChannelState JSON; 0 = written before v
 # last_message_at is checkpointed at least this often, not every cycle (5,000 JSON states a cycle at
 # 5,000 channels): a kill -9 or a crash loses at most this much of them (docs/reliability.md).
 LIGHT_CHECKPOINT_SECONDS = 4 * 3600
-# what a light checkpoint compares (as attrs' eq does, field by field, without building a copy to compare)
-HILL_BUT_BALANCE = tuple(a.name for a in attrs.fields(fees.HillClimbState) if a.name != "balance")
+# what a light checkpoint compares: the hill state's fields but the balance memory, read in one C call; the
+# tuples compare as attrs' eq does, field by field (identity first), without building a copy to compare
+HILL_BUT_BALANCE = operator.attrgetter(*(a.name for a in attrs.fields(fees.HillClimbState) if a.name != "balance"))
 
 
 @attrs.define
@@ -118,7 +120,7 @@ class ChannelActor(SupervisedActor):
         changed since the last checkpoint, or that one is LIGHT_CHECKPOINT_SECONDS old."""
         hill, saved = self.state.hill, self.saved_hill
         return self.forwards_unsaved or saved is None or now - self.saved_at >= LIGHT_CHECKPOINT_SECONDS or \
-            any((a := getattr(hill, name)) is not (b := getattr(saved, name)) and a != b for name in HILL_BUT_BALANCE)
+            HILL_BUT_BALANCE(hill) != HILL_BUT_BALANCE(saved)
 
     def answer_degraded(self, msg: Any, sender: Any) -> None:
         scid = self.view.scid if self.view is not None else "?"

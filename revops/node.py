@@ -176,26 +176,27 @@ def installed_plugins(plugin_list: dict) -> dict[str, bool]:
 
 def parse_channel(ch: dict, connected: bool | None = None) -> dict:
     """listpeerchannels entry → ChannelView fields (msat as int)."""
-    local = ch.get("updates", {}).get("local", {})
-    htlcs = ch.get("htlcs", [])
+    get = ch.get     # 5,000 entries a fee cycle at the largest nodes: one bound lookup, not nineteen
+    local = get("updates", {}).get("local", {})
+    htlcs = get("htlcs", [])
     return {
-        "scid": ch.get("short_channel_id", ""),
+        "scid": get("short_channel_id", ""),
         "peer_id": ch["peer_id"],
-        "channel_id": ch.get("channel_id", ""),
+        "channel_id": get("channel_id", ""),
         "state": ch["state"],
-        "opener": ch.get("opener", "local"),
-        "capacity_msat": int(ch.get("total_msat", 0)),
-        "local_msat": int(ch.get("to_us_msat", 0)),
-        "spendable_msat": int(ch.get("spendable_msat", 0)),
-        "receivable_msat": int(ch.get("receivable_msat", 0)),
-        "fee_base_msat": int(local.get("fee_base_msat", ch.get("fee_base_msat", 0))),
-        "fee_ppm": int(local.get("fee_proportional_millionths", ch.get("fee_proportional_millionths", 0))),
+        "opener": get("opener", "local"),
+        "capacity_msat": int(get("total_msat", 0)),
+        "local_msat": int(get("to_us_msat", 0)),
+        "spendable_msat": int(get("spendable_msat", 0)),
+        "receivable_msat": int(get("receivable_msat", 0)),
+        "fee_base_msat": int(local.get("fee_base_msat", get("fee_base_msat", 0))),
+        "fee_ppm": int(local.get("fee_proportional_millionths", get("fee_proportional_millionths", 0))),
         "htlc_count": len(htlcs),
         "htlc_value_msat": sum(int(h.get("amount_msat", 0)) for h in htlcs) if htlcs else 0,
-        "max_accepted_htlcs": int(ch.get("max_accepted_htlcs", 483)),
-        "peer_connected": bool(ch.get("peer_connected", True) if connected is None else connected),
-        "funding_txid": ch.get("funding_txid", ""),
-        "htlc_max_msat": int(local.get("htlc_maximum_msat", ch.get("maximum_htlc_out_msat", 0))),
+        "max_accepted_htlcs": int(get("max_accepted_htlcs", 483)),
+        "peer_connected": bool(get("peer_connected", True) if connected is None else connected),
+        "funding_txid": get("funding_txid", ""),
+        "htlc_max_msat": int(local.get("htlc_maximum_msat", get("maximum_htlc_out_msat", 0))),
     }
 
 
